@@ -1,0 +1,34 @@
+# README's two commands: `make pipeline` (set up, then run the DVC pipeline) and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+# No network here: keep DVC from phoning home and Hugging Face from waiting on a hub.
+export DVC_NO_ANALYTICS := 1
+# Stages run `python`: make it the project environment's.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup pipeline test test-fast params clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+pipeline: setup
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m 'not slow'
+
+clean:
+	rm -rf data/demo data/prepared data/embeddings data/features data/oof data/submission.csv models
+params:
+	$(BIN)/python -m matching.compose_params

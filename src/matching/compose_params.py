@@ -1,0 +1,33 @@
+"""Write params.yaml as the Hydra composition of conf/ (what `dvc exp run` does before each run).
+
+`dvc repro` never composes, so after editing conf/ run `python -m matching.compose_params`
+(or `make params`) and commit both.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from matching import paths
+from matching.io import atomic_path
+
+
+def composed(overrides: list[str], conf_dir: Path = Path("conf")) -> dict:
+    with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=ozon lightgbm.num_leaves=63")
+    args = parser.parse_args(argv)
+    with atomic_path(paths.PARAMS) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(composed(args.overrides))))
+    print(f"wrote {paths.PARAMS} from conf/ {' '.join(args.overrides)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Pluggable text encoders: the same stage code runs a hub model, a local model folder or the offline
+lexical backend.
+
+Every encoder sees each distinct text once; texts are encoded in order of length so that batches
+pad little, and the vectors are put back in the caller's order.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+TextEncoder = Callable[[Sequence[str]], np.ndarray]
+
+
+def resolve_device(device: str) -> str:
+    """`auto` means a GPU when torch sees one."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"params.yaml: embed.device is {device!r}; use auto, cpu or cuda")
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def lexical_encoder(dim: int, ngram_min: int, ngram_max: int, max_features: int, seed: int) -> TextEncoder:
+    """Character n-gram TF-IDF reduced by TruncatedSVD, unit length: no weights to download."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(ngram_min, ngram_max), max_features=max_features,
+                                sublinear_tf=True, lowercase=True, dtype=np.float32)
+        matrix = tfidf.fit_transform(texts)
+        components = min(dim, matrix.shape[0] - 1, matrix.shape[1] - 1)
+        vectors = np.zeros((len(texts), dim), dtype=np.float32)
+        if components >= 1:
+            reduced = TruncatedSVD(n_components=components, random_state=seed).fit_transform(matrix)
+            vectors[:, :components] = reduced
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+    return encode
+
+
+def sentence_transformer_encoder(model: str, device: str, batch_size: int, max_length: int) -> TextEncoder:
+    """A SentenceTransformer from a hub name or a local folder, fed length-sorted batches."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(model, device=resolve_device(device))
+    encoder.max_seq_length = max_length
+    # Renamed in sentence-transformers 6; older releases have only the long name.
+    dimension = getattr(encoder, "get_embedding_dimension", encoder.get_sentence_embedding_dimension)()
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        vectors = np.empty((len(texts), dimension), dtype=np.float32)
+        chunk = batch_size * 16
+        with torch.inference_mode(), tqdm(total=len(texts), desc=f"encode {model}", unit="text") as progress:
+            for start in range(0, len(texts), chunk):
+                rows = order[start:start + chunk]
+                vectors[rows] = encoder.encode([texts[i] for i in rows], batch_size=batch_size,
+                                               convert_to_numpy=True, show_progress_bar=False)
+                progress.update(len(rows))
+        return vectors
+
+    return encode
+
+
+def make_encoder(settings: dict, device: str, lexical: dict, seed: int) -> TextEncoder:
+    backend = settings["backend"]
+    if backend == "lexical":
+        return lexical_encoder(int(lexical["dim"]), int(lexical["ngram_min"]), int(lexical["ngram_max"]),
+                               int(lexical["max_features"]), seed)
+    if backend == "sentence-transformers":
+        return sentence_transformer_encoder(str(settings["model"]), device, int(settings["batch_size"]),
+                                            int(settings["max_length"]))
+    raise ValueError(f"params.yaml: embed backend {backend!r} is unknown; use lexical or sentence-transformers")
+
+
+def encode_distinct(texts: pd.Series, encode: TextEncoder) -> np.ndarray:
+    """One vector per row, each distinct text encoded once; a missing text gives a NaN row."""
+    codes, uniques = pd.factorize(texts, use_na_sentinel=True)
+    if len(uniques) == 0:
+        return np.full((len(texts), 1), np.nan, dtype=np.float32)
+    unique_vectors = np.asarray(encode(list(uniques)), dtype=np.float32)
+    vectors = unique_vectors[np.maximum(codes, 0)]
+    vectors[codes < 0] = np.nan
+    return vectors

@@ -1,0 +1,84 @@
+"""File I/O at the edges of the pipeline: atomic writes, params, stage entry points.
+
+Every output is written to a temporary sibling and renamed into place, so a stage that fails
+or is killed leaves no half-written file that DVC could cache as good.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from matching import paths
+
+
+class DataError(Exception):
+    """Bad input: the message names the file, the column or value, and what to do."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs should read like any other file
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_parquet(frame: pd.DataFrame, path: Path | str) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_json(payload: dict, path: Path | str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_csv(frame: pd.DataFrame, path: Path | str) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_arrays(arrays: dict[str, np.ndarray], path: Path | str) -> None:
+    """Named arrays in one uncompressed .npz (float32 matrices stay contiguous)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def read_arrays(path: Path | str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def load_params(path: Path | str = paths.PARAMS) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def run_stage(main: Callable[[list[str] | None], None]) -> None:
+    """Run a stage's main; bad input becomes one line on stderr and exit status 2."""
+    try:
+        main(None)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,204 @@
+"""The data contract of `../shared/ozon-data.md`: reading the raw folder and checking each file.
+
+Checks are vectorised over Arrow arrays; each failure is a `DataError` whose one line names the
+file, the column, the first bad row and what to do.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from matching.io import DataError
+
+NAME_DIM = 64
+PHOTO_DIM = 128
+BATCH_ROWS = 65_536
+
+# file -> required columns; product files may come split into `<name>_test.parquet` too.
+PAIR_FILES = {
+    "train": ("variantid1", "variantid2", "target"),
+    "test": ("variantid1", "variantid2"),
+}
+PRODUCT_FILES = {
+    "attributes": ("variantid", "categories", "characteristic_attributes_mapping"),
+    "text_and_bert": ("variantid", "name", "description", "name_bert_64"),
+    "resnet": ("variantid", "main_pic_embeddings_resnet_v1", "pic_embeddings_resnet_v1"),
+}
+
+
+def product_file_paths(raw_dir: Path, name: str) -> list[Path]:
+    """`name.parquet` and, in the split layout, `name_test.parquet`: whichever exist."""
+    return [p for p in (raw_dir / f"{name}.parquet", raw_dir / f"{name}_test.parquet") if p.exists()]
+
+
+def check_layout(raw_dir: Path) -> None:
+    """Fail once, listing every file that is missing and where it was looked for."""
+    missing = [f"{name}.parquet" for name in PAIR_FILES if not (raw_dir / f"{name}.parquet").exists()]
+    missing += [f"{name}.parquet" for name in PRODUCT_FILES if not product_file_paths(raw_dir, name)]
+    if missing:
+        raise DataError(
+            f"{raw_dir}: missing {', '.join(missing)} (looked in {raw_dir.resolve()}); put the competition's "
+            "parquet files there or set data.raw_dir to the folder that holds them")
+
+
+def open_parquet(path: Path, columns: tuple[str, ...] | list[str]) -> pq.ParquetFile:
+    """Open a parquet file; one that is not parquet or lacks a column is named in the error."""
+    try:
+        handle = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path}: not a readable parquet file ({error}); replace it with the original file")
+    names = handle.schema_arrow.names
+    absent = [c for c in columns if c not in names]
+    if absent:
+        raise DataError(f"{path}: missing column {', '.join(absent)} (has {', '.join(names)}); "
+                        "rename or restore the column")
+    return handle
+
+
+def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
+    return open_parquet(path, columns).read(columns=list(columns))
+
+
+def iter_batches(raw_dir: Path, name: str, columns: list[str]) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+    """Row batches of a product file (both layouts), with the file's name and the batch's first row."""
+    for path in product_file_paths(raw_dir, name):
+        offset = 0
+        for batch in open_parquet(path, columns).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            yield str(path), offset, batch
+            offset += batch.num_rows
+
+
+def read_product_file(raw_dir: Path, name: str, columns: tuple[str, ...] | None = None) -> pa.Table:
+    columns = columns or PRODUCT_FILES[name]
+    tables = [read_table(path, columns) for path in product_file_paths(raw_dir, name)]
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def check_ids(table: pa.Table, column: str, label: str, unique: bool) -> np.ndarray:
+    values = table.column(column)
+    if not pa.types.is_integer(values.type):
+        raise DataError(f"{label}: column {column} has type {values.type}, expected integer ids")
+    if values.null_count:
+        row = _first_bad(values.is_null().to_numpy(zero_copy_only=False))
+        raise DataError(f"{label}: column {column} is null at row {row}; every row needs an id")
+    ids = values.to_numpy().astype(np.int64, copy=False)
+    if unique:
+        order = np.argsort(ids, kind="stable")
+        repeated = ids[order][1:] == ids[order][:-1]
+        if repeated.any():
+            dup = ids[order][1:][repeated][0]
+            raise DataError(f"{label}: column {column} repeats id {dup} (first at row {_first_bad(ids == dup)}); "
+                            "keep one row per product")
+    return ids
+
+
+def check_target(table: pa.Table, label: str) -> np.ndarray:
+    target = table.column("target")
+    if not (pa.types.is_integer(target.type) or pa.types.is_floating(target.type) or pa.types.is_boolean(target.type)):
+        raise DataError(f"{label}: column target has type {target.type}, expected 0/1 numbers")
+    values = target.to_numpy(zero_copy_only=False).astype(np.float64)
+    bad = ~np.isin(values, (0.0, 1.0))  # NaN (a null) is not in the set either
+    if bad.any():
+        row = _first_bad(bad)
+        raise DataError(f"{label}: column target is {values[row]} at row {row}; targets must be 0 or 1")
+    return values.astype(np.int8)
+
+
+def check_strings(table: pa.Table, column: str, label: str, nullable: bool) -> None:
+    values = table.column(column)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_null(values.type)):
+        raise DataError(f"{label}: column {column} has type {values.type}, expected strings")
+    if not nullable and values.null_count:
+        row = _first_bad(values.is_null().to_numpy(zero_copy_only=False))
+        raise DataError(f"{label}: column {column} is null at row {row}; fill it or drop the product")
+
+
+def _is_list(type_: pa.DataType) -> bool:
+    return pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_)
+
+
+def _flatten_lengths(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Per-row list lengths (0 for null) and the flattened child values."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
+    return lengths, pc.list_flatten(array)
+
+
+def vector_matrix(column: pa.ChunkedArray, dim: int, label: str, name: str) -> np.ndarray:
+    """A list-of-floats column as an (n, dim) float32 matrix; nulls become NaN rows."""
+    if not _is_list(column.type) or not (pa.types.is_floating(column.type.value_type)):
+        raise DataError(f"{label}: column {name} has type {column.type}, expected a list of {dim} floats")
+    lengths, values = _flatten_lengths(column)
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    wrong = (lengths != dim) & ~nulls
+    if wrong.any():
+        row = _first_bad(wrong)
+        raise DataError(f"{label}: column {name} has {lengths[row]} floats at row {row}, expected {dim}; "
+                        "use the original embedding file")
+    matrix = np.full((len(column), dim), np.nan, dtype=np.float32)
+    flat = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    matrix[~nulls] = flat.reshape(-1, dim)
+    _check_finite(matrix[~nulls], np.flatnonzero(~nulls), label, name)
+    return matrix
+
+
+def _check_finite(values: np.ndarray, rows: np.ndarray, label: str, name: str) -> None:
+    finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{label}: column {name} holds NaN or infinite values at row {rows[_first_bad(~finite)]}; "
+                        "drop or recompute that embedding")
+
+
+def photo_sets(column: pa.ChunkedArray, label: str, name: str, single: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A list-of-photos column as (offsets, photos): photos of row i are photos[offsets[i]:offsets[i+1]].
+
+    `single` demands exactly one photo per non-null row (the main photo column).
+    """
+    if not _is_list(column.type) or not _is_list(column.type.value_type):
+        raise DataError(f"{label}: column {name} has type {column.type}, expected a list of lists of "
+                        f"{PHOTO_DIM} floats")
+    counts, inner = _flatten_lengths(column)
+    if single:
+        nulls = column.is_null().to_numpy(zero_copy_only=False)
+        wrong = (counts != 1) & ~nulls
+        if wrong.any():
+            row = _first_bad(wrong)
+            raise DataError(f"{label}: column {name} holds {counts[row]} photos at row {row}, expected one "
+                            f"array of {PHOTO_DIM} floats")
+    inner_lengths, values = _flatten_lengths(inner)
+    if len(inner_lengths) and (inner_lengths != PHOTO_DIM).any():
+        photo = _first_bad(inner_lengths != PHOTO_DIM)
+        row = int(np.searchsorted(np.cumsum(counts), photo, side="right"))
+        raise DataError(f"{label}: column {name} has a photo of {inner_lengths[photo]} floats at row {row}, "
+                        f"expected {PHOTO_DIM}; use the original embedding file")
+    photos = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, PHOTO_DIM)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    row_of_photo = np.repeat(np.arange(len(counts)), counts)
+    _check_finite(photos, row_of_photo, label, name)
+    return offsets, photos
+
+
+def parse_json_objects(column: pa.ChunkedArray, label: str, name: str, list_values: bool) -> list[dict]:
+    """Parse a JSON-string column into dicts; with `list_values` every value must be a list of strings."""
+    parsed = []
+    for row, text in enumerate(column.to_pylist()):
+        try:
+            value = json.loads(text) if text is not None else {}
+        except (json.JSONDecodeError, TypeError):
+            raise DataError(f"{label}: column {name} is not JSON at row {row} ({str(text)[:40]!r}); "
+                            "export the column as JSON strings") from None
+        if not isinstance(value, dict) or (list_values and not all(isinstance(v, list) for v in value.values())):
+            expected = "an object of lists of strings" if list_values else "an object"
+            raise DataError(f"{label}: column {name} at row {row} is {type(value).__name__} JSON, expected {expected}")
+        parsed.append(value)
+    return parsed

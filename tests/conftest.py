@@ -1,0 +1,82 @@
+"""Shared fixtures: a tiny demo archive, a repo-like working folder, a tiny local BERT."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+# No network here: a hub name would otherwise take over a minute to fail.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+from matching.generate_demo import DemoSize, generate, write_tables  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = DemoSize(n_train_pairs=500, n_test_pairs=60)
+
+
+@pytest.fixture(scope="session")
+def demo_tables():
+    return generate(TINY, seed=3)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A folder laid out like the repo (params.yaml at the top), made the working directory."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["demo"].update(n_train_pairs=TINY.n_train_pairs, n_test_pairs=TINY.n_test_pairs, seed=3)
+    params["train"]["n_folds"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def raw_dir(workdir, demo_tables):
+    """The tiny demo archive written where params.yaml's data.raw_dir points."""
+    write_tables(demo_tables, workdir / "data" / "demo")
+    return workdir / "data" / "demo"
+
+
+def set_params(workdir: Path, **updates) -> dict:
+    """Update params.yaml in `workdir` with dotted keys, e.g. set_params(w, **{"embed.device": "cpu"})."""
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    for dotted, value in updates.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    return params
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny BERT sentence-transformer built locally: WordPiece vocab, small BertConfig, mean pooling."""
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer, models as tok_models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    corpus = ["Смартфон Samsung черный 128 г", "Бренд: Funny Ducks; Цвет товара: бежевый",
+              "Кастрюля Tefal 2 л, нержавеющая сталь", "Наушники беспроводные Xiaomi белые"] * 20
+    tokenizer = Tokenizer(tok_models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=special))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    config = BertConfig(vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    transformer_dir = folder / "bert"
+    BertModel(config).save_pretrained(transformer_dir)
+    fast.save_pretrained(transformer_dir)
+    # A plain transformer folder: SentenceTransformer adds mean pooling itself.
+    SentenceTransformer(str(transformer_dir), device="cpu").save(str(folder / "st"))
+    shutil.rmtree(transformer_dir)
+    return folder / "st"

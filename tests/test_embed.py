@@ -1,0 +1,104 @@
+"""Text preparation, encoders (lexical and a tiny local BERT) and photo pooling."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.decomposition import PCA
+
+from conftest import set_params
+from matching import embed_text, paths
+from matching.embed_photos import pool_photo_sets
+from matching.encoders import encode_distinct, lexical_encoder, make_encoder, resolve_device
+from matching.io import read_arrays
+
+
+def test_descriptions_lose_html_entities_emoji_and_spaces():
+    raw = pd.Series(["<p>🔥 Кастрюля&nbsp;от <b>Tefal</b> &quot;2 л&quot;<br/>  новая ✅</p>", None, "<br/> 🎁 ",
+                     "<ul><li>Цвет: черный.</li><li>Вес 50&nbsp;г.</li></ul>"])
+    clean = embed_text.clean_description(raw)
+    assert clean[0] == 'Кастрюля от Tefal "2 л" новая'
+    assert clean[1] is None and clean[2] is None  # null stays missing; nothing left after cleaning too
+    assert clean[3] == "Цвет: черный. Вес 50 г."
+
+
+def test_attribute_text_is_the_same_whatever_the_key_order():
+    a = json.dumps({"Цвет товара": ["бежевый", "светло-розовый"], "Бренд": ["Funny Ducks"]}, ensure_ascii=False)
+    b = json.dumps({"Бренд": ["Funny Ducks"], "Цвет товара": ["бежевый", "светло-розовый"]}, ensure_ascii=False)
+    text = embed_text.attributes_text(pd.Series([a, b, None, "{}"]))
+    assert text[0] == text[1] == "Бренд: Funny Ducks; Цвет товара: бежевый, светло-розовый"
+    assert text[2] is None and text[3] is None
+
+
+def test_each_distinct_text_is_encoded_once_and_missing_stays_nan():
+    seen = []
+
+    def encoder(texts):
+        seen.extend(texts)
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    vectors = encode_distinct(pd.Series(["ab", None, "abc", "ab", "abc"]), encoder)
+    assert sorted(seen) == ["ab", "abc"]
+    assert np.isnan(vectors[1]).all()
+    np.testing.assert_array_equal(vectors[[0, 2, 3, 4], 0], [2, 3, 2, 3])
+
+
+def test_lexical_encoder_is_unit_length_deterministic_and_lexical():
+    texts = ["смартфон samsung черный", "смартфон samsung чёрный", "кастрюля tefal 2 л", "кукла baby born"] * 3
+    encode = lexical_encoder(dim=8, ngram_min=2, ngram_max=4, max_features=1000, seed=0)
+    a, b = encode(texts), encode(texts)
+    np.testing.assert_array_equal(a, b)
+    assert np.linalg.norm(a, axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert a[0] @ a[1] > a[0] @ a[2]
+
+
+def test_device_auto_falls_back_to_cpu_without_a_gpu():
+    import torch
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="embed.device"):
+        resolve_device("tpu")
+
+
+def test_photo_pooling_matches_pca_to_one_component_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    sets = [rng.random((k, 128)).astype(np.float32) for k in (3, 0, 1, 5, 3)]
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])])
+    pooled = pool_photo_sets(offsets, np.concatenate(sets))
+    np.testing.assert_array_equal(pooled["extra_count"], [3, 0, 1, 5, 3])
+    assert np.isnan(pooled["extra_pca"][1]).all() and np.isnan(pooled["extra_mean"][1]).all()
+    np.testing.assert_allclose(pooled["extra_mean"][3], sets[3].mean(axis=0), rtol=1e-5)
+    reference = PCA(n_components=1).fit_transform(sets[3].T.astype(np.float64))[:, 0]
+    np.testing.assert_allclose(np.abs(pooled["extra_pca"][3] @ reference), np.linalg.norm(reference) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(pooled["extra_pca"][2], sets[2][0] - sets[2][0].mean(), rtol=1e-5, atol=1e-6)
+    # The sign is fixed by the photos, not by the order they come in.
+    shuffled = [s[::-1] for s in sets]
+    again = pool_photo_sets(offsets, np.concatenate(shuffled))
+    np.testing.assert_allclose(again["extra_pca"][[0, 3, 4]], pooled["extra_pca"][[0, 3, 4]], rtol=1e-4, atol=1e-5)
+
+
+def test_sentence_transformers_backend_runs_a_local_model_folder(tiny_bert):
+    settings = {"backend": "sentence-transformers", "model": str(tiny_bert), "batch_size": 2, "max_length": 16}
+    encode = make_encoder(settings, "cpu", lexical={}, seed=0)
+    texts = ["Смартфон Samsung черный", "Кастрюля Tefal", "Смартфон Samsung черный", "Наушники Xiaomi белые"]
+    vectors = encode(texts)
+    assert vectors.shape == (4, 32) and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors[0], vectors[2], rtol=1e-5)
+    # Length-sorted batches must give each text its own vector back, in the caller's order.
+    single = np.stack([encode([t])[0] for t in texts])
+    np.testing.assert_allclose(vectors, single, rtol=1e-4, atol=1e-5)
+
+
+def test_embed_text_stage_with_a_local_transformer(raw_dir, tiny_bert):
+    from matching.prepare import prepare
+
+    prepare(raw_dir, sample=1.0, seed=0)
+    set_params(raw_dir.parents[1], **{"embed.descriptions.backend": "sentence-transformers",
+                                      "embed.descriptions.model": str(tiny_bert), "embed.device": "cpu"})
+    embed_text.main(["descriptions"])
+    arrays = read_arrays(paths.embedding_file("descriptions"))
+    products = pd.read_parquet(paths.PRODUCTS)
+    assert arrays["vectors"].shape == (len(products), 32)
+    np.testing.assert_array_equal(arrays["variantid"], products.variantid)
+    missing = np.isnan(arrays["vectors"][:, 0])
+    assert missing.sum() == products.description.isna().sum() > 0

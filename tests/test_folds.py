@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+
+from matching.folds import pair_components, product_disjoint_folds
+from matching.io import DataError
+
+
+def test_pairs_sharing_a_product_share_a_component():
+    left = np.array([1, 2, 10, 20, 3])
+    right = np.array([2, 3, 11, 10, 4])
+    label = pair_components(left, right)
+    assert label[0] == label[1] == label[4]   # 1-2, 2-3, 3-4 chain
+    assert label[2] == label[3]               # 10-11, 20-10
+    assert label[0] != label[2]
+
+
+def test_no_product_sits_in_two_folds(demo_tables):
+    train = demo_tables["train"].to_pandas()
+    fold = product_disjoint_folds(train.variantid1.to_numpy(), train.variantid2.to_numpy(), 4, seed=0)
+    assert set(fold) == {0, 1, 2, 3}
+    owner = {}
+    for a, b, f in zip(train.variantid1, train.variantid2, fold):
+        for product in (a, b):
+            assert owner.setdefault(product, f) == f
+
+
+def test_too_few_groups_for_the_folds_is_a_clear_error():
+    with pytest.raises(DataError, match="train.n_folds"):
+        product_disjoint_folds(np.array([1, 2]), np.array([2, 3]), 5, seed=0)

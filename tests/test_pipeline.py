@@ -1,0 +1,100 @@
+"""The whole DAG through DVC on a tiny demo, in a temporary copy of the repository."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, TINY
+
+pytestmark = pytest.mark.slow
+
+
+def run(args, cwd, check=True):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def shrink(config_text: str) -> str:
+    config = yaml.safe_load(config_text)
+    config["demo"].update(n_train_pairs=TINY.n_train_pairs, n_test_pairs=TINY.n_test_pairs)
+    config["train"]["n_folds"] = 3
+    return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git + DVC repository holding this project's pipeline, shrunk to a tiny demo, already run once."""
+    root = tmp_path_factory.mktemp("repo")
+    for name in ("dvc.yaml", "conf", "src", ".dvcignore", "data/raw/README.md"):
+        source = REPO / name
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
+    (root / ".dvc").mkdir()
+    shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
+    (root / "conf" / "config.yaml").write_text(shrink((REPO / "conf" / "config.yaml").read_text()))
+    (root / "params.yaml").write_text(shrink((REPO / "params.yaml").read_text()))
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.name", "test"], root)
+    run(["git", "config", "user.email", "test@example.com"], root)
+    run(["dvc", "init", "-q", "-f"], root)
+    run(["dvc", "config", "hydra.enabled", "true"], root)
+    run(["dvc", "repro"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "baseline"], root)
+    return root
+
+
+def test_repro_leaves_every_declared_output_and_learns(repo):
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    outs = [out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])]
+    assert len(lock["stages"]) == 10
+    assert outs and all((repo / path).exists() for path in outs)
+    evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    assert evaluate["competition_metric"] > evaluate["positive_share"] + 0.25
+    submission = pd.read_csv(repo / "data" / "submission.csv")
+    test = pd.read_parquet(repo / "data" / "prepared" / "test_pairs.parquet")
+    assert submission[["variantid1", "variantid2"]].equals(test[["variantid1", "variantid2"]])
+    assert submission.target.between(0, 1).all() and submission.target.nunique() > 2
+    assert "metrics/evaluate.json" in run(["git", "ls-files", "metrics"], repo).stdout  # kept in git
+
+
+def test_repro_again_runs_nothing(repo):
+    assert "didn't change, skipping" in run(["dvc", "repro"], repo).stdout
+    assert run(["dvc", "status"], repo).stdout.strip().startswith("Data and pipelines are up to date")
+
+
+def test_experiments_change_params_and_compare_metrics(repo):
+    run(["dvc", "exp", "run", "-S", "lightgbm.num_leaves=7"], repo)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["lightgbm"]["num_leaves"] == 7
+    diff = json.loads(run(["dvc", "metrics", "diff", "HEAD", "--json"], repo).stdout)
+    assert "competition_metric" in diff["metrics/evaluate.json"]
+    run(["dvc", "exp", "run", "--queue", "-S", "lightgbm.num_leaves=3,15"], repo)
+    run(["dvc", "exp", "run", "--run-all"], repo)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    leaves = set()
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = rev.get("data") or {}
+                params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+                metrics = data.get("metrics", {}).get("metrics/evaluate.json", {}).get("data", {})
+                if "competition_metric" in metrics:
+                    leaves.add(params["lightgbm"]["num_leaves"])
+    assert {3, 7, 15} <= leaves
+
+
+def test_ozon_without_the_archive_says_what_is_missing(repo):
+    result = run(["dvc", "exp", "run", "-S", "data=ozon"], repo, check=False)
+    assert result.returncode != 0
+    assert "missing train.parquet, test.parquet, attributes.parquet" in result.stdout + result.stderr
+    run(["git", "checkout", "--", "params.yaml"], repo)
