@@ -35,12 +35,10 @@ def attributes_text(mapping: pd.Series) -> pd.Series:
 
 def clean_description(descriptions: pd.Series) -> pd.Series:
     """Plain text from HTML descriptions; null or empty after cleaning gives null."""
-    text = descriptions.astype(object).where(descriptions.notna(), None)
-    text = pd.Series(text, dtype="string")
-    text = text.str.replace(TAG, " ", regex=True)
-    text = text.map(lambda t: html.unescape(t) if isinstance(t, str) and "&" in t else t, na_action="ignore")
-    text = pd.Series(text, dtype="string").str.replace(EMOJI, " ", regex=True)
-    text = text.str.replace(r"\s+", " ", regex=True).str.strip()
+    text = pd.Series(descriptions, dtype="string").str.replace(TAG, " ", regex=True)
+    has_entity = text.str.contains("&", regex=False, na=False)
+    text[has_entity] = text[has_entity].map(html.unescape)
+    text = text.str.replace(EMOJI, " ", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
     text = text.where(text.str.len() > 0)
     return text.astype(object).where(text.notna(), None)
 

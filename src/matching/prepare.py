@@ -112,11 +112,9 @@ def scan_vectors(raw_dir: Path, keep: np.ndarray) -> dict:
     return stats
 
 
-def build_products(raw_dir: Path, keep: np.ndarray) -> pd.DataFrame:
+def build_products(raw_dir: Path, attributes: pa.Table, ids: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
     """Text, attributes and category levels of the products in `keep`, validated."""
-    attributes = schema.read_product_file(raw_dir, "attributes")
     label = str(raw_dir / "attributes.parquet")
-    ids = schema.check_ids(attributes, "variantid", label, unique=True)
     for column in ("categories", "characteristic_attributes_mapping"):
         schema.check_strings(attributes, column, label, nullable=True)
     attributes = attributes.filter(pa.array(np.isin(ids, keep)))
@@ -173,13 +171,13 @@ def prepare(raw_dir: Path, sample: float, seed: int) -> None:
         raise DataError(f"{raw_dir / 'train.parquet'}: no pairs left after cleaning and sampling; "
                         "check the file or raise data.sample")
 
-    known = schema.check_ids(schema.read_product_file(raw_dir, "attributes", ("variantid",)), "variantid",
-                             str(raw_dir / "attributes.parquet"), unique=True)
+    attributes = schema.read_product_file(raw_dir, "attributes")
+    known = schema.check_ids(attributes, "variantid", str(raw_dir / "attributes.parquet"), unique=True)
     check_known_ids(train, known, str(raw_dir / "train.parquet"))
     check_known_ids(test, known, str(raw_dir / "test.parquet"))
     keep = np.unique(np.concatenate([train[c].to_numpy() for c in ("variantid1", "variantid2")]
                                     + [test[c].to_numpy() for c in ("variantid1", "variantid2")]))
-    products = build_products(raw_dir, keep)
+    products = build_products(raw_dir, attributes, known, keep)
     vectors = scan_vectors(raw_dir, keep)
 
     raw_rows = {"train": len(train_raw), "test": len(test), "products": int(len(known))}
