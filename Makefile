@@ -6,7 +6,7 @@ export DVC_NO_ANALYTICS := 1
 # Stages run `python`: make it the project environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup pipeline test test-fast params clean
+.PHONY: setup setup-automl pipeline test test-fast params clean
 
 setup: $(VENV)/.installed
 
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+# LightAutoML is an optional extra (about 1.3 GB): `make setup-automl`, then model=lightautoml works.
+setup-automl: setup
+	$(BIN)/pip install -q -e '.[test,automl]'
 
 pipeline: setup
 	$(BIN)/dvc repro
@@ -29,6 +33,6 @@ test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m 'not slow'
 
 clean:
-	rm -rf data/demo data/prepared data/embeddings data/features data/oof data/submission.csv models
+	rm -rf data/demo data/prepared data/embeddings data/features data/scores data/ensemble data/submission.csv models/*/
 params:
 	$(BIN)/python -m matching.compose_params

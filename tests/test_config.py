@@ -49,15 +49,16 @@ def test_an_override_reaches_params():
     assert composed(["lightgbm.num_leaves=63"])["lightgbm"]["num_leaves"] == 63
 
 
+def _lookup(params, dotted):
+    node = params
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
 def _resolve(text, params, item=None):
-    def lookup(match):
-        if match.group(1) == "item":
-            return item
-        node = params
-        for key in match.group(1).split("."):
-            node = node[key]
-        return str(node)
-    return re.sub(r"\$\{([^}]+)\}", lookup, text)
+    """DVC's ${...} interpolation, enough of it for dvc.yaml's deps, params and cmd."""
+    return re.sub(r"\$\{([^}]+)\}", lambda m: item if m.group(1) == "item" else str(_lookup(params, m.group(1))), text)
 
 
 def test_each_stage_lists_its_module_and_only_params_that_exist():
@@ -66,8 +67,10 @@ def test_each_stage_lists_its_module_and_only_params_that_exist():
     for name, stage in stages.items():
         body = stage.get("do", stage)
         items = stage.get("foreach", [None])
+        if isinstance(items, str):  # foreach over a params list, e.g. ${train.matchers}
+            items = _lookup(params, items.strip("${}"))
         for item in items:
-            module = re.search(r"-m (matching\.\w+)", body["cmd"]).group(1)
+            module = re.search(r"-m (matching\.\w+)", _resolve(body["cmd"], params, item)).group(1)
             deps = [_resolve(d, params, item) for d in body["deps"]]
             assert f"src/{module.replace('.', '/')}.py" in deps, f"{name} does not list its own module"
             for key in body.get("params", []):

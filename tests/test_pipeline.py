@@ -57,7 +57,8 @@ def repo(tmp_path_factory):
 def test_repro_leaves_every_declared_output_and_learns(repo):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     outs = [out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])]
-    assert len(lock["stages"]) == 10
+    listed = run(["dvc", "stage", "list", "--name-only"], repo).stdout.split()
+    assert sorted(lock["stages"]) == sorted(listed) and "train@siamese" in listed
     assert outs and all((repo / path).exists() for path in outs)
     evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
     assert evaluate["competition_metric"] > evaluate["positive_share"] + 0.25
@@ -91,6 +92,15 @@ def test_experiments_change_params_and_compare_metrics(repo):
                 if "competition_metric" in metrics:
                     leaves.add(params["lightgbm"]["num_leaves"])
     assert {3, 7, 15} <= leaves
+
+
+def test_model_switch_reuses_trained_matchers(repo):
+    result = run(["dvc", "exp", "run", "-S", "model=siamese"], repo)
+    assert "Stage 'train@siamese' didn't change, skipping" in result.stdout
+    assert json.loads((repo / "metrics" / "evaluate.json").read_text())["model"] == "siamese"
+    table = json.loads((repo / "metrics" / "matchers.json").read_text())
+    assert set(table) == {"lightgbm", "siamese", "pairwise", "ensemble"}
+    run(["git", "checkout", "--", "params.yaml"], repo)
 
 
 def test_ozon_without_the_archive_says_what_is_missing(repo):

@@ -1,7 +1,8 @@
-"""Stage `evaluate`: the competition metric and its companions on the out-of-fold predictions.
+"""Stage `evaluate`: the competition metric and its companions on out-of-fold predictions.
 
-Writes the summary and the per-category table as DVC metrics, and the precision-recall curve as a
-DVC plot. Out-of-fold scores come from models that never saw the pair nor any of its products.
+For the chosen model (`train.model`) it writes the summary, the per-category table and the
+precision-recall curve; for every matcher and the ensemble, one row of the comparison table.
+Out-of-fold scores come from models that never saw the pair nor any of its products.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from matching import metric, paths
 from matching.io import load_params, run_stage, write_csv, write_json
 
 CURVE_POINTS = 500  # enough for a smooth plot, small enough to keep in git
+TABLE_KEYS = ("competition_metric", "pr_auc", "average_precision", "roc_auc")
 
 
 def curve_points(target: np.ndarray, score: np.ndarray) -> pd.DataFrame:
@@ -23,21 +25,37 @@ def curve_points(target: np.ndarray, score: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"recall": recall[keep].round(5), "precision": precision[keep].round(5)})
 
 
+def rounded(summary: dict) -> dict:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in summary.items()}
+
+
+def evaluate(name: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    oof = pd.read_parquet(paths.oof_file(name))
+    target, score, category = oof.target.to_numpy(), oof.score.to_numpy(), oof.category.to_numpy()
+    return (rounded(metric.summary(target, score, category)), metric.per_category_pr_auc(target, score, category),
+            curve_points(target, score))
+
+
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
-    model = load_params()["train"]["model"]
-    oof = pd.read_parquet(paths.oof_file(model))
-    target, score, category = oof.target.to_numpy(), oof.score.to_numpy(), oof.category.to_numpy()
-    summary = {"model": model, **{k: round(v, 6) if isinstance(v, float) else v
-                                  for k, v in metric.summary(target, score, category).items()}}
-    table = metric.per_category_pr_auc(target, score, category).round(6)
-    write_json(summary, paths.EVALUATE_METRICS)
-    write_json({row.category: {"pairs": int(row.pairs), "positives": int(row.positives), "pr_auc": float(row.pr_auc)}
-                for row in table.itertuples()}, paths.PER_CATEGORY)
-    write_csv(curve_points(target, score), paths.PR_CURVE)
+    train = load_params()["train"]
+    model = train["model"]
+    summary, table, curve = evaluate(model)
+    write_json({"model": model, **summary}, paths.EVALUATE_METRICS)
+    write_json({row.category: {"pairs": int(row.pairs), "positives": int(row.positives),
+                               "pr_auc": round(float(row.pr_auc), 6)} for row in table.itertuples()},
+               paths.PER_CATEGORY)
+    write_csv(curve, paths.PR_CURVE)
+    comparison = {}
+    for name in list(train["matchers"]) + [paths.ENSEMBLE_NAME]:
+        scores = summary if name == model else evaluate(name)[0]
+        comparison[name] = {key: scores[key] for key in TABLE_KEYS}
+    write_json(comparison, paths.MATCHERS_METRICS)
     print(f"evaluate {model}: competition metric {summary['competition_metric']:.4f} "
           f"(PR-AUC {summary['pr_auc']:.4f}, AP {summary['average_precision']:.4f}, "
           f"ROC-AUC {summary['roc_auc']:.4f}, positives {summary['positive_share']:.1%})")
+    for name, row in comparison.items():
+        print(f"  {name:<12} " + "  ".join(f"{key} {row[key]:.4f}" for key in TABLE_KEYS))
 
 
 if __name__ == "__main__":

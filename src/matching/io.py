@@ -20,7 +20,11 @@ import yaml
 from matching import paths
 
 
-class DataError(Exception):
+class StageError(Exception):
+    """A problem the user can fix: the message says what is wrong and what to do."""
+
+
+class DataError(StageError):
     """Bad input: the message names the file, the column or value, and what to do."""
 
 
@@ -76,9 +80,9 @@ def load_params(path: Path | str = paths.PARAMS) -> dict:
 
 
 def run_stage(main: Callable[[list[str] | None], None]) -> None:
-    """Run a stage's main; bad input becomes one line on stderr and exit status 2."""
+    """Run a stage's main; bad input or setup becomes one line on stderr and exit status 2."""
     try:
         main(None)
-    except DataError as error:
+    except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

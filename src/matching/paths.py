@@ -24,20 +24,24 @@ FEATURES = DATA / "features"
 TRAIN_FEATURES = FEATURES / "train.parquet"
 TEST_FEATURES = FEATURES / "test.parquet"
 
-OOF = DATA / "oof"
+# Out-of-fold and test scores: one folder per matcher, and the ensemble's own folder (it reads
+# all of data/scores, so it cannot write there).
+SCORES = DATA / "scores"
+ENSEMBLE = DATA / "ensemble"
 SUBMISSION = DATA / "submission.csv"
 
 MODELS = ROOT / "models"
 
 METRICS = ROOT / "metrics"
 DATA_REPORT = METRICS / "data_report.json"
-TRAIN_METRICS = METRICS / "train.json"
 EVALUATE_METRICS = METRICS / "evaluate.json"
+MATCHERS_METRICS = METRICS / "matchers.json"
+ENSEMBLE_METRICS = METRICS / "ensemble.json"
 PER_CATEGORY = METRICS / "per_category.json"
 PLOTS = METRICS / "plots"
 MISSING_PLOT = PLOTS / "missing.csv"
 PR_CURVE = PLOTS / "precision_recall.csv"
-IMPORTANCE_PLOT = PLOTS / "importance.csv"
+ENSEMBLE_NAME = "ensemble"
 
 
 def embedding_file(modality: str) -> Path:
@@ -48,9 +52,25 @@ def model_dir(model: str) -> Path:
     return MODELS / model
 
 
-def oof_file(model: str) -> Path:
-    return OOF / f"{model}.parquet"
+def scores_dir(name: str) -> Path:
+    return ENSEMBLE if name == ENSEMBLE_NAME else SCORES / name
 
 
-def test_scores_file(model: str) -> Path:
-    return OOF / f"{model}_test.parquet"
+def oof_file(name: str) -> Path:
+    return scores_dir(name) / "oof.parquet"
+
+
+def test_scores_file(name: str) -> Path:
+    return scores_dir(name) / "test.parquet"
+
+
+def training_report_dir(name: str) -> Path:
+    """Small per-matcher plot data kept in git: learning curves, feature importance."""
+    return METRICS / "training" / name
+
+
+def learning_curve_file(name: str) -> Path:
+    return training_report_dir(name) / "learning.csv"
+
+
+IMPORTANCE_PLOT = training_report_dir("lightgbm") / "importance.csv"

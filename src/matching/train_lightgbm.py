@@ -1,8 +1,8 @@
-"""Stage `train_lightgbm`: gradient boosting on the pair features, on product-disjoint folds.
+"""Stage `train@lightgbm`: gradient boosting on the pair features, on product-disjoint folds.
 
 One model per fold with early stopping on its held-out fold; the held-out scores are the
-out-of-fold predictions that `evaluate` scores, and the fold models' mean scores the test pairs.
-Models are LightGBM text files: loading them runs no code.
+out-of-fold predictions, and the fold models' mean scores the test pairs. Models are LightGBM
+text files: loading them runs no code.
 """
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 
 from matching import paths
+from matching.crossfit import Timer, cross_fit, curve_frame, train_folds, write_scores
 from matching.features import feature_columns
-from matching.folds import product_disjoint_folds
-from matching.io import atomic_path, load_params, run_stage, write_csv, write_json, write_parquet
+from matching.io import atomic_path, load_params, run_stage, write_csv
 
-MODEL = "lightgbm"
+NAME = "lightgbm"
+CURVE_EVERY = 10  # iterations between learning-curve points kept in git
 
 
 def booster_params(settings: dict, seed: int) -> dict:
@@ -40,24 +41,24 @@ def booster_params(settings: dict, seed: int) -> dict:
     }
 
 
-def train_folds(features: pd.DataFrame, fold: np.ndarray, settings: dict,
-                seed: int) -> tuple[list[lgb.Booster], np.ndarray]:
-    """Fold models and out-of-fold scores."""
-    columns = feature_columns(features)
-    x, y = features[columns], features["target"].to_numpy()
+def fit_booster(x: pd.DataFrame, y: np.ndarray, settings: dict, seed: int, curves: list):
+    """A `fit_predict` for `cross_fit`: early stopping on the held-out fold; validation average
+    precision by iteration goes to `curves` (LightGBM's PR-AUC is average precision)."""
     params = booster_params(settings, seed)
-    oof = np.full(len(features), np.nan)
-    boosters = []
-    for number in np.unique(fold):
-        valid = fold == number
-        train_set = lgb.Dataset(x[~valid], y[~valid], free_raw_data=True)
-        valid_set = lgb.Dataset(x[valid], y[valid], reference=train_set)
+
+    def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int) -> tuple[np.ndarray, lgb.Booster]:
+        train_set = lgb.Dataset(x.iloc[train], y[train])
+        valid_set = lgb.Dataset(x.iloc[valid], y[valid], reference=train_set)
+        history: dict = {}
         booster = lgb.train(params, train_set, num_boost_round=int(settings["num_boost_round"]),
-                            valid_sets=[valid_set],
-                            callbacks=[lgb.early_stopping(int(settings["early_stopping_rounds"]), verbose=False)])
-        oof[valid] = booster.predict(x[valid], num_iteration=booster.best_iteration)
-        boosters.append(booster)
-    return boosters, oof
+                            valid_sets=[valid_set], valid_names=["valid"],
+                            callbacks=[lgb.early_stopping(int(settings["early_stopping_rounds"]), verbose=False),
+                                       lgb.record_evaluation(history)])
+        curves.append([{"epoch": i + 1, "train_loss": None, "valid_pr_auc": round(ap, 6)}
+                       for i, ap in enumerate(history["valid"]["average_precision"]) if i % CURVE_EVERY == 0])
+        return booster.predict(x.iloc[valid], num_iteration=booster.best_iteration), booster
+
+    return fit_predict
 
 
 def save_models(boosters: list[lgb.Booster], model_dir: Path) -> None:
@@ -73,7 +74,7 @@ def score(model_dir: Path, features: pd.DataFrame) -> np.ndarray:
     """Mean score of the fold models saved in `model_dir`."""
     files = sorted(model_dir.glob("fold_*.txt"))
     if not files:
-        raise FileNotFoundError(f"{model_dir}: no fold_*.txt models; run `dvc repro train_lightgbm` first")
+        raise FileNotFoundError(f"{model_dir}: no fold_*.txt models; run `dvc repro train@lightgbm` first")
     boosters = [lgb.Booster(model_file=str(f)) for f in files]
     return np.mean([b.predict(features[b.feature_name()]) for b in boosters], axis=0)
 
@@ -87,19 +88,19 @@ def importance_table(boosters: list[lgb.Booster]) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     params = load_params()
-    seed, n_folds = int(params["seed"]), int(params["train"]["n_folds"])
-    features = pd.read_parquet(paths.TRAIN_FEATURES)
-    fold = product_disjoint_folds(features.variantid1.to_numpy(), features.variantid2.to_numpy(), n_folds, seed)
-    boosters, oof = train_folds(features, fold, params[MODEL], seed)
-
-    save_models(boosters, paths.model_dir(MODEL))
-    predictions = features[["variantid1", "variantid2", "target", "category"]].assign(fold=fold, score=oof)
-    write_parquet(predictions, paths.oof_file(MODEL))
+    train, fold = train_folds(params)
+    columns = feature_columns(train)
+    curves: list = []
+    with Timer() as timer:
+        oof, boosters = cross_fit(fold, fit_booster(train[columns], train["target"].to_numpy(), params[NAME],
+                                                    int(params["seed"]), curves))
+    save_models(boosters, paths.model_dir(NAME))
+    test = pd.read_parquet(paths.TEST_FEATURES)
+    write_scores(NAME, train, fold, oof, test, score(paths.model_dir(NAME), test))
     write_csv(importance_table(boosters), paths.IMPORTANCE_PLOT)
-    write_json({"model": MODEL, "folds": n_folds, "features": len(feature_columns(features)),
-                "best_iterations": [int(b.best_iteration) for b in boosters]}, paths.TRAIN_METRICS)
-    print(f"train {MODEL}: {n_folds} product-disjoint folds, best iterations "
-          f"{[b.best_iteration for b in boosters]}")
+    write_csv(curve_frame(curves), paths.learning_curve_file(NAME))
+    print(f"train {NAME}: {len(boosters)} product-disjoint folds in {timer.seconds:.1f} s, "
+          f"best iterations {[b.best_iteration for b in boosters]}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,189 @@
+"""Torch pieces shared by the siamese and the pairwise matcher.
+
+A product is its modality vectors (name, description, attributes, main photo, pooled extra
+photos), each scaled to unit mean norm. A missing vector is zeros *and* a mask bit that the
+tower sees, so the network knows it is missing rather than reading zeros as a value.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from matching import metric, paths
+from matching.encoders import resolve_device
+from matching.crossfit import Timer, cross_fit, curve_frame, train_folds, write_scores
+from matching.io import atomic_path, load_params, read_arrays, write_csv, write_json
+
+
+@dataclass
+class ProductBlocks:
+    """All products' modality vectors as one matrix; the last row stands for an unknown product."""
+
+    ids: np.ndarray           # sorted variantids
+    values: np.ndarray        # (n + 1, total width) float32, missing -> 0
+    mask: np.ndarray          # (n + 1, blocks) float32, 1 where the block is present
+    widths: list[int]
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        found = np.clip(np.searchsorted(self.ids, ids), 0, len(self.ids) - 1)
+        return np.where(self.ids[found] == ids, found, len(self.ids))
+
+
+def product_blocks(embeddings: dict[str, dict[str, np.ndarray]]) -> ProductBlocks:
+    """Stack every vector-valued embedding of every modality, aligned on variantid."""
+    ids = np.unique(np.concatenate([arrays["variantid"] for arrays in embeddings.values()]))
+    values, masks, widths = [], [], []
+    for modality in sorted(embeddings):
+        arrays = embeddings[modality]
+        rows = np.searchsorted(ids, arrays["variantid"])
+        for name in sorted(arrays):
+            matrix = arrays[name]
+            if name == "variantid" or matrix.ndim != 2:
+                continue
+            block = np.zeros((len(ids) + 1, matrix.shape[1]), dtype=np.float32)
+            present = np.zeros(len(ids) + 1, dtype=np.float32)
+            ok = ~np.isnan(matrix).any(axis=1)
+            norm = float(np.linalg.norm(matrix[ok], axis=1).mean()) if ok.any() else 1.0
+            block[rows[ok]] = matrix[ok] / (norm if norm > 0 else 1.0)
+            present[rows[ok]] = 1.0
+            values.append(block)
+            masks.append(present)
+            widths.append(matrix.shape[1])
+    return ProductBlocks(ids, np.concatenate(values, axis=1), np.stack(masks, axis=1), widths)
+
+
+def pair_tensors(blocks: ProductBlocks, pairs: pd.DataFrame, device: torch.device):
+    """The product matrix, its mask, and each pair's two product rows, on `device`."""
+    values = torch.from_numpy(blocks.values).to(device)
+    mask = torch.from_numpy(blocks.mask).to(device)
+    left = torch.from_numpy(blocks.rows(pairs.variantid1.to_numpy())).to(device)
+    right = torch.from_numpy(blocks.rows(pairs.variantid2.to_numpy())).to(device)
+    return values, mask, left, right
+
+
+def score_in_chunks(score_rows: Callable[[np.ndarray], torch.Tensor], rows: np.ndarray,
+                    chunk: int = 8192) -> np.ndarray:
+    parts = [score_rows(rows[start:start + chunk]).cpu().numpy() for start in range(0, len(rows), chunk)]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+
+
+def load_product_blocks() -> ProductBlocks:
+    return product_blocks({m: read_arrays(paths.embedding_file(m)) for m in paths.MODALITIES})
+
+
+class ProductTower(nn.Module):
+    """One small layer per modality block, masked, then a shared head."""
+
+    def __init__(self, widths: list[int], hidden: int, out_dim: int, dropout: float):
+        super().__init__()
+        self.widths = list(widths)
+        self.blocks = nn.ModuleList(nn.Linear(w, hidden) for w in widths)
+        self.head = nn.Sequential(nn.Linear(hidden * len(widths) + len(widths), hidden), nn.ReLU(),
+                                  nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+
+    def forward(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        parts, start = [], 0
+        for index, (layer, width) in enumerate(zip(self.blocks, self.widths)):
+            parts.append(torch.relu(layer(values[:, start:start + width])) * mask[:, index:index + 1])
+            start += width
+        return self.head(torch.cat(parts + [mask], dim=1))
+
+
+def set_determinism(seed: int) -> None:
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def device_of(settings: dict) -> torch.device:
+    return torch.device(resolve_device(str(settings["device"])))
+
+
+def fit_network(model: nn.Module, batch_loss: Callable[[np.ndarray], torch.Tensor],
+                predict: Callable[[np.ndarray], np.ndarray], train: np.ndarray, valid: np.ndarray,
+                target: np.ndarray, settings: dict, seed: int) -> tuple[np.ndarray, list[dict]]:
+    """Adam with early stopping on validation PR-AUC; leaves the best weights in `model`.
+
+    Returns the best epoch's validation scores and the learning curve rows.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]),
+                                 weight_decay=float(settings["weight_decay"]))
+    rng = np.random.default_rng(seed)
+    batch_size, patience = int(settings["batch_size"]), int(settings["patience"])
+    best, best_state, best_scores, waited, curve = -1.0, None, None, 0, []
+    for epoch in range(1, int(settings["max_epochs"]) + 1):
+        model.train()
+        order = rng.permutation(train)
+        losses = []
+        for start in range(0, len(order), batch_size):
+            optimizer.zero_grad()
+            loss = batch_loss(order[start:start + batch_size])
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        model.eval()
+        with torch.inference_mode():
+            scores = predict(valid)
+        pr_auc = metric.pr_auc(target[valid], scores)
+        curve.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 6),
+                      "valid_pr_auc": round(pr_auc, 6)})
+        if pr_auc > best:
+            best, best_state, best_scores, waited = pr_auc, copy.deepcopy(model.state_dict()), scores, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    model.load_state_dict(best_state)
+    return best_scores, curve
+
+
+def save_fold_models(models: list[nn.Module], architecture: dict, model_dir: Path) -> None:
+    """State dicts only (loaded back with weights_only=True), and the architecture as JSON."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for stale in model_dir.glob("fold_*.pt"):
+        stale.unlink()
+    for number, model in enumerate(models):
+        with atomic_path(model_dir / f"fold_{number}.pt") as tmp:
+            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    write_json(architecture, model_dir / "architecture.json")
+
+
+def load_fold_models(model_dir: Path, build: Callable[[dict], nn.Module]) -> list[nn.Module]:
+    architecture = json.loads((model_dir / "architecture.json").read_text())
+    models = []
+    for path in sorted(model_dir.glob("fold_*.pt")):
+        model = build(architecture)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        models.append(model.eval())
+    if not models:
+        raise FileNotFoundError(f"{model_dir}: no fold_*.pt weights; run the matcher's train stage first")
+    return models
+
+
+def train_network_matcher(name: str, make_fit_predict: Callable, build: Callable[[dict], nn.Module],
+                          pair_scorer: Callable) -> None:
+    """The train stage of a network matcher: folds, weights, out-of-fold and test scores, curves."""
+    params = load_params()
+    train, fold = train_folds(params)
+    blocks = load_product_blocks()
+    curves: list = []
+    fit_predict, architecture = make_fit_predict(blocks, train, params[name], int(params["seed"]), curves)
+    with Timer() as timer:
+        oof, models = cross_fit(fold, fit_predict)
+    save_fold_models(models, architecture, paths.model_dir(name))
+    # Test pairs are scored by the weights as saved, so a model that cannot be loaded fails here.
+    test = pd.read_parquet(paths.TEST_FEATURES)
+    rows = np.arange(len(test))
+    with torch.inference_mode():
+        test_scores = np.mean([pair_scorer(m, blocks, test, torch.device("cpu"))[1](rows)
+                               for m in load_fold_models(paths.model_dir(name), build)], axis=0)
+    write_scores(name, train, fold, oof, test, test_scores)
+    write_csv(curve_frame(curves), paths.learning_curve_file(name))
+    print(f"train {name}: {len(models)} folds in {timer.seconds:.1f} s, epochs {[len(c) for c in curves]}")

@@ -1,0 +1,132 @@
+"""Every matcher on a tiny demo: out-of-fold honesty, a clear margin over chance, the ensemble, predict."""
+import importlib.util
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from matching.generate_demo import DemoSize
+from matching import embed_names, embed_photos, embed_text, ensemble, evaluate, features, metric, paths, predict
+from matching.crossfit import cross_fit
+from matching.generate_demo import generate, write_tables
+from matching.prepare import prepare
+
+pytestmark = pytest.mark.slow
+HAS_LIGHTAUTOML = importlib.util.find_spec("lightautoml") is not None
+# Networks need a few more pairs than the other tests' tiny demo to learn.
+SMALL = DemoSize(n_train_pairs=1500, n_test_pairs=100)
+
+
+@pytest.fixture(scope="module")
+def featurized(tmp_path_factory):
+    """A tiny demo carried through prepare, the four embeddings and the features, as the working dir."""
+    root = tmp_path_factory.mktemp("matchers")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["train"]["n_folds"] = 3
+    for network in ("siamese", "pairwise"):
+        params[network].update(device="cpu")
+    params["lightautoml"].update(timeout=60, inner_folds=2)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        write_tables(generate(SMALL, seed=5), root / "data" / "demo")
+        prepare(root / "data" / "demo", sample=1.0, seed=0)
+        for modality in paths.TEXT_MODALITIES:
+            embed_text.main([modality])
+        embed_names.main([])
+        embed_photos.main([])
+        features.main([])
+        yield root
+
+
+def oof_quality(name):
+    oof = pd.read_parquet(paths.oof_file(name))
+    assert oof.score.notna().all()
+    return metric.competition_metric(oof.target.to_numpy(), oof.score.to_numpy(), oof.category.to_numpy()), oof
+
+
+MATCHERS = ["lightgbm", "siamese", "pairwise"] + (["lightautoml"] if HAS_LIGHTAUTOML else [])
+
+
+@pytest.mark.parametrize("name", MATCHERS)
+def test_each_matcher_beats_chance_by_a_clear_margin(featurized, name):
+    module = __import__(f"matching.train_{name}", fromlist=["main"])
+    module.main([])
+    quality, oof = oof_quality(name)
+    assert quality > oof.target.mean() + 0.15
+    test = pd.read_parquet(paths.test_scores_file(name))
+    assert len(test) == SMALL.n_test_pairs and test.score.between(0, 1).all()
+
+
+def test_lightautoml_without_the_extra_says_how_to_install(featurized, monkeypatch):
+    from matching.io import StageError
+    from matching.train_lightautoml import main
+
+    for module in ("lightautoml", "lightautoml.automl.presets.tabular_presets", "lightautoml.tasks"):
+        monkeypatch.setitem(sys.modules, module, None)  # what an environment without the extra sees
+    with pytest.raises(StageError, match=r"pip install '\.\[automl\]'"):
+        main([])
+
+
+def test_network_weights_load_as_plain_tensors(featurized):
+    files = sorted(paths.model_dir("siamese").glob("fold_*.pt"))
+    assert len(files) == 3
+    state = torch.load(files[0], weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    curve = pd.read_csv(paths.learning_curve_file("siamese"))
+    assert set(curve.fold) == {0, 1, 2} and curve.valid_pr_auc.between(0, 1).all()
+
+
+def test_ensemble_evaluate_and_predict_follow_the_chosen_model(featurized):
+    params_file = featurized / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params["train"]["matchers"] = ["lightgbm", "siamese", "pairwise"]
+    for method in ("rank_mean", "stacking"):
+        params["ensemble"]["method"] = method
+        params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
+        ensemble.main([])
+        quality, oof = oof_quality("ensemble")
+        assert quality > oof.target.mean() + 0.2
+    for model in ("siamese", "ensemble"):
+        params["train"]["model"] = model
+        params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
+        evaluate.main([])
+        predict.main([])
+        submission = pd.read_csv(paths.SUBMISSION)
+        scores = pd.read_parquet(paths.test_scores_file(model))
+        np.testing.assert_allclose(submission.target, scores.score.clip(0, 1))
+        assert yaml.safe_load(paths.EVALUATE_METRICS.read_text())["model"] == model
+    table = yaml.safe_load(paths.MATCHERS_METRICS.read_text())
+    assert set(table) == {"lightgbm", "siamese", "pairwise", "ensemble"}
+    assert all(0 <= row["competition_metric"] <= 1 for row in table.values())
+
+
+def test_out_of_fold_scores_never_come_from_a_model_that_saw_the_row():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 2, 300)
+    fold = rng.integers(0, 3, 300)
+
+    def memorise(train, valid, number):
+        # A model that remembers its training rows: perfect on them, chance elsewhere.
+        known = dict(zip(train, target[train]))
+        return np.array([known.get(row, 0.5) for row in valid], dtype=float), number
+
+    oof, _ = cross_fit(fold, memorise)
+    assert np.all(oof == 0.5), "a held-out row was scored by a model trained on it"
+
+
+def test_stacked_ensemble_of_a_fold_ignores_that_folds_labels():
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, 2, 400)
+    fold = np.repeat([0, 1, 2, 3], 100)
+    scores = np.clip(target[:, None] * 0.3 + rng.random((400, 2)) * 0.7, 0.01, 0.99)
+    base, _ = ensemble.stacking(scores, target, fold, scores[:5])
+    flipped = target.copy()
+    flipped[fold == 2] = 1 - flipped[fold == 2]
+    again, _ = ensemble.stacking(scores, flipped, fold, scores[:5])
+    np.testing.assert_allclose(again[fold == 2], base[fold == 2])
+    assert not np.allclose(again[fold != 2], base[fold != 2])
