@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,38 @@ def tiny_bert(tmp_path_factory) -> Path:
     SentenceTransformer(str(transformer_dir), device="cpu").save(str(folder / "st"))
     shutil.rmtree(transformer_dir)
     return folder / "st"
+
+
+def run(args, cwd, check=True):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def shrink(config_text: str) -> str:
+    config = yaml.safe_load(config_text)
+    config["demo"].update(n_train_pairs=TINY.n_train_pairs, n_test_pairs=TINY.n_test_pairs)
+    config["train"]["n_folds"] = 3
+    return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
+
+
+def make_repo(root: Path) -> Path:
+    """A git + DVC repository holding this project's pipeline, shrunk to a tiny demo, run once."""
+    for name in ("dvc.yaml", "conf", "src", ".dvcignore", ".gitignore", "data/raw/README.md"):
+        source = REPO / name
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
+    (root / ".dvc").mkdir()
+    shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
+    (root / "conf" / "config.yaml").write_text(shrink((REPO / "conf" / "config.yaml").read_text()))
+    (root / "params.yaml").write_text(shrink((REPO / "params.yaml").read_text()))
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.name", "test"], root)
+    run(["git", "config", "user.email", "test@example.com"], root)
+    run(["dvc", "init", "-q", "-f"], root)
+    run(["dvc", "config", "hydra.enabled", "true"], root)
+    run(["dvc", "repro"], root)
+    return root

@@ -73,9 +73,11 @@ def test_lightautoml_without_the_extra_says_how_to_install(featurized, monkeypat
 
 
 def test_network_weights_load_as_plain_tensors(featurized):
-    files = sorted(paths.model_dir("siamese").glob("fold_*.pt"))
+    from safetensors.torch import load_file
+
+    files = sorted(paths.model_dir("siamese").glob("fold_*.safetensors"))
     assert len(files) == 3
-    state = torch.load(files[0], weights_only=True)
+    state = load_file(str(files[0]))
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     curve = pd.read_csv(paths.learning_curve_file("siamese"))
     assert set(curve.fold) == {0, 1, 2} and curve.valid_pr_auc.between(0, 1).all()

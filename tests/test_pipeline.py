@@ -1,54 +1,19 @@
 """The whole DAG through DVC on a tiny demo, in a temporary copy of the repository."""
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, TINY
+from conftest import make_repo, run
 
 pytestmark = pytest.mark.slow
 
 
-def run(args, cwd, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
-def shrink(config_text: str) -> str:
-    config = yaml.safe_load(config_text)
-    config["demo"].update(n_train_pairs=TINY.n_train_pairs, n_test_pairs=TINY.n_test_pairs)
-    config["train"]["n_folds"] = 3
-    return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A git + DVC repository holding this project's pipeline, shrunk to a tiny demo, already run once."""
-    root = tmp_path_factory.mktemp("repo")
-    for name in ("dvc.yaml", "conf", "src", ".dvcignore", "data/raw/README.md"):
-        source = REPO / name
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
-    (root / ".dvc").mkdir()
-    shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
-    (root / "conf" / "config.yaml").write_text(shrink((REPO / "conf" / "config.yaml").read_text()))
-    (root / "params.yaml").write_text(shrink((REPO / "params.yaml").read_text()))
-    run(["git", "init", "-q"], root)
-    run(["git", "config", "user.name", "test"], root)
-    run(["git", "config", "user.email", "test@example.com"], root)
-    run(["dvc", "init", "-q", "-f"], root)
-    run(["dvc", "config", "hydra.enabled", "true"], root)
-    run(["dvc", "repro"], root)
+    """This project's pipeline shrunk to a tiny demo in a git + DVC repository, already run once."""
+    root = make_repo(tmp_path_factory.mktemp("repo"))
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "baseline"], root)
     return root

@@ -16,7 +16,7 @@ def name_vectors(raw_dir: Path, wanted_ids: np.ndarray) -> np.ndarray:
     ids, matrices = [np.empty(0, np.int64)], [np.empty((0, schema.NAME_DIM), np.float32)]
     for label, batch_ids, table in raw_batches_for(raw_dir, "text_and_bert", ["name_bert_64"], wanted_ids):
         ids.append(batch_ids)
-        matrices.append(schema.vector_matrix(table.column("name_bert_64"), schema.NAME_DIM, label, "name_bert_64"))
+        matrices.append(schema.vector_matrix(table.column("name_bert_64"), schema.NAME_DIM, label, "name_bert_64")[0])
     return align(np.concatenate(ids), np.concatenate(matrices), wanted_ids)
 
 

@@ -43,10 +43,10 @@ def pool_photo_sets(offsets: np.ndarray, photos: np.ndarray) -> dict[str, np.nda
 def photo_vectors(raw_dir: Path, wanted_ids: np.ndarray) -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {"variantid": [np.empty(0, np.int64)]}
     for label, batch_ids, table in raw_batches_for(raw_dir, "resnet", [MAIN, EXTRA], wanted_ids):
-        main_offsets, main_photos = schema.photo_sets(table.column(MAIN), label, MAIN, single=True)
+        main_offsets, main_photos, _ = schema.photo_sets(table.column(MAIN), label, MAIN, single=True)
         main = np.full((len(batch_ids), schema.PHOTO_DIM), np.nan, dtype=np.float32)
         main[np.diff(main_offsets) == 1] = main_photos
-        pooled = pool_photo_sets(*schema.photo_sets(table.column(EXTRA), label, EXTRA, single=False))
+        pooled = pool_photo_sets(*schema.photo_sets(table.column(EXTRA), label, EXTRA, single=False)[:2])
         for name, values in {"variantid": batch_ids, "main": main, **pooled}.items():
             parts.setdefault(name, []).append(values)
     found_ids = np.concatenate(parts.pop("variantid"))

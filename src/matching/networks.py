@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from matching import metric, paths
@@ -145,25 +146,25 @@ def fit_network(model: nn.Module, batch_loss: Callable[[np.ndarray], torch.Tenso
 
 
 def save_fold_models(models: list[nn.Module], architecture: dict, model_dir: Path) -> None:
-    """State dicts only (loaded back with weights_only=True), and the architecture as JSON."""
+    """Weights as safetensors (tensors only, the same bytes for the same weights), the architecture as JSON."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    for stale in model_dir.glob("fold_*.pt"):
+    for stale in model_dir.glob("fold_*.safetensors"):
         stale.unlink()
     for number, model in enumerate(models):
-        with atomic_path(model_dir / f"fold_{number}.pt") as tmp:
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+        with atomic_path(model_dir / f"fold_{number}.safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     write_json(architecture, model_dir / "architecture.json")
 
 
 def load_fold_models(model_dir: Path, build: Callable[[dict], nn.Module]) -> list[nn.Module]:
     architecture = json.loads((model_dir / "architecture.json").read_text())
     models = []
-    for path in sorted(model_dir.glob("fold_*.pt")):
+    for path in sorted(model_dir.glob("fold_*.safetensors")):
         model = build(architecture)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_file(str(path), device="cpu"))
         models.append(model.eval())
     if not models:
-        raise FileNotFoundError(f"{model_dir}: no fold_*.pt weights; run the matcher's train stage first")
+        raise FileNotFoundError(f"{model_dir}: no fold_*.safetensors weights; run the matcher's train stage first")
     return models
 
 

@@ -85,26 +85,31 @@ def _row_label(label: str, offset: int) -> str:
 
 
 def scan_vectors(raw_dir: Path, keep: np.ndarray) -> dict:
-    """Validate name and photo embeddings batch by batch; count what the kept products lack."""
-    stats = {"name_bert_missing": 0, "main_photo_missing": 0, "extra_photos_missing": 0, "extra_photos_total": 0}
+    """Validate name and photo embeddings batch by batch; count what the kept products lack and
+    what was repaired (vectors holding NaN become missing ones)."""
+    stats = {"name_bert_missing": 0, "main_photo_missing": 0, "extra_photos_missing": 0, "extra_photos_total": 0,
+             "name_bert_nan_repaired": 0, "photos_nan_dropped": 0}
     seen_names, seen_photos = 0, 0
     for label, offset, batch in schema.iter_batches(raw_dir, "text_and_bert", ["variantid", "name_bert_64"]):
         table = pa.Table.from_batches([batch])
         mask = np.isin(table.column("variantid").to_numpy(), keep)
-        matrix = schema.vector_matrix(table.column("name_bert_64"), schema.NAME_DIM, _row_label(label, offset),
-                                      "name_bert_64")
+        matrix, repaired = schema.vector_matrix(table.column("name_bert_64"), schema.NAME_DIM,
+                                                _row_label(label, offset), "name_bert_64")
         stats["name_bert_missing"] += int(np.isnan(matrix[mask, 0]).sum())
+        stats["name_bert_nan_repaired"] += repaired
         seen_names += int(mask.sum())
-    columns = ["variantid", "main_pic_embeddings_resnet_v1", "pic_embeddings_resnet_v1"]
-    for label, offset, batch in schema.iter_batches(raw_dir, "resnet", columns):
+    main, extra = "main_pic_embeddings_resnet_v1", "pic_embeddings_resnet_v1"
+    for label, offset, batch in schema.iter_batches(raw_dir, "resnet", ["variantid", main, extra]):
         table = pa.Table.from_batches([batch])
         mask = np.isin(table.column("variantid").to_numpy(), keep)
-        offsets, _ = schema.photo_sets(table.column(columns[1]), _row_label(label, offset), columns[1], single=True)
+        offsets, _, dropped_main = schema.photo_sets(table.column(main), _row_label(label, offset), main, single=True)
         stats["main_photo_missing"] += int((np.diff(offsets)[mask] == 0).sum())
-        offsets, _ = schema.photo_sets(table.column(columns[2]), _row_label(label, offset), columns[2], single=False)
+        offsets, _, dropped_extra = schema.photo_sets(table.column(extra), _row_label(label, offset), extra,
+                                                      single=False)
         counts = np.diff(offsets)[mask]
         stats["extra_photos_missing"] += int((counts == 0).sum())
         stats["extra_photos_total"] += int(counts.sum())
+        stats["photos_nan_dropped"] += dropped_main + dropped_extra
         seen_photos += int(mask.sum())
     stats["name_bert_missing"] += len(keep) - seen_names
     stats["main_photo_missing"] += len(keep) - seen_photos
@@ -154,6 +159,9 @@ def data_report(train: pd.DataFrame, test: pd.DataFrame, products: pd.DataFrame,
         "rows": {"train_pairs": len(train), "test_pairs": len(test), "products": n},
         "positive_share": float(train.target.mean()),
         "cleaning": cleaning,
+        "repaired": {"name_bert_64_with_nan_made_missing": vectors["name_bert_nan_repaired"],
+                     "photos_with_nan_dropped": vectors["photos_nan_dropped"],
+                     "null_descriptions_left_missing": int(products["description"].isna().sum())},
         "missing_share": {k: round(v, 6) for k, v in missing.items()},
         "extra_photos_per_product": round(vectors["extra_photos_total"] / n, 4),
         "level2_categories": int(products["category_2"].nunique()),

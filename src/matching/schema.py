@@ -110,7 +110,8 @@ def check_target(table: pa.Table, label: str) -> np.ndarray:
     bad = ~np.isin(values, (0.0, 1.0))  # NaN (a null) is not in the set either
     if bad.any():
         row = _first_bad(bad)
-        raise DataError(f"{label}: column target is {values[row]} at row {row}; targets must be 0 or 1")
+        value = "null" if np.isnan(values[row]) else f"{values[row]:g}"
+        raise DataError(f"{label}: column target is {value} at row {row}; targets must be 0 or 1")
     return values.astype(np.int8)
 
 
@@ -134,8 +135,11 @@ def _flatten_lengths(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return lengths, pc.list_flatten(array)
 
 
-def vector_matrix(column: pa.ChunkedArray, dim: int, label: str, name: str) -> np.ndarray:
-    """A list-of-floats column as an (n, dim) float32 matrix; nulls become NaN rows."""
+def vector_matrix(column: pa.ChunkedArray, dim: int, label: str, name: str) -> tuple[np.ndarray, int]:
+    """A list-of-floats column as an (n, dim) float32 matrix; nulls become NaN rows.
+
+    A vector holding NaN is repaired into a missing (all-NaN) row and counted; infinity is refused.
+    """
     if not _is_list(column.type) or not (pa.types.is_floating(column.type.value_type)):
         raise DataError(f"{label}: column {name} has type {column.type}, expected a list of {dim} floats")
     lengths, values = _flatten_lengths(column)
@@ -148,19 +152,25 @@ def vector_matrix(column: pa.ChunkedArray, dim: int, label: str, name: str) -> n
     matrix = np.full((len(column), dim), np.nan, dtype=np.float32)
     flat = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     matrix[~nulls] = flat.reshape(-1, dim)
-    _check_finite(matrix[~nulls], np.flatnonzero(~nulls), label, name)
-    return matrix
+    rows = np.flatnonzero(~nulls)
+    broken = rows[~_finite_rows(matrix[rows], rows, label, name)]
+    matrix[broken] = np.nan
+    return matrix, len(broken)
 
 
-def _check_finite(values: np.ndarray, rows: np.ndarray, label: str, name: str) -> None:
-    finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
-    if not finite.all():
-        raise DataError(f"{label}: column {name} holds NaN or infinite values at row {rows[_first_bad(~finite)]}; "
+def _finite_rows(values: np.ndarray, rows: np.ndarray, label: str, name: str) -> np.ndarray:
+    """Which vectors are free of NaN; infinity has no safe repair and stops the run."""
+    infinite = np.isinf(values).any(axis=1)
+    if infinite.any():
+        raise DataError(f"{label}: column {name} holds an infinite value at row {rows[_first_bad(infinite)]}; "
                         "drop or recompute that embedding")
+    return ~np.isnan(values).any(axis=1)
 
 
-def photo_sets(column: pa.ChunkedArray, label: str, name: str, single: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A list-of-photos column as (offsets, photos): photos of row i are photos[offsets[i]:offsets[i+1]].
+def photo_sets(column: pa.ChunkedArray, label: str, name: str,
+               single: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """A list-of-photos column as (offsets, photos, dropped): photos of row i are
+    photos[offsets[i]:offsets[i+1]]; a photo holding NaN is dropped and counted in `dropped`.
 
     `single` demands exactly one photo per non-null row (the main photo column).
     """
@@ -176,16 +186,17 @@ def photo_sets(column: pa.ChunkedArray, label: str, name: str, single: bool) -> 
             raise DataError(f"{label}: column {name} holds {counts[row]} photos at row {row}, expected one "
                             f"array of {PHOTO_DIM} floats")
     inner_lengths, values = _flatten_lengths(inner)
+    row_of_photo = np.repeat(np.arange(len(counts)), counts)
     if len(inner_lengths) and (inner_lengths != PHOTO_DIM).any():
         photo = _first_bad(inner_lengths != PHOTO_DIM)
-        row = int(np.searchsorted(np.cumsum(counts), photo, side="right"))
-        raise DataError(f"{label}: column {name} has a photo of {inner_lengths[photo]} floats at row {row}, "
-                        f"expected {PHOTO_DIM}; use the original embedding file")
+        raise DataError(f"{label}: column {name} has a photo of {inner_lengths[photo]} floats at row "
+                        f"{row_of_photo[photo]}, expected {PHOTO_DIM}; use the original embedding file")
     photos = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, PHOTO_DIM)
+    keep = _finite_rows(photos, row_of_photo, label, name)
+    if not keep.all():
+        photos, counts = photos[keep], np.bincount(row_of_photo[keep], minlength=len(counts))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    row_of_photo = np.repeat(np.arange(len(counts)), counts)
-    _check_finite(photos, row_of_photo, label, name)
-    return offsets, photos
+    return offsets, photos, int((~keep).sum())
 
 
 def parse_json_objects(column: pa.ChunkedArray, label: str, name: str, list_values: bool) -> list[dict]:

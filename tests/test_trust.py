@@ -1,0 +1,149 @@
+"""Trust: runs killed mid-way recover exactly, the same params give the same bytes, nothing leaks,
+and nothing the pipeline loads can run code."""
+import ast
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, make_repo, run
+
+pytestmark = pytest.mark.slow
+RESULTS = ["metrics/evaluate.json", "metrics/matchers.json", "metrics/ensemble.json", "metrics/per_category.json",
+           "metrics/data_report.json", "metrics/plots/precision_recall.csv", "data/submission.csv"]
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    """Two independent full runs of the tiny demo with the same params."""
+    return make_repo(tmp_path_factory.mktemp("first")), make_repo(tmp_path_factory.mktemp("second"))
+
+
+def results(root: Path) -> dict:
+    files = RESULTS + [str(p.relative_to(root)) for p in sorted((root / "metrics" / "training").rglob("*.csv"))]
+    return {name: (root / name).read_bytes() for name in files}
+
+
+def test_same_params_give_byte_identical_results(twins):
+    first, second = twins
+    assert results(first) == results(second)
+
+
+def test_another_seed_gives_other_results(twins):
+    first, _ = twins
+    before = results(first)
+    run(["dvc", "repro", "-f", "prepare"], first)  # prove a forced rerun alone changes nothing
+    assert results(first) == before
+    params = yaml.safe_load((first / "params.yaml").read_text())
+    params["seed"] += 1
+    (first / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    run(["dvc", "repro"], first)
+    after = results(first)
+    assert after["data/submission.csv"] != before["data/submission.csv"]
+    assert after["metrics/matchers.json"] != before["metrics/matchers.json"]
+    params["seed"] -= 1
+    (first / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    run(["dvc", "repro"], first)
+    assert results(first) == before
+
+
+def stage_processes(module: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"matching.{module}".encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def kill_part_way(root: Path, stage: str, module: str, watch: Path) -> str:
+    """Force `stage` to run, SIGKILL it as soon as it starts writing under `watch` (else after 1.5 s)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
+    repro = subprocess.Popen(["dvc", "repro", "-f", "-s", stage], cwd=root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    moment, started = "never started", None
+    deadline = time.monotonic() + 120
+    while repro.poll() is None and time.monotonic() < deadline:
+        pids = stage_processes(module)
+        if pids:
+            started = started or time.monotonic()
+            writing = list(watch.glob("**/.*.tmp")) if watch.exists() else []
+            if writing or time.monotonic() - started > 1.5:
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                moment = "mid-write" if writing else "mid-run"
+                break
+        time.sleep(0.005)
+    output = repro.communicate(timeout=120)[0]
+    assert moment != "never started", output
+    assert repro.returncode != 0, f"{stage} finished before it could be killed:\n{output}"
+    return moment
+
+
+@pytest.mark.parametrize("stage,module,watch", [
+    ("embed_text@attributes", "embed_text", "data/embeddings"),
+    ("features", "features", "data/features"),
+    ("train@lightgbm", "train_lightgbm", "models/lightgbm"),
+    ("train@pairwise", "train_pairwise", "models/pairwise"),
+])
+def test_a_stage_killed_part_way_reruns_to_the_same_results(twins, stage, module, watch):
+    _, root = twins
+    before = results(root)
+    lock = (root / "dvc.lock").read_text()
+    kill_part_way(root, stage, module, root / watch)
+    run(["dvc", "repro"], root)
+    assert results(root) == before
+    assert (root / "dvc.lock").read_text() == lock
+    assert not list(root.glob("data/**/.*.tmp")) and not list(root.glob("models/**/.*.tmp"))
+
+
+def test_no_test_pair_reaches_training_and_folds_share_no_product(twins):
+    root, _ = twins
+    test = pd.read_parquet(root / "data" / "prepared" / "test_pairs.parquet")
+    test_keys = set(zip(test.variantid1, test.variantid2)) | set(zip(test.variantid2, test.variantid1))
+    matchers = yaml.safe_load((root / "params.yaml").read_text())["train"]["matchers"]
+    for name in matchers + ["../ensemble"]:
+        oof = pd.read_parquet(root / "data" / "scores" / name / "oof.parquet")
+        assert not set(zip(oof.variantid1, oof.variantid2)) & test_keys
+        products = pd.concat([oof[["variantid1", "fold"]].set_axis(["id", "fold"], axis=1),
+                              oof[["variantid2", "fold"]].set_axis(["id", "fold"], axis=1)])
+        assert products.groupby("id").fold.nunique().max() == 1, f"{name}: a product sits in two folds"
+    raw_train = pd.read_parquet(root / "data" / "demo" / "train.parquet")
+    raw_keys = set(zip(raw_train.variantid1, raw_train.variantid2)) | set(zip(raw_train.variantid2, raw_train.variantid1))
+    assert raw_keys & test_keys, "the demo plants test pairs in train, so this test can fail"
+
+
+def test_nothing_loaded_from_models_can_run_code(twins):
+    root, _ = twins
+    suffixes = {p.suffix for p in (root / "models").rglob("*") if p.is_file()} - {""}
+    assert suffixes <= {".txt", ".safetensors", ".json"}, suffixes
+    sources = list((REPO / "src" / "matching").glob("*.py"))
+    for source in sources:
+        tree = ast.parse(source.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                    for alias in node.names} | {node.module for node in ast.walk(tree)
+                                                 if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"pickle", "joblib", "dill", "cloudpickle"}, source.name
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" \
+                    and getattr(node.func.value, "id", None) == "torch":
+                keywords = {k.arg: k.value for k in node.keywords}
+                assert isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" \
+                    and getattr(node.func.value, "id", None) == "np":
+                keywords = {k.arg: k.value for k in node.keywords}
+                assert keywords["allow_pickle"].value is False, source.name
+    assert sorted((root / "models" / "siamese").glob("fold_*.safetensors"))
+    assert np.isfinite(pd.read_csv(root / "data" / "submission.csv").target).all()
