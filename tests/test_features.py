@@ -5,7 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matching.features import attribute_long_table, feature_columns, pair_features, vector_distances
+from matching.feature_groups import GROUPS, product_tables, vector_distances
+from matching.features import feature_columns, pair_features
+
+ALL = list(GROUPS)
 
 
 def products_frame():
@@ -44,10 +47,10 @@ def test_features_join_by_id_and_tolerate_missing_products():
     # The modality file lists products in another order and lacks product 30 entirely.
     embeddings = {"names": embeddings_for([20, 10], [[0.0, 1.0], [1.0, 0.0]])}
     pairs = pd.DataFrame({"variantid1": [10, 10, 99], "variantid2": [20, 30, 10], "target": [1, 0, 0]})
-    features = pair_features(pairs, products, embeddings, attribute_long_table(products["attributes"]))
+    features = pair_features(pairs, product_tables(products, embeddings, None, 1000), ALL)
     assert len(features) == 3 and features[["variantid1", "variantid2"]].equals(pairs[["variantid1", "variantid2"]])
-    assert features.loc[0, "names_vectors_cos"] == pytest.approx(0.0)
-    assert np.isnan(features.loc[1, "names_vectors_cos"])           # 30 has no name vector
+    assert features.loc[0, "emb_names_vectors_cos"] == pytest.approx(0.0)
+    assert np.isnan(features.loc[1, "emb_names_vectors_cos"])           # 30 has no name vector
     assert features.loc[2, feature_columns(features)].isna().all()  # 99 is unknown everywhere
     assert features.loc[2, "category"] == "unknown"
     assert features.loc[0, "category"] == "Электроника"
@@ -56,15 +59,63 @@ def test_features_join_by_id_and_tolerate_missing_products():
 def test_category_attribute_and_name_features_by_hand():
     products = products_frame()
     pairs = pd.DataFrame({"variantid1": [10, 10, 10], "variantid2": [20, 30, 10]})
-    features = pair_features(pairs, products, {}, attribute_long_table(products["attributes"]))
+    features = pair_features(pairs, product_tables(products, {}, None, 1000), ALL)
     first, second, same = features.iloc[0], features.iloc[1], features.iloc[2]
-    assert (first.category_2_equal, first.category_3_equal, first.category_4_equal) == (1, 1, 0)
-    assert second.category_2_equal == 0 and np.isnan(second.category_4_equal)
+    assert (first.cat_2_equal, first.cat_3_equal, first.cat_4_equal) == (1, 1, 0)
+    assert second.cat_2_equal == 0 and np.isnan(second.cat_4_equal)
     # 10 vs 20: keys {Бренд, Цвет, Модель} on both, values equal on two of three.
     assert (first.attr_shared_keys, first.attr_key_jaccard) == (3, 1.0)
     assert first.attr_equal_value_share == pytest.approx(2 / 3)
     # 10 vs 30: one shared key (Бренд) out of three, with different values.
     assert (second.attr_shared_keys, second.attr_key_jaccard, second.attr_equal_value_share) == (1, pytest.approx(1 / 3), 0)
-    assert first.name_token_set_ratio == pytest.approx(1.0) and first.name_token_jaccard == pytest.approx(1.0)
-    assert first.name_ratio < 1.0
-    assert same.name_ratio == pytest.approx(1.0) and second.name_token_jaccard == 0.0
+    assert first.text_name_token_set_ratio == pytest.approx(1.0) and first.text_name_token_jaccard == pytest.approx(1.0)
+    assert first.text_name_ratio < 1.0
+    assert same.text_name_ratio == pytest.approx(1.0) and second.text_name_token_jaccard == 0.0
+
+
+def offers():
+    rows = [
+        (1, "Samsung Galaxy S21 SM-G991B 128 GB черный", {"Бренд": ["Samsung"], "Цвет товара": ["Черный"],
+                                                          "Вес товара, г": ["171"]}),
+        (2, "Смартфон Samsung SMG991B 128GB", {"Бренд": ["samsung"], "Цвет товара": ["чёрный"], "Вес товара, г": ["171"]}),
+        (3, "Samsung Galaxy S22 SM-S901B 256 GB белый", {"Бренд": ["Samsung"], "Цвет товара": ["белый"],
+                                                         "Вес товара, г": ["0.2 кг"]}),
+    ]
+    return pd.DataFrame({
+        "variantid": [r[0] for r in rows], "name": [r[1] for r in rows], "description": [None] * 3,
+        "attributes": [json.dumps(r[2], ensure_ascii=False) for r in rows],
+        "category_1": ["EPG"] * 3, "category_2": ["Электроника"] * 3, "category_3": ["Смартфоны"] * 3,
+        "category_4": ["Android"] * 3,
+    })
+
+
+def test_codes_numbers_colour_and_brand_by_hand():
+    tables = product_tables(offers(), {}, None, 1000)
+    pairs = pd.DataFrame({"variantid1": [1, 1], "variantid2": [2, 3]})
+    same, other = pair_features(pairs, tables, ["codes", "attributes"]).iloc[0], \
+        pair_features(pairs, tables, ["codes", "attributes"]).iloc[1]
+    # SM-G991B and SMG991B are one code once separators go; 128 GB is a memory size, not a code.
+    assert same.code_shared >= 1 and same.code_conflict == 0 and same.code_in_other_text == 1.0
+    assert other.code_conflict == 1 and other.code_shared == 0
+    assert same.attr_memory_relative_difference == 0.0
+    assert other.attr_memory_relative_difference == pytest.approx(0.5)
+    assert same.attr_weight_relative_difference == 0.0  # "171" under a key ending in ", г"
+    assert other.attr_weight_relative_difference == pytest.approx((200 - 171) / 200)
+    assert same.attr_colour_match == 1.0 and other.attr_colour_match == 0.0  # Черный = чёрный
+    assert same.attr_brand_equal == 1.0 and same.attr_brand_in_other_name == 1.0
+    assert set(c.split("_")[0] for c in feature_columns(pair_features(pairs, tables, ["codes"]))) == {"code"}
+
+
+def test_photo_sets_statistics_by_hand():
+    unit = np.eye(128, dtype=np.float32)
+    sets = {"variantid": np.array([1, 2, 3]), "offsets": np.array([0, 2, 4, 4]),
+            "photos": np.stack([unit[0], unit[1], unit[0], unit[2]]), "has_main": np.array([True, True, False])}
+    tables = product_tables(offers(), {}, sets, 1000)
+    pairs = pd.DataFrame({"variantid1": [1, 1], "variantid2": [2, 3]})
+    features = pair_features(pairs, tables, ["photos"])
+    first = features.iloc[0]
+    # Cosines of {e0, e1} against {e0, e2}: 1, 0, 0, 0.
+    assert (first.photo_cos_max, first.photo_cos_min, first.photo_cos_mean) == (1.0, 0.0, 0.25)
+    assert first.photo_cos_std == pytest.approx(np.std([1, 0, 0, 0]))
+    assert first.photo_main_vs_other_max == 0.0 and first.photo_count_absdiff == 0
+    assert np.isnan(features.iloc[1].photo_cos_max) and features.iloc[1].photo_count_absdiff == 2

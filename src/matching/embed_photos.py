@@ -40,15 +40,26 @@ def pool_photo_sets(offsets: np.ndarray, photos: np.ndarray) -> dict[str, np.nda
     return {"extra_pca": pca, "extra_mean": mean, "extra_count": counts.astype(np.float32)}
 
 
-def photo_vectors(raw_dir: Path, wanted_ids: np.ndarray) -> dict[str, np.ndarray]:
+def photo_vectors(raw_dir: Path, wanted_ids: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-product photo vectors aligned to `wanted_ids`, and every photo set (main photo first)."""
     parts: dict[str, list[np.ndarray]] = {"variantid": [np.empty(0, np.int64)]}
+    set_counts, set_photos, set_main = [], [], []
     for label, batch_ids, table in raw_batches_for(raw_dir, "resnet", [MAIN, EXTRA], wanted_ids):
         main_offsets, main_photos, _ = schema.photo_sets(table.column(MAIN), label, MAIN, single=True)
+        has_main = np.diff(main_offsets) == 1
         main = np.full((len(batch_ids), schema.PHOTO_DIM), np.nan, dtype=np.float32)
-        main[np.diff(main_offsets) == 1] = main_photos
-        pooled = pool_photo_sets(*schema.photo_sets(table.column(EXTRA), label, EXTRA, single=False)[:2])
+        main[has_main] = main_photos
+        extra_offsets, extra_photos = schema.photo_sets(table.column(EXTRA), label, EXTRA, single=False)[:2]
+        pooled = pool_photo_sets(extra_offsets, extra_photos)
         for name, values in {"variantid": batch_ids, "main": main, **pooled}.items():
             parts.setdefault(name, []).append(values)
+        # Photo sets in CSR form: the main photo (if any) then the extras, product by product.
+        extra_counts = np.diff(extra_offsets)
+        owner = np.concatenate([np.flatnonzero(has_main), np.repeat(np.arange(len(batch_ids)), extra_counts)])
+        order = np.argsort(owner, kind="stable")
+        set_photos.append(np.concatenate([main_photos, extra_photos])[order])
+        set_counts.append(has_main.astype(np.int64) + extra_counts)
+        set_main.append(has_main)
     found_ids = np.concatenate(parts.pop("variantid"))
     out = {}
     for name, dim in (("main", schema.PHOTO_DIM), ("extra_pca", schema.PHOTO_DIM),
@@ -57,15 +68,26 @@ def photo_vectors(raw_dir: Path, wanted_ids: np.ndarray) -> dict[str, np.ndarray
         found = np.concatenate(parts.get(name, []) + [np.empty(shape, np.float32)])
         out[name] = align(found_ids, found, wanted_ids)
     out["extra_count"] = np.nan_to_num(out["extra_count"], nan=0.0)
-    return out
+    counts = np.concatenate(set_counts + [np.empty(0, np.int64)])
+    sort = np.argsort(found_ids, kind="stable")
+    photos = np.concatenate(set_photos + [np.empty((0, schema.PHOTO_DIM), np.float32)])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    # Sets reordered by variantid so that features can look products up by binary search.
+    sorted_counts = counts[sort]
+    new_offsets = np.concatenate([[0], np.cumsum(sorted_counts)]).astype(np.int64)
+    index = np.repeat(starts[sort] - new_offsets[:-1], sorted_counts) + np.arange(new_offsets[-1])
+    sets = {"variantid": found_ids[sort], "offsets": new_offsets,
+            "photos": photos[index], "has_main": np.concatenate(set_main + [np.empty(0, bool)])[sort]}
+    return out, sets
 
 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     params = load_params()
     wanted = pd.read_parquet(paths.PRODUCTS, columns=["variantid"])["variantid"].to_numpy(np.int64)
-    vectors = photo_vectors(Path(params["data"]["raw_dir"]), wanted)
+    vectors, sets = photo_vectors(Path(params["data"]["raw_dir"]), wanted)
     write_arrays({"variantid": wanted, **vectors}, paths.embedding_file("photos"))
+    write_arrays(sets, paths.PHOTO_SETS)
     print(f"embed photos: {int((~np.isnan(vectors['main'][:, 0])).sum())} of {len(wanted)} products have a main "
           f"photo, {int((vectors['extra_count'] > 0).sum())} have extra photos")
 

@@ -19,6 +19,7 @@ PRODUCTS = PREPARED / "products.parquet"
 EMBEDDINGS = DATA / "embeddings"
 TEXT_MODALITIES = ("attributes", "descriptions")
 MODALITIES = ("attributes", "descriptions", "names", "photos")
+PHOTO_SETS = EMBEDDINGS / "photo_sets.npz"  # every photo of every product, for photo-to-photo features
 
 FEATURES = DATA / "features"
 TRAIN_FEATURES = FEATURES / "train.parquet"

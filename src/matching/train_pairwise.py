@@ -7,6 +7,7 @@ cross-entropy. Scores average both orders of the pair, so (a, b) and (b, a) scor
 from __future__ import annotations
 
 import argparse
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,9 @@ class PairClassifier(nn.Module):
         self.register_buffer("feature_std", torch.ones(n_features))
 
     def fit_feature_scaling(self, features: np.ndarray) -> None:
-        mean, std = np.nanmean(features, axis=0), np.nanstd(features, axis=0)
+        with warnings.catch_warnings():  # a feature may be NaN on every train row of a fold
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(features, axis=0), np.nanstd(features, axis=0)
         self.feature_mean.copy_(torch.from_numpy(np.nan_to_num(mean).astype(np.float32)))
         self.feature_std.copy_(torch.from_numpy(np.where(np.nan_to_num(std) > 0, np.nan_to_num(std), 1.0)
                                                 .astype(np.float32)))

@@ -1,0 +1,118 @@
+"""Score the pipeline on real product offers: the benchmarks in ../shared/benchmarks/.
+
+For each folder it runs the pipeline's stages (lexical encoder, no photos) in a scratch folder
+with `data.raw_dir` pointing at the benchmark, fixes the model and the F1 threshold on the
+out-of-fold predictions of the train pairs, and only then reads `test_labels.parquet` to score
+the test pairs: F1 at that threshold, PR-AUC and average precision. Prints a table and writes
+`metrics/real_offers.json`.
+
+    python benchmarks/real_offers.py [--benchmarks ../shared/benchmarks] [--matchers lightgbm]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import average_precision_score, f1_score
+
+from matching import ensemble, metric, paths
+from matching.io import load_params, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = "test_labels.parquet"
+
+
+@contextlib.contextmanager
+def working_dir(path: Path):
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(before)
+
+
+def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict) -> None:
+    """The DAG's stages in order, in `work`, on `raw_dir` (which must not hold labels the stages read)."""
+    from matching import embed_names, embed_photos, embed_text, evaluate, features, prepare
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(name="benchmark", raw_dir=str(raw_dir))
+    params["embed"]["attributes"]["backend"] = params["embed"]["descriptions"]["backend"] = "lexical"
+    params["train"].update(matchers=matchers, model=matchers[0] if len(matchers) == 1 else "ensemble")
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    with working_dir(work):
+        prepare.main([])
+        for modality in paths.TEXT_MODALITIES:
+            embed_text.main([modality])
+        embed_names.main([])
+        embed_photos.main([])
+        features.main([])
+        for name in matchers:
+            __import__(f"matching.train_{name}", fromlist=["main"]).main([])
+        ensemble.main([])
+        evaluate.main([])
+
+
+def test_scores(work: Path, model: str, labels: pd.DataFrame) -> dict:
+    """Threshold from the out-of-fold predictions first; the test labels only score what is fixed."""
+    with working_dir(work):
+        oof = pd.read_parquet(paths.oof_file(model))
+        _, threshold = metric.best_f1(oof.target.to_numpy(), oof.score.to_numpy())
+        scores = pd.read_parquet(paths.test_scores_file(model))
+        oof_summary = metric.summary(oof.target.to_numpy(), oof.score.to_numpy(), oof.category.to_numpy())
+    # Test pairs may repeat, so labels are matched row by row, after checking the rows agree.
+    keys = ["variantid1", "variantid2"]
+    if len(labels) != len(scores) or not (labels[keys].to_numpy() == scores[keys].to_numpy()).all():
+        raise SystemExit(f"{LABELS}: rows do not follow test.parquet's order")
+    y, s = labels.target.to_numpy().astype(int), scores.score.to_numpy()
+    return {"test_f1": round(float(f1_score(y, s >= threshold)), 4), "threshold": round(threshold, 4),
+            "test_pr_auc": round(metric.pr_auc(y, s), 4), "test_average_precision": round(float(average_precision_score(y, s)), 4),
+            "oof_f1": round(oof_summary["best_f1"], 4), "oof_competition_metric": round(oof_summary["competition_metric"], 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmarks", type=Path, default=ROOT.parent / "shared" / "benchmarks")
+    parser.add_argument("--matchers", nargs="+", default=["lightgbm"])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides, e.g. seed=1")
+    parser.add_argument("--out", type=Path, default=ROOT / "metrics" / "real_offers.json")
+    args = parser.parse_args()
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    table = {}
+    for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
+        with tempfile.TemporaryDirectory() as scratch:
+            # The stages see a copy of the folder without the labels: they cannot read what is not there.
+            raw = Path(scratch) / "raw"
+            raw.mkdir()
+            for source in folder.glob("*.parquet"):
+                if source.name != LABELS:
+                    os.symlink(source.resolve(), raw / source.name)
+            work = Path(scratch) / "work"
+            work.mkdir()
+            run_pipeline(raw, work, args.matchers, overrides)
+            model = args.matchers[0] if len(args.matchers) == 1 else paths.ENSEMBLE_NAME
+            table[folder.name] = {"model": model, **test_scores(work, model, pd.read_parquet(folder / LABELS))}
+    print(f"{'benchmark':<16} {'model':<10} {'test F1':>8} {'thr':>6} {'PR-AUC':>7} {'AP':>7} {'OOF F1':>7}")
+    for name, row in table.items():
+        print(f"{name:<16} {row['model']:<10} {row['test_f1']:>8.4f} {row['threshold']:>6.3f} "
+              f"{row['test_pr_auc']:>7.4f} {row['test_average_precision']:>7.4f} {row['oof_f1']:>7.4f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(table, args.out)
+
+
+if __name__ == "__main__":
+    main()
