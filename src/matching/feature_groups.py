@@ -145,6 +145,7 @@ def _attribute_rows(mappings: pd.Series) -> pd.DataFrame:
     frame = pd.DataFrame({"product": np.asarray(product, dtype=np.int64), "key_text": keys, "value_text": values})
     frame["key"] = pd.factorize(frame["key_text"])[0]
     frame["value"] = pd.factorize(frame["value_text"])[0]
+    frame["number"] = pd.to_numeric(frame["value_text"].str.replace(",", ".", regex=False), errors="coerce")
     return frame
 
 
@@ -295,17 +296,23 @@ def _top_key_equality(rows: list[np.ndarray], tables: ProductTables) -> dict[str
     pairs = pd.DataFrame({"pair": np.arange(len(rows[0])), "category": category[np.maximum(rows[0], 0)]})
     slots = pairs.merge(ranked[["category", "key", "slot"]], on="category")
     for side, product_rows in enumerate(rows):
-        values = attributes[["product", "key", "value"]].rename(columns={"value": f"value{side}", "product": f"p{side}"})
+        values = attributes[["product", "key", "value", "number"]].rename(
+            columns={"value": f"value{side}", "number": f"number{side}", "product": f"p{side}"})
         slots[f"p{side}"] = product_rows[slots["pair"].to_numpy()]
         slots = slots.merge(values, on=[f"p{side}", "key"], how="left")
     equal = np.where(slots["value0"].isna() | slots["value1"].isna(), np.nan,
                      (slots["value0"] == slots["value1"]).astype(np.float32))
+    # Plain numbers (a price, a size without unit) compare by relative difference, not by equality.
+    a, b = slots["number0"].to_numpy(np.float32), slots["number1"].to_numpy(np.float32)
+    relative = ratio(np.abs(a - b), np.maximum(np.abs(a), np.abs(b)))
     columns = {}
     for slot in range(TOP_KEYS):
-        column = np.full(len(rows[0]), np.nan, dtype=np.float32)
         mask = (slots["slot"] == slot).to_numpy()
-        column[slots["pair"].to_numpy()[mask]] = equal[mask]
-        columns[f"attr_top{slot + 1}_key_equal"] = column
+        for name, values in ((f"attr_top{slot + 1}_key_equal", equal),
+                             (f"attr_top{slot + 1}_key_relative_difference", relative)):
+            column = np.full(len(rows[0]), np.nan, dtype=np.float32)
+            column[slots["pair"].to_numpy()[mask]] = values[mask]
+            columns[name] = column
     return columns
 
 
@@ -338,6 +345,7 @@ def text_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTable
               "shared": np.asarray(words[np.maximum(rows[0], 0)].multiply(words[np.maximum(rows[1], 0)]).sum(axis=1)).ravel()}
     columns["text_name_token_jaccard"] = np.where(missing, np.nan,
                                                   ratio(counts["shared"], counts["a"] + counts["b"] - counts["shared"]))
+    columns.update(_unique_token_weight(words, rows))
     name_length = np.array([len(n) for n in names], dtype=np.float32)
     la, lb = take(name_length, rows[0]), take(name_length, rows[1])
     columns["text_name_length_ratio"] = ratio(np.minimum(la, lb), np.maximum(la, lb))
@@ -345,6 +353,23 @@ def text_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTable
     has_description = tables.products["description"].notna().to_numpy(np.float32)
     columns["text_descriptions_present"] = take(has_description, rows[0]) + take(has_description, rows[1])
     return columns
+
+
+def _unique_token_weight(words: sparse.csr_matrix, rows: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """How much the words one name has and the other lacks weigh (inverse document frequency): a
+    rare word on one side only ("upgrade", "pro", a model suffix) speaks against a match."""
+    document_frequency = np.asarray(words.sum(axis=0)).ravel()
+    idf = np.log((1 + words.shape[0]) / (1 + document_frequency)).astype(np.float32) + 1
+    a, b = words[np.maximum(rows[0], 0)], words[np.maximum(rows[1], 0)]
+    shared = a.multiply(b)
+    weights = sparse.diags(idf)
+    only = [((a - shared) @ weights).tocsr(), ((b - shared) @ weights).tocsr()]
+    total = [np.asarray(m.sum(axis=1)).ravel() for m in only]
+    largest = [np.asarray(m.max(axis=1).todense()).ravel() for m in only]
+    unknown = (rows[0] < 0) | (rows[1] < 0)
+    out = {"text_name_unique_idf_sum_max": np.maximum(*total), "text_name_unique_idf_sum_min": np.minimum(*total),
+           "text_name_unique_idf_max": np.maximum(*largest)}
+    return {k: np.where(unknown, np.nan, v).astype(np.float32) for k, v in out.items()}
 
 
 def code_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTables) -> dict[str, np.ndarray]:

@@ -7,6 +7,8 @@ text files: loading them runs no code.
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -16,7 +18,7 @@ import pandas as pd
 from matching import paths
 from matching.crossfit import Timer, cross_fit, curve_frame, train_folds, write_scores
 from matching.features import feature_columns
-from matching.io import atomic_path, load_params, run_stage, write_csv
+from matching.io import atomic_path, load_params, run_stage, write_csv, write_json
 
 NAME = "lightgbm"
 CURVE_EVERY = 10  # iterations between learning-curve points kept in git
@@ -41,12 +43,30 @@ def booster_params(settings: dict, seed: int) -> dict:
     }
 
 
-def fit_booster(x: pd.DataFrame, y: np.ndarray, settings: dict, seed: int, curves: list):
-    """A `fit_predict` for `cross_fit`: early stopping on the held-out fold; validation average
-    precision by iteration goes to `curves` (LightGBM's PR-AUC is average precision)."""
-    params = booster_params(settings, seed)
+@dataclass
+class FoldModel:
+    """A fold's global booster and, when `category_blend` > 0, one booster per large level-2 category."""
 
-    def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int) -> tuple[np.ndarray, lgb.Booster]:
+    booster: lgb.Booster
+    by_category: dict[str, lgb.Booster] = field(default_factory=dict)
+
+    def predict(self, x: pd.DataFrame, category: np.ndarray, blend: float) -> np.ndarray:
+        scores = self.booster.predict(x[self.booster.feature_name()], num_iteration=self.booster.best_iteration)
+        for name, booster in self.by_category.items():
+            rows = category == name
+            if rows.any():
+                scores[rows] = (1 - blend) * scores[rows] + blend * booster.predict(x[booster.feature_name()][rows])
+        return scores
+
+
+def fit_booster(x: pd.DataFrame, y: np.ndarray, category: np.ndarray, settings: dict, seed: int, curves: list):
+    """A `fit_predict` for `cross_fit`: early stopping on the held-out fold; validation average
+    precision by iteration goes to `curves` (LightGBM's PR-AUC is average precision). Category
+    boosters train on the fold's train rows of their category for the global model's rounds."""
+    params = booster_params(settings, seed)
+    blend, min_pairs = float(settings["category_blend"]), int(settings["category_min_pairs"])
+
+    def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int) -> tuple[np.ndarray, FoldModel]:
         train_set = lgb.Dataset(x.iloc[train], y[train])
         valid_set = lgb.Dataset(x.iloc[valid], y[valid], reference=train_set)
         history: dict = {}
@@ -56,30 +76,55 @@ def fit_booster(x: pd.DataFrame, y: np.ndarray, settings: dict, seed: int, curve
                                        lgb.record_evaluation(history)])
         curves.append([{"epoch": i + 1, "train_loss": None, "valid_pr_auc": round(ap, 6)}
                        for i, ap in enumerate(history["valid"]["average_precision"]) if i % CURVE_EVERY == 0])
-        return booster.predict(x.iloc[valid], num_iteration=booster.best_iteration), booster
+        model = FoldModel(booster)
+        if blend > 0:
+            names, counts = np.unique(category[train], return_counts=True)
+            for name in names[counts >= min_pairs]:
+                rows = train[category[train] == name]
+                if len(np.unique(y[rows])) == 2:
+                    model.by_category[str(name)] = lgb.train(params, lgb.Dataset(x.iloc[rows], y[rows]),
+                                                             num_boost_round=max(booster.best_iteration, 1))
+        return model.predict(x.iloc[valid], category[valid], blend), model
 
     return fit_predict
 
 
-def save_models(boosters: list[lgb.Booster], model_dir: Path) -> None:
+def save_models(models: list[FoldModel], model_dir: Path) -> None:
+    """LightGBM text files, and a JSON index of the category boosters."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    for stale in model_dir.glob("fold_*.txt"):
+    for stale in model_dir.glob("fold_*"):
         stale.unlink()
-    for number, booster in enumerate(boosters):
+    index = {}
+    for number, model in enumerate(models):
         with atomic_path(model_dir / f"fold_{number}.txt") as tmp:
-            booster.save_model(str(tmp), num_iteration=booster.best_iteration)
+            model.booster.save_model(str(tmp), num_iteration=model.booster.best_iteration)
+        index[str(number)] = {}
+        for position, (name, booster) in enumerate(sorted(model.by_category.items())):
+            file = f"fold_{number}_category_{position}.txt"
+            with atomic_path(model_dir / file) as tmp:
+                booster.save_model(str(tmp))
+            index[str(number)][name] = file
+    write_json(index, model_dir / "categories.json")
 
 
-def score(model_dir: Path, features: pd.DataFrame) -> np.ndarray:
+def load_models(model_dir: Path) -> list[FoldModel]:
+    index_file = model_dir / "categories.json"
+    if not index_file.exists():
+        raise FileNotFoundError(f"{model_dir}: no models; run `dvc repro train@lightgbm` first")
+    index = json.loads(index_file.read_text())
+    return [FoldModel(lgb.Booster(model_file=str(model_dir / f"fold_{number}.txt")),
+                      {name: lgb.Booster(model_file=str(model_dir / file)) for name, file in categories.items()})
+            for number, categories in sorted(index.items(), key=lambda item: int(item[0]))]
+
+
+def score(model_dir: Path, features: pd.DataFrame, blend: float) -> np.ndarray:
     """Mean score of the fold models saved in `model_dir`."""
-    files = sorted(model_dir.glob("fold_*.txt"))
-    if not files:
-        raise FileNotFoundError(f"{model_dir}: no fold_*.txt models; run `dvc repro train@lightgbm` first")
-    boosters = [lgb.Booster(model_file=str(f)) for f in files]
-    return np.mean([b.predict(features[b.feature_name()]) for b in boosters], axis=0)
+    category = features["category"].to_numpy()
+    return np.mean([m.predict(features, category, blend) for m in load_models(model_dir)], axis=0)
 
 
-def importance_table(boosters: list[lgb.Booster]) -> pd.DataFrame:
+def importance_table(models: list[FoldModel]) -> pd.DataFrame:
+    boosters = [m.booster for m in models]
     gain = np.mean([b.feature_importance("gain") for b in boosters], axis=0)
     table = pd.DataFrame({"feature": boosters[0].feature_name(), "gain": gain / gain.sum()})
     return table.sort_values("gain", ascending=False).round(6)
@@ -91,16 +136,17 @@ def main(argv: list[str] | None = None) -> None:
     train, fold = train_folds(params)
     columns = feature_columns(train)
     curves: list = []
+    settings = params[NAME]
     with Timer() as timer:
-        oof, boosters = cross_fit(fold, fit_booster(train[columns], train["target"].to_numpy(), params[NAME],
-                                                    int(params["seed"]), curves))
-    save_models(boosters, paths.model_dir(NAME))
+        oof, models = cross_fit(fold, fit_booster(train[columns], train["target"].to_numpy(),
+                                                  train["category"].to_numpy(), settings, int(params["seed"]), curves))
+    save_models(models, paths.model_dir(NAME))
     test = pd.read_parquet(paths.TEST_FEATURES)
-    write_scores(NAME, train, fold, oof, test, score(paths.model_dir(NAME), test))
-    write_csv(importance_table(boosters), paths.IMPORTANCE_PLOT)
+    write_scores(NAME, train, fold, oof, test, score(paths.model_dir(NAME), test, float(settings["category_blend"])))
+    write_csv(importance_table(models), paths.IMPORTANCE_PLOT)
     write_csv(curve_frame(curves), paths.learning_curve_file(NAME))
-    print(f"train {NAME}: {len(boosters)} product-disjoint folds in {timer.seconds:.1f} s, "
-          f"best iterations {[b.best_iteration for b in boosters]}")
+    print(f"train {NAME}: {len(models)} product-disjoint folds in {timer.seconds:.1f} s, best iterations "
+          f"{[m.booster.best_iteration for m in models]}, category boosters {[len(m.by_category) for m in models]}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,95 @@
+"""Ablation: the competition metric and PR-AUC of LightGBM with each feature group removed.
+
+On the demo (the repository's `data/features`, so run `dvc repro features` first) and on each
+benchmark folder of ../shared/benchmarks (features computed in a scratch folder; test labels are
+not read). Out-of-fold on the pipeline's product-disjoint folds. Prints a table and writes
+`metrics/ablation.json`.
+
+    python benchmarks/ablation.py [--benchmarks ../shared/benchmarks] [--skip-demo]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_offers import LABELS, ROOT, working_dir  # noqa: E402
+
+from matching import metric, paths  # noqa: E402
+from matching.crossfit import cross_fit  # noqa: E402
+from matching.feature_groups import GROUPS, PREFIX  # noqa: E402
+from matching.features import feature_columns  # noqa: E402
+from matching.folds import product_disjoint_folds  # noqa: E402
+from matching.io import write_json  # noqa: E402
+from matching.train_lightgbm import fit_booster  # noqa: E402
+
+
+def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
+    """Out-of-fold quality with all groups, then with each group's columns dropped."""
+    fold = product_disjoint_folds(features.variantid1.to_numpy(), features.variantid2.to_numpy(),
+                                  int(params["train"]["n_folds"]), int(params["seed"]))
+    target, category = features.target.to_numpy(), features.category.to_numpy()
+    settings = {**params["lightgbm"], "category_blend": 0.0}
+    table = {}
+    for removed in [None] + list(GROUPS):
+        columns = [c for c in feature_columns(features) if removed is None or not c.startswith(PREFIX[removed])]
+        if removed is not None and len(columns) == len(feature_columns(features)):
+            continue  # the group gave no columns here (e.g. no photos)
+        oof, _ = cross_fit(fold, fit_booster(features[columns], target, category, settings, int(params["seed"]), []))
+        table["all groups" if removed is None else f"without {removed}"] = {
+            "competition_metric": round(metric.competition_metric(target, oof, category), 4),
+            "pr_auc": round(metric.pr_auc(target, oof), 4), "features": len(columns)}
+    return table
+
+
+def benchmark_features(folder: Path, params: dict) -> pd.DataFrame:
+    from matching import embed_names, embed_photos, embed_text, features, prepare
+
+    with tempfile.TemporaryDirectory() as scratch:
+        raw, work = Path(scratch) / "raw", Path(scratch) / "work"
+        raw.mkdir()
+        work.mkdir()
+        for source in folder.glob("*.parquet"):
+            if source.name != LABELS:
+                (raw / source.name).symlink_to(source.resolve())
+        local = {**params, "data": {**params["data"], "raw_dir": str(raw)}}
+        local["embed"] = {**params["embed"], "attributes": {**params["embed"]["attributes"], "backend": "lexical"},
+                          "descriptions": {**params["embed"]["descriptions"], "backend": "lexical"}}
+        (work / "params.yaml").write_text(yaml.safe_dump(local, allow_unicode=True))
+        with working_dir(work):
+            prepare.main([])
+            for modality in paths.TEXT_MODALITIES:
+                embed_text.main([modality])
+            embed_names.main([])
+            embed_photos.main([])
+            features.main([])
+            return pd.read_parquet(paths.TRAIN_FEATURES)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmarks", type=Path, default=ROOT.parent / "shared" / "benchmarks")
+    parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "metrics" / "ablation.json")
+    args = parser.parse_args()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    results = {}
+    if not args.skip_demo:
+        results["demo"] = scores_without(pd.read_parquet(ROOT / paths.TRAIN_FEATURES), params)
+    for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
+        results[folder.name] = scores_without(benchmark_features(folder, params), params)
+    for data, table in results.items():
+        print(f"\n{data}\n{'':<22}{'metric':>8}{'PR-AUC':>8}{'features':>9}")
+        for name, row in table.items():
+            print(f"{name:<22}{row['competition_metric']:>8.4f}{row['pr_auc']:>8.4f}{row['features']:>9}")
+    write_json(results, args.out)
+
+
+if __name__ == "__main__":
+    main()
