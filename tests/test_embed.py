@@ -102,3 +102,39 @@ def test_embed_text_stage_with_a_local_transformer(raw_dir, tiny_bert):
     np.testing.assert_array_equal(arrays["variantid"], products.variantid)
     missing = np.isnan(arrays["vectors"][:, 0])
     assert missing.sum() == products.description.isna().sum() > 0
+
+
+def test_a_killed_transformer_encoding_resumes_from_its_saved_chunks(tiny_bert, tmp_path, monkeypatch):
+    from sentence_transformers import SentenceTransformer
+
+    texts = [f"товар номер {i} " + "слово " * (i % 7) for i in range(40)]
+    # batch_size 1 makes chunks of 16 texts: 16, 16 and 8.
+    settings = {"backend": "sentence-transformers", "model": str(tiny_bert), "batch_size": 1, "max_length": 16}
+    plain = make_encoder(settings, "cpu", {}, 0)(texts)
+    calls = []
+    original = SentenceTransformer.encode
+
+    def killed_on_third_chunk(self, sentences, **kwargs):
+        calls.append(len(sentences))
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return original(self, sentences, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformer, "encode", killed_on_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        make_encoder(settings, "cpu", {}, 0, tmp_path / "cache")(texts)
+    assert len(list((tmp_path / "cache").rglob("chunk_*.npy"))) == 2
+    calls.clear()
+    resumed = make_encoder(settings, "cpu", {}, 0, tmp_path / "cache")(texts)
+    assert calls == [8]  # only the chunk that was not finished
+    np.testing.assert_allclose(resumed, plain, rtol=1e-5, atol=1e-6)
+    assert not list((tmp_path / "cache").rglob("chunk_*.npy"))  # cleaned up once complete
+
+
+def test_int8_encoding_stays_close_to_float32(tiny_bert):
+    texts = ["Смартфон Samsung черный", "Кастрюля Tefal 2 л", "Наушники Xiaomi белые"]
+    settings = {"backend": "sentence-transformers", "model": str(tiny_bert), "batch_size": 2, "max_length": 16}
+    full = make_encoder(settings, "cpu", {}, 0)(texts)
+    quantised = make_encoder({**settings, "precision": "int8"}, "cpu", {}, 0)(texts)
+    cosine = (full * quantised).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(quantised, axis=1)
+    assert cosine.min() > 0.95

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     embed = params["embed"]
     products = pd.read_parquet(paths.PRODUCTS, columns=["variantid", "attributes", "description"])
     texts = TEXT_OF[args.modality](products)
-    encoder = make_encoder(embed[args.modality], embed["device"], embed["lexical"], int(params["seed"]))
+    encoder = make_encoder(embed[args.modality], embed["device"], embed["lexical"], int(params["seed"]),
+                           paths.ENCODE_CACHE / args.modality)
     vectors = encode_distinct(texts, encoder)
     write_arrays({"variantid": products["variantid"].to_numpy(np.int64), "vectors": vectors},
                  paths.embedding_file(args.modality))

@@ -19,7 +19,10 @@ PRODUCTS = PREPARED / "products.parquet"
 EMBEDDINGS = DATA / "embeddings"
 TEXT_MODALITIES = ("attributes", "descriptions")
 MODALITIES = ("attributes", "descriptions", "names", "photos")
-PHOTO_SETS = EMBEDDINGS / "photo_sets.npz"  # every photo of every product, for photo-to-photo features
+PHOTO_SETS = EMBEDDINGS / "photo_sets.npz"
+# Finished chunks of a transformer encoding, so that a killed run resumes; not a DVC output
+# (DVC clears outputs before a stage runs), removed when the encoding completes.
+ENCODE_CACHE = DATA / "cache" / "encode"  # every photo of every product, for photo-to-photo features
 
 FEATURES = DATA / "features"
 TRAIN_FEATURES = FEATURES / "train.parquet"
