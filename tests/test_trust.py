@@ -54,15 +54,17 @@ def test_another_seed_gives_other_results(twins):
     assert results(first) == before
 
 
-def stage_processes(module: str) -> list[int]:
+def stage_processes(module: str, root: Path) -> list[int]:
+    """The stage's processes running in `root` (and only there: other runs on the machine are left alone)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                cwd = (entry / "cwd").resolve()
             except OSError:
                 continue
-            if f"matching.{module}".encode() in cmdline:
+            if f"matching.{module}".encode() in cmdline and cwd == root.resolve():
                 pids.append(int(entry.name))
     return pids
 
@@ -76,7 +78,7 @@ def kill_part_way(root: Path, stage: str, module: str, watch: Path) -> str:
     moment, started = "never started", None
     deadline = time.monotonic() + 120
     while repro.poll() is None and time.monotonic() < deadline:
-        pids = stage_processes(module)
+        pids = stage_processes(module, root)
         if pids:
             started = started or time.monotonic()
             writing = list(watch.glob("**/.*.tmp")) if watch.exists() else []
