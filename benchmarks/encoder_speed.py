@@ -87,9 +87,11 @@ def main() -> None:
             vectors = encode_distinct(texts, encoder)
             seconds = time.perf_counter() - start
             ours = vectors[texts.notna().to_numpy()]
-            cosine = np.sum(ours * reference, 1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
-            rows.append((f"pipeline: distinct, length-sorted, {precision} (min cosine to plain {cosine.min():.4f})",
-                         present.nunique(), seconds, plain_seconds / seconds))
+            # Random weights make every vector point almost the same way: compare them centred.
+            a, b = ours - reference.mean(0), reference - reference.mean(0)
+            cosine = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+            rows.append((f"pipeline: distinct, length-sorted, {precision} (centred cosine to plain >= "
+                         f"{cosine.min():.3f})", present.nunique(), seconds, plain_seconds / seconds))
     print(f"{args.arch}, {args.modality}, max_length {args.max_length}, {args.pairs} pairs "
           f"({len(texts)} texts, {len(present)} present, {present.nunique()} distinct)")
     print(f"{'path':<78}{'texts':>7}{'seconds':>9}{'speed-up':>9}")

@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -82,9 +84,18 @@ def load_params(path: Path | str = paths.PARAMS) -> dict:
 
 
 def run_stage(main: Callable[[list[str] | None], None]) -> None:
-    """Run a stage's main; bad input or setup becomes one line on stderr and exit status 2."""
+    """Run a stage's main; bad input or setup becomes one line on stderr and exit status 2.
+
+    A finished stage ends with one line of its wall time and peak memory (benchmarks/scale.py
+    reads it).
+    """
+    start = time.perf_counter()
     try:
         main(None)
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+    spec = getattr(sys.modules["__main__"], "__spec__", None)  # `python -m matching.x` runs as __main__
+    stage = " ".join([(spec.name if spec else main.__module__).rsplit(".", 1)[-1]] + sys.argv[1:])
+    print(f"stage {stage}: {time.perf_counter() - start:.1f} s, peak memory {peak_gib:.2f} GiB")
