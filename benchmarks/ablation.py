@@ -14,12 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_offers import LABELS, ROOT, working_dir  # noqa: E402
+from real_offers import ROOT, build_features, labelless_copy, write_params  # noqa: E402
 
 from matching import metric, paths  # noqa: E402
 from matching.crossfit import cross_fit  # noqa: E402
@@ -48,28 +47,12 @@ def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
     return table
 
 
-def benchmark_features(folder: Path, params: dict) -> pd.DataFrame:
-    from matching import embed_names, embed_photos, embed_text, features, prepare
-
+def benchmark_features(folder: Path) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as scratch:
-        raw, work = Path(scratch) / "raw", Path(scratch) / "work"
-        raw.mkdir()
-        work.mkdir()
-        for source in folder.glob("*.parquet"):
-            if source.name != LABELS:
-                (raw / source.name).symlink_to(source.resolve())
-        local = {**params, "data": {**params["data"], "raw_dir": str(raw)}}
-        local["embed"] = {**params["embed"], "attributes": {**params["embed"]["attributes"], "backend": "lexical"},
-                          "descriptions": {**params["embed"]["descriptions"], "backend": "lexical"}}
-        (work / "params.yaml").write_text(yaml.safe_dump(local, allow_unicode=True))
-        with working_dir(work):
-            prepare.main([])
-            for modality in paths.TEXT_MODALITIES:
-                embed_text.main([modality])
-            embed_names.main([])
-            embed_photos.main([])
-            features.main([])
-            return pd.read_parquet(paths.TRAIN_FEATURES)
+        work = Path(scratch) / "work"
+        write_params(labelless_copy(folder, Path(scratch)), work, ["lightgbm"], {})
+        build_features(work)
+        return pd.read_parquet(work / paths.TRAIN_FEATURES)
 
 
 def main() -> None:
@@ -83,7 +66,7 @@ def main() -> None:
     if not args.skip_demo:
         results["demo"] = scores_without(pd.read_parquet(ROOT / paths.TRAIN_FEATURES), params)
     for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
-        results[folder.name] = scores_without(benchmark_features(folder, params), params)
+        results[folder.name] = scores_without(benchmark_features(folder), params)
     for data, table in results.items():
         print(f"\n{data}\n{'':<22}{'metric':>8}{'PR-AUC':>8}{'features':>9}")
         for name, row in table.items():

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 from sklearn.metrics import average_precision_score, f1_score
 
 from matching import ensemble, metric, paths
-from matching.io import load_params, write_json
+from matching.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = "test_labels.parquet"
@@ -39,10 +37,18 @@ def working_dir(path: Path):
         os.chdir(before)
 
 
-def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict) -> None:
-    """The DAG's stages in order, in `work`, on `raw_dir` (which must not hold labels the stages read)."""
-    from matching import embed_names, embed_photos, embed_text, evaluate, features, prepare
+def labelless_copy(folder: Path, scratch: Path) -> Path:
+    """The benchmark's files minus the labels, linked into `scratch/raw`: the stages cannot read what is not there."""
+    raw = scratch / "raw"
+    raw.mkdir(parents=True)
+    for source in folder.glob("*.parquet"):
+        if source.name != LABELS:
+            (raw / source.name).symlink_to(source.resolve())
+    return raw
 
+
+def write_params(raw_dir: Path, work: Path, matchers: list[str], overrides: dict) -> None:
+    """The repository's params with the lexical encoder, `raw_dir` as the data and `overrides` (dotted keys)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(name="benchmark", raw_dir=str(raw_dir))
     params["embed"]["attributes"]["backend"] = params["embed"]["descriptions"]["backend"] = "lexical"
@@ -53,7 +59,14 @@ def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict
         for key in parents:
             node = node[key]
         node[leaf] = value
+    work.mkdir(parents=True, exist_ok=True)
     (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+
+
+def build_features(work: Path) -> None:
+    """The stages from `prepare` to `features`, in `work`."""
+    from matching import embed_names, embed_photos, embed_text, features, prepare
+
     with working_dir(work):
         prepare.main([])
         for modality in paths.TEXT_MODALITIES:
@@ -61,6 +74,15 @@ def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict
         embed_names.main([])
         embed_photos.main([])
         features.main([])
+
+
+def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict) -> None:
+    """The DAG's stages in order, in `work`, on `raw_dir`."""
+    from matching import evaluate
+
+    write_params(raw_dir, work, matchers, overrides)
+    build_features(work)
+    with working_dir(work):
         for name in matchers:
             __import__(f"matching.train_{name}", fromlist=["main"]).main([])
         ensemble.main([])
@@ -95,15 +117,8 @@ def main() -> None:
     table = {}
     for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
         with tempfile.TemporaryDirectory() as scratch:
-            # The stages see a copy of the folder without the labels: they cannot read what is not there.
-            raw = Path(scratch) / "raw"
-            raw.mkdir()
-            for source in folder.glob("*.parquet"):
-                if source.name != LABELS:
-                    os.symlink(source.resolve(), raw / source.name)
             work = Path(scratch) / "work"
-            work.mkdir()
-            run_pipeline(raw, work, args.matchers, overrides)
+            run_pipeline(labelless_copy(folder, Path(scratch)), work, args.matchers, overrides)
             model = args.matchers[0] if len(args.matchers) == 1 else paths.ENSEMBLE_NAME
             table[folder.name] = {"model": model, **test_scores(work, model, pd.read_parquet(folder / LABELS))}
     print(f"{'benchmark':<16} {'model':<10} {'test F1':>8} {'thr':>6} {'PR-AUC':>7} {'AP':>7} {'OOF F1':>7}")

@@ -1,11 +1,7 @@
 """Validation of the raw files and cleaning of the pairs."""
 import json
-import subprocess
-import sys
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 

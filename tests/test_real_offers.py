@@ -1,9 +1,7 @@
 """The real-offers benchmark script: test labels never reach training, feature fitting or the threshold."""
-import shutil
 import sys
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
