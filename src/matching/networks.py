@@ -109,10 +109,11 @@ def device_of(settings: dict) -> torch.device:
 
 def fit_network(model: nn.Module, batch_loss: Callable[[np.ndarray], torch.Tensor],
                 predict: Callable[[np.ndarray], np.ndarray], train: np.ndarray, valid: np.ndarray,
-                target: np.ndarray, settings: dict, seed: int) -> tuple[np.ndarray, list[dict]]:
-    """Adam with early stopping on validation PR-AUC; leaves the best weights in `model`.
+                target: np.ndarray, settings: dict, seed: int, curves: list) -> tuple[np.ndarray, nn.Module]:
+    """Adam with early stopping on validation PR-AUC: a fold's `fit_predict` result.
 
-    Returns the best epoch's validation scores and the learning curve rows.
+    Returns the best epoch's validation scores and the model holding the best weights (on the CPU);
+    the learning curve goes to `curves`.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]),
                                  weight_decay=float(settings["weight_decay"]))
@@ -142,7 +143,8 @@ def fit_network(model: nn.Module, batch_loss: Callable[[np.ndarray], torch.Tenso
             if waited >= patience:
                 break
     model.load_state_dict(best_state)
-    return best_scores, curve
+    curves.append(curve)
+    return best_scores, model.cpu()
 
 
 def save_fold_models(models: list[nn.Module], architecture: dict, model_dir: Path) -> None:

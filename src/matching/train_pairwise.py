@@ -89,9 +89,7 @@ def fit_pairwise(blocks: ProductBlocks, pairs: pd.DataFrame, settings: dict, see
             swap = bool(flips.random() < 0.5)  # the head must not learn which side is which
             return loss_fn(logit(rows, swap), target_tensor[rows])
 
-        valid_scores, curve = fit_network(model, batch_loss, score, train, valid, target, settings, seed + fold)
-        curves.append(curve)
-        return valid_scores, model.cpu()
+        return fit_network(model, batch_loss, score, train, valid, target, settings, seed + fold, curves)
 
     return fit_predict, architecture
 

@@ -66,9 +66,7 @@ def fit_siamese(blocks: ProductBlocks, pairs: pd.DataFrame, settings: dict, seed
         def batch_loss(rows: np.ndarray) -> torch.Tensor:
             return contrastive_loss(distance(rows), target_tensor[rows], float(settings["margin"]))
 
-        valid_scores, curve = fit_network(model, batch_loss, score, train, valid, target, settings, seed + fold)
-        curves.append(curve)
-        return valid_scores, model.cpu()
+        return fit_network(model, batch_loss, score, train, valid, target, settings, seed + fold, curves)
 
     return fit_predict, architecture
 
