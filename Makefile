@@ -24,7 +24,8 @@ setup-automl: setup
 
 pipeline: setup
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	$(BIN)/dvc metrics show --md metrics/evaluate.json
+	$(BIN)/dvc metrics show --md metrics/matchers.json
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
