@@ -1,8 +1,8 @@
 """Stage `train@lightgbm`: gradient boosting on the pair features, on product-disjoint folds.
 
 One model per fold with early stopping on its held-out fold; the held-out scores are the
-out-of-fold predictions, and the fold models' mean scores the test pairs. Models are LightGBM
-text files: loading them runs no code.
+out-of-fold predictions. The test pairs are scored by one model refitted on all train pairs
+(`refit_full`) or by the fold models' mean. Models are LightGBM text files: loading them runs no code.
 """
 from __future__ import annotations
 
