@@ -24,15 +24,15 @@ from matching import metric, paths  # noqa: E402
 from matching.crossfit import cross_fit  # noqa: E402
 from matching.feature_groups import GROUPS, PREFIX  # noqa: E402
 from matching.features import feature_columns  # noqa: E402
-from matching.folds import product_disjoint_folds  # noqa: E402
+from matching.folds import make_folds  # noqa: E402
 from matching.io import write_json  # noqa: E402
 from matching.train_lightgbm import fit_booster  # noqa: E402
 
 
 def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
     """Out-of-fold quality with all groups, then with each group's columns dropped."""
-    fold = product_disjoint_folds(features.variantid1.to_numpy(), features.variantid2.to_numpy(),
-                                  int(params["train"]["n_folds"]), int(params["seed"]))
+    fold = make_folds(features.variantid1.to_numpy(), features.variantid2.to_numpy(), int(params["train"]["n_folds"]),
+                      int(params["seed"]), str(params["train"]["folds"]))
     target, category = features.target.to_numpy(), features.category.to_numpy()
     settings = {**params["lightgbm"], "category_blend": 0.0}
     table = {}
@@ -66,7 +66,9 @@ def main() -> None:
     if not args.skip_demo:
         results["demo"] = scores_without(pd.read_parquet(ROOT / paths.TRAIN_FEATURES), params)
     for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
-        results[folder.name] = scores_without(benchmark_features(folder), params)
+        # As in real_offers.py: these benchmarks split pairs at random, so fold pairs at random too.
+        results[folder.name] = scores_without(benchmark_features(folder),
+                                              {**params, "train": {**params["train"], "folds": "pairs"}})
     for data, table in results.items():
         print(f"\n{data}\n{'':<22}{'metric':>8}{'PR-AUC':>8}{'features':>9}")
         for name, row in table.items():

@@ -52,7 +52,8 @@ def write_params(raw_dir: Path, work: Path, matchers: list[str], overrides: dict
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(name="benchmark", raw_dir=str(raw_dir))
     params["embed"]["attributes"]["backend"] = params["embed"]["descriptions"]["backend"] = "lexical"
-    params["train"].update(matchers=matchers, model=matchers[0] if len(matchers) == 1 else "ensemble")
+    # The benchmarks split pairs at random, so their test pairs share products with train: fold the same way.
+    params["train"].update(matchers=matchers, model=matchers[0] if len(matchers) == 1 else "ensemble", folds="pairs")
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split(".")

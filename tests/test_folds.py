@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from matching.folds import pair_components, product_disjoint_folds
+from matching.folds import make_folds, pair_components, product_disjoint_folds
 from matching.io import DataError
 
 
@@ -27,3 +27,13 @@ def test_no_product_sits_in_two_folds(demo_tables):
 def test_too_few_groups_for_the_folds_is_a_clear_error():
     with pytest.raises(DataError, match="train.n_folds"):
         product_disjoint_folds(np.array([1, 2]), np.array([2, 3]), 5, seed=0)
+
+
+def test_pair_folding_deals_pairs_evenly_and_unknown_foldings_are_refused():
+    left, right = np.arange(100), np.arange(100) + 1  # one chain: a single product group
+    fold = make_folds(left, right, 4, seed=0, folding="pairs")
+    assert np.bincount(fold).tolist() == [25, 25, 25, 25]
+    with pytest.raises(DataError, match="train.n_folds"):
+        make_folds(left, right, 4, seed=0, folding="products")
+    with pytest.raises(DataError, match="train.folds"):
+        make_folds(left, right, 4, seed=0, folding="random")

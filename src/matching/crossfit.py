@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from matching import paths
-from matching.folds import product_disjoint_folds
+from matching.folds import make_folds
 from matching.io import write_parquet
 
 FitPredict = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, Any]]
@@ -33,10 +33,10 @@ def cross_fit(fold: np.ndarray, fit_predict: FitPredict) -> tuple[np.ndarray, li
 
 
 def train_folds(params: dict) -> tuple[pd.DataFrame, np.ndarray]:
-    """Train pair features and their fold numbers, the same for every matcher."""
+    """Train pair features and their fold numbers (`train.folds`), the same for every matcher."""
     features = pd.read_parquet(paths.TRAIN_FEATURES)
-    fold = product_disjoint_folds(features.variantid1.to_numpy(), features.variantid2.to_numpy(),
-                                  int(params["train"]["n_folds"]), int(params["seed"]))
+    fold = make_folds(features.variantid1.to_numpy(), features.variantid2.to_numpy(), int(params["train"]["n_folds"]),
+                      int(params["seed"]), str(params["train"]["folds"]))
     return features, fold
 
 

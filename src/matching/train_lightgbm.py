@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     write_scores(NAME, train, fold, oof, test, score(paths.model_dir(NAME), test, float(settings["category_blend"])))
     write_csv(importance_table(models), paths.IMPORTANCE_PLOT)
     write_csv(curve_frame(curves), paths.learning_curve_file(NAME))
-    print(f"train {NAME}: {len(models)} product-disjoint folds in {timer.seconds:.1f} s, best iterations "
+    print(f"train {NAME}: {len(models)} folds ({params['train']['folds']}) in {timer.seconds:.1f} s, best iterations "
           f"{[m.booster.best_iteration for m in models]}, category boosters {[len(m.by_category) for m in models]}"
           + ("; test pairs scored by a refit on all train pairs" if settings["refit_full"] else ""))
 
