@@ -10,14 +10,20 @@ import pyarrow as pa
 from matching import schema
 
 
+def positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row of each id in `sorted_ids`, or -1 where it is absent."""
+    if len(sorted_ids) == 0:
+        return np.full(len(ids), -1, dtype=np.int64)
+    found = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+    return np.where(sorted_ids[found] == ids, found, -1)
+
+
 def align(found_ids: np.ndarray, found: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
     """Rows of `found` reordered to `wanted_ids`; a product not found gets a NaN row."""
     out = np.full((len(wanted_ids),) + found.shape[1:], np.nan, dtype=np.float32)
-    if len(found_ids):
-        order = np.argsort(found_ids, kind="stable")
-        position = np.clip(np.searchsorted(found_ids[order], wanted_ids), 0, len(found_ids) - 1)
-        hit = found_ids[order][position] == wanted_ids
-        out[hit] = found[order][position[hit]]
+    order = np.argsort(found_ids, kind="stable")
+    rows = positions(found_ids[order], wanted_ids)
+    out[rows >= 0] = found[order][rows[rows >= 0]]
     return out
 
 

@@ -20,6 +20,8 @@ from rapidfuzz.process import cpdist
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from matching.embeddings import positions
+
 CATEGORY_LEVELS = ("1", "2", "3", "4")
 PREFIX = {"embeddings": "emb_", "category": "cat_", "attributes": "attr_", "text": "text_", "codes": "code_",
           "photos": "photo_"}
@@ -55,14 +57,6 @@ def take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = values[np.maximum(rows, 0)].astype(np.float32, copy=True)
     out[rows < 0] = np.nan
     return out
-
-
-def positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Row of each id in `sorted_ids`, or -1 where it is absent."""
-    if len(sorted_ids) == 0:
-        return np.full(len(ids), -1, dtype=np.int64)
-    found = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
-    return np.where(sorted_ids[found] == ids, found, -1)
 
 
 def vector_distances(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:

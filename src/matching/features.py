@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from matching import paths
-from matching.feature_groups import GROUPS, ProductTables, positions, product_tables
+from matching.embeddings import positions
+from matching.feature_groups import GROUPS, ProductTables, product_tables
 from matching.io import StageError, load_params, read_arrays, run_stage, write_parquet
 
 KEYS = ["variantid1", "variantid2"]

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from matching import metric, paths
+from matching.embeddings import positions
 from matching.encoders import resolve_device
 from matching.crossfit import Timer, cross_fit, curve_frame, train_folds, write_scores
 from matching.io import atomic_path, load_params, read_arrays, write_csv, write_json
@@ -34,8 +35,8 @@ class ProductBlocks:
     widths: list[int]
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
-        found = np.clip(np.searchsorted(self.ids, ids), 0, len(self.ids) - 1)
-        return np.where(self.ids[found] == ids, found, len(self.ids))
+        found = positions(self.ids, ids)
+        return np.where(found >= 0, found, len(self.ids))
 
 
 def product_blocks(embeddings: dict[str, dict[str, np.ndarray]]) -> ProductBlocks:
