@@ -94,9 +94,12 @@ def run(args, cwd, check=True):
 
 
 def shrink(config_text: str) -> str:
+    """params.yaml, conf/config.yaml or conf/demo/small.yaml made tiny: demo size and folds."""
     config = yaml.safe_load(config_text)
-    config["demo"].update(n_train_pairs=TINY.n_train_pairs, n_test_pairs=TINY.n_test_pairs)
-    config["train"]["n_folds"] = 3
+    tiny = {"n_train_pairs": TINY.n_train_pairs, "n_test_pairs": TINY.n_test_pairs}
+    config.get("demo", config if "n_train_pairs" in config else {}).update(tiny)
+    if "train" in config:
+        config["train"]["n_folds"] = 3
     return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
 
 
@@ -108,7 +111,8 @@ def make_repo(root: Path) -> Path:
         (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
     (root / ".dvc").mkdir()
     shutil.copy(REPO / ".dvc" / "config", root / ".dvc" / "config")
-    (root / "conf" / "config.yaml").write_text(shrink((REPO / "conf" / "config.yaml").read_text()))
+    for config in ("conf/config.yaml", "conf/demo/small.yaml"):
+        (root / config).write_text(shrink((REPO / config).read_text()))
     (root / "params.yaml").write_text(shrink((REPO / "params.yaml").read_text()))
     run(["git", "init", "-q"], root)
     run(["git", "config", "user.name", "test"], root)

@@ -56,3 +56,35 @@ def test_deterministic_by_seed_and_sized_by_the_knob():
     assert all(a[name].equals(b[name]) for name in a)
     assert not a["text_and_bert"].equals(c["text_and_bert"])
     assert a["test"].num_rows == 20 and 120 <= a["train"].num_rows <= 130
+
+
+def test_product_count_is_the_knob_and_every_product_sits_in_a_pair():
+    size = DemoSize(n_train_pairs=300, n_test_pairs=40, n_products=600)
+    tables = generate(size, seed=4)
+    ids = tables["attributes"].column("variantid").to_numpy()
+    assert len(ids) == 600 and len(np.unique(ids)) == 600
+    paired = np.concatenate([tables[t].column(c).to_numpy() for t in ("train", "test")
+                             for c in ("variantid1", "variantid2")])
+    assert np.isin(ids, paired).mean() > 0.99  # an odd one out of the neighbour pairing may stay alone
+    assert 0.4 < tables["train"].column("target").to_numpy().mean() < 0.56
+
+
+def test_product_files_come_in_row_groups_of_one_random_stream_each(tmp_path):
+    from matching import generate_demo
+    size = DemoSize(n_train_pairs=200, n_test_pairs=20)
+    cat, _, listings, ids = generate_demo.plan(size, seed=2)
+    whole = next(generate_demo.product_batches(cat, listings, ids, seed=2, rows=len(listings)))
+    parts = list(generate_demo.product_batches(cat, listings, ids, seed=2, rows=64))
+    assert len(parts) == -(-len(listings) // 64)
+    joined = pa.Table.from_batches([p["text_and_bert"] for p in parts])
+    assert joined.column("variantid").equals(pa.chunked_array([whole["text_and_bert"].column("variantid")]))
+    extra = pa.Table.from_batches([p["resnet"] for p in parts]).column("pic_embeddings_resnet_v1")
+    counts = extra.combine_chunks().value_lengths().fill_null(0).to_numpy()
+    assert counts.min() == 0 and counts.max() <= 16 and 0.2 < (counts == 0).mean() < 0.5
+
+
+@pytest.mark.parametrize("n_products", [100, 1000])
+def test_impossible_product_counts_are_refused(n_products):
+    from matching.io import DataError
+    with pytest.raises(DataError, match="demo.n_products is"):
+        generate(DemoSize(n_train_pairs=200, n_test_pairs=20, n_products=n_products), seed=1)

@@ -18,7 +18,7 @@ from matching.prepare import prepare
 pytestmark = pytest.mark.slow
 HAS_LIGHTAUTOML = importlib.util.find_spec("lightautoml") is not None
 # Networks need a few more pairs than the other tests' tiny demo to learn.
-SMALL = DemoSize(n_train_pairs=1500, n_test_pairs=100)
+SMALL = DemoSize(n_train_pairs=3000, n_test_pairs=100)
 
 
 @pytest.fixture(scope="module")
