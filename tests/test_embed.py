@@ -52,6 +52,19 @@ def test_lexical_encoder_is_unit_length_deterministic_and_lexical():
     assert a[0] @ a[1] > a[0] @ a[2]
 
 
+def test_lexical_encoder_fitted_on_a_sample_projects_every_text_in_chunks():
+    texts = [f"смартфон samsung {c} {i}" for i, c in enumerate(["черный", "белый", "синий"] * 40)] + ["кукла baby born"]
+    whole = lexical_encoder(dim=8, ngram_min=2, ngram_max=4, max_features=1000, seed=0, fit_sample=10**6)(texts)
+    sampled = lexical_encoder(dim=8, ngram_min=2, ngram_max=4, max_features=1000, seed=0, fit_sample=30)(texts)
+    chunked = lexical_encoder(dim=8, ngram_min=2, ngram_max=4, max_features=1000, seed=0, fit_sample=30,
+                              chunk=7)(texts)
+    np.testing.assert_allclose(chunked, sampled, atol=1e-5)  # 13 chunks over the worker processes, same vectors
+    assert sampled.shape == whole.shape and np.linalg.norm(sampled[:-1], axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert not np.allclose(sampled, whole, atol=1e-3), "the sample is a different fit"
+    # The doll shares no n-gram with the 30 phones of the sample: a zero vector, so no cosine.
+    assert not sampled[-1].any() and np.linalg.norm(whole[-1]) == pytest.approx(1.0)
+
+
 def test_device_auto_falls_back_to_cpu_without_a_gpu():
     import torch
 
@@ -138,3 +151,14 @@ def test_int8_encoding_stays_close_to_float32(tiny_bert):
     quantised = make_encoder({**settings, "precision": "int8"}, "cpu", {}, 0)(texts)
     cosine = (full * quantised).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(quantised, axis=1)
     assert cosine.min() > 0.95
+
+
+def test_tfidf_transform_split_over_processes_equals_one_transform():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from matching.encoders import transform_in_parallel
+
+    texts = [f"смартфон samsung {i} {c}" for i, c in enumerate(["черный", "белый", "синий"] * 20)]
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(texts)
+    split = transform_in_parallel(vectorizer, texts, min_texts=1)
+    assert (split != vectorizer.transform(texts)).nnz == 0

@@ -108,8 +108,9 @@ def test_codes_numbers_colour_and_brand_by_hand():
 
 def test_photo_sets_statistics_by_hand():
     unit = np.eye(128, dtype=np.float32)
-    sets = {"variantid": np.array([1, 2, 3]), "offsets": np.array([0, 2, 4, 4]),
-            "photos": np.stack([unit[0], unit[1], unit[0], unit[2]]), "has_main": np.array([True, True, False])}
+    sets = {"variantid": np.array([1, 2, 3]), "starts": np.array([2, 0, 4]), "counts": np.array([2, 2, 0]),
+            "photos": np.stack([unit[0], unit[2], unit[0], unit[1]]).astype(np.float16),
+            "has_main": np.array([True, True, False])}
     tables = product_tables(offers(), {}, sets, 1000)
     pairs = pd.DataFrame({"variantid1": [1, 1], "variantid2": [2, 3]})
     features = pair_features(pairs, tables, ["photos"])
@@ -119,3 +120,20 @@ def test_photo_sets_statistics_by_hand():
     assert first.photo_cos_std == pytest.approx(np.std([1, 0, 0, 0]))
     assert first.photo_main_vs_other_max == 0.0 and first.photo_count_absdiff == 0
     assert np.isnan(features.iloc[1].photo_cos_max) and features.iloc[1].photo_count_absdiff == 2
+
+
+def test_features_in_chunks_of_pairs_equal_features_in_one_go(monkeypatch, demo_tables):
+    from matching import feature_groups
+
+    attributes = demo_tables["attributes"].to_pandas()
+    text = demo_tables["text_and_bert"].to_pandas()[["variantid", "name", "description"]]
+    levels = [json.loads(c) for c in attributes.categories]
+    products = attributes.drop(columns="categories").rename(columns={"characteristic_attributes_mapping": "attributes"})
+    products = products.assign(**{f"category_{i}": [c.get(str(i)) for c in levels] for i in range(1, 5)}).merge(text)
+    pairs = demo_tables["train"].to_pandas().head(60)
+    tables = product_tables(products, {}, None, 1000)
+    whole = pair_features(pairs, tables, ALL)
+    monkeypatch.setattr(feature_groups, "PAIR_CHUNK", 7)
+    chunked = pair_features(pairs, tables, ALL)
+    pd.testing.assert_frame_equal(whole, chunked)
+    assert whole["code_shared"].notna().all() and (whole["attr_shared_keys"] > 0).any()

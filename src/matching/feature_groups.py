@@ -1,31 +1,41 @@
 """Pair feature groups, each a named function of the pairs and the product tables.
 
 `ProductTables` is everything computed once per product over all products (train and test alike):
-parsed attributes, codes, numbers with units, TF-IDF matrices, photo sets. A group turns two
-arrays of product rows into columns whose names start with the group's prefix, so any group can
-be switched off (`features.groups`) or ablated by its prefix. A row of -1 is an unknown product
-and gives NaN.
+parsed attributes, codes, numbers with units, fitted TF-IDF vectorisers, and loaders of the
+embedding files and photo sets. A group turns two arrays of product rows into columns whose names
+start with the group's prefix, so any group can be switched off (`features.groups`) or ablated by
+its prefix. A row of -1 is an unknown product and gives NaN.
+
+Built for 2.25 M products and 1.2 M pairs on a 24 GiB machine: texts stay Arrow strings, a
+product's attribute and code rows are found by offsets (CSR), TF-IDF rows are made for a chunk of
+pairs at a time from vectorisers fitted on a sample, and an embedding file or the photo sets are
+loaded only while their group runs. What Python loops remain do O(1) work a product or a pair.
 """
 from __future__ import annotations
 
 import json
 import re
+from array import array
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz import fuzz
 from rapidfuzz.process import cpdist
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from matching.embeddings import positions
+from matching.encoders import transform_in_parallel
 
 CATEGORY_LEVELS = ("1", "2", "3", "4")
 PREFIX = {"embeddings": "emb_", "category": "cat_", "attributes": "attr_", "text": "text_", "codes": "code_",
           "photos": "photo_"}
 TOP_KEYS = 8  # per-key equality for this many of the category's most frequent attribute keys
+PAIR_CHUNK = 100_000  # pairs whose TF-IDF rows, attribute rows and photo cosines are held at once
 
 CODE = re.compile(r"(?<![\w])(?=[\w\-./]*\d)[\w][\w\-./]*[\w](?![\w])")
 SEPARATORS = re.compile(r"[\-./_\s]")
@@ -48,8 +58,31 @@ COLOUR_KEY = re.compile(r"цвет|colou?r", re.IGNORECASE)
 BRAND_KEY = re.compile(r"бренд|brand|manufacturer|производитель", re.IGNORECASE)
 
 
+Arrays = dict[str, np.ndarray]
+Source = Arrays | Callable[[], Arrays]  # arrays, or a loader called only while a group needs them
+
+
+def loaded(source: Source | None) -> Arrays:
+    return (source() if callable(source) else source) or {}
+
+
 def normalise(text: str) -> str:
     return text.lower().replace("ё", "е")
+
+
+def normalised(texts: pa.Array) -> pa.Array:
+    """`normalise` over an Arrow string array in C++; a null becomes ""."""
+    return pc.replace_substring(pc.utf8_lower(texts.fill_null("")), "ё", "е")
+
+
+def arrow_strings(column: pd.Series) -> pa.Array:
+    array = pa.array(column, type=pa.string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def strings_at(texts: pa.Array, rows: np.ndarray) -> list[str]:
+    """Python strings of `rows` (a row of -1 gives "") for a chunk of pairs."""
+    return texts.take(pa.array(np.maximum(rows, 0))).fill_null("").to_pylist()
 
 
 def take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -57,6 +90,23 @@ def take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = values[np.maximum(rows, 0)].astype(np.float32, copy=True)
     out[rows < 0] = np.nan
     return out
+
+
+def gather(starts: np.ndarray, counts: np.ndarray, product_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For products given by row (-1: none), every (position in `product_rows`, item index) of
+    their items, where product p owns items starts[p] .. starts[p] + counts[p] - 1."""
+    rows = np.maximum(product_rows, 0)
+    k = np.where(product_rows >= 0, counts[rows], 0).astype(np.int64)
+    owner = np.repeat(np.arange(len(rows)), k)
+    within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+    return owner, np.repeat(starts[rows], k) + within
+
+
+def in_chunks(rows: list[np.ndarray], compute: Callable[[list[np.ndarray]], Arrays]) -> Arrays:
+    """`compute` over chunks of PAIR_CHUNK pairs, its columns put back together."""
+    size = PAIR_CHUNK
+    parts = [compute([r[start:start + size] for r in rows]) for start in range(0, max(len(rows[0]), 1), size)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def vector_distances(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
@@ -69,27 +119,42 @@ def vector_distances(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     return {"cos": cosine, "euclidean": np.linalg.norm(diff, axis=1), "manhattan": np.abs(diff).sum(axis=1)}
 
 
-def sparse_cosine(matrix: sparse.csr_matrix, rows: list[np.ndarray]) -> np.ndarray:
+def sparse_cosine(a: sparse.csr_matrix, b: sparse.csr_matrix, rows: list[np.ndarray]) -> np.ndarray:
     """Row-wise cosine of L2-normalised sparse rows; NaN where a product is unknown or has no text."""
-    a, b = matrix[np.maximum(rows[0], 0)], matrix[np.maximum(rows[1], 0)]
     dot = np.asarray(a.multiply(b).sum(axis=1)).ravel()
     empty = (a.getnnz(axis=1) == 0) | (b.getnnz(axis=1) == 0) | (rows[0] < 0) | (rows[1] < 0)
     return np.where(empty, np.nan, dot).astype(np.float32)
 
 
-def shared_counts(rows: list[np.ndarray], long: pd.DataFrame, item: str, n_products: int,
-                  value: str | None = None) -> dict[str, np.ndarray]:
+@dataclass
+class ItemRows:
+    """Items (attribute rows, codes, colours) of every product, sorted by product: product p owns
+    rows starts[p] .. starts[p+1] - 1 of `frame`."""
+    frame: pd.DataFrame
+    starts: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, n_products: int) -> ItemRows:
+        frame = frame.sort_values("product", kind="stable").reset_index(drop=True)
+        return cls(frame, np.searchsorted(frame["product"].to_numpy(), np.arange(n_products + 1)))
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    def of_pairs(self, product_rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
+        pair, index = gather(self.starts, self.counts, product_rows)
+        return self.frame[columns].iloc[index].assign(pair=pair).reset_index(drop=True)
+
+
+def shared_counts(rows: list[np.ndarray], items: ItemRows, item: str, value: str | None = None) -> Arrays:
     """For each pair: items (keys, codes) of each side, items shared, and shared items with equal `value`."""
-    per_product = np.bincount(long["product"], minlength=n_products).astype(np.float32)
-    sides = []
-    for side, product_rows in enumerate(rows):
-        pairs = pd.DataFrame({"pair": np.arange(len(product_rows)), "product": product_rows})
-        columns = ["product", item] + ([value] if value else [])
-        sides.append(pairs.merge(long[columns], on="product").drop(columns="product")
-                     .rename(columns={value: f"{value}{side}"} if value else {}))
+    columns = [item] + ([value] if value else [])
+    sides = [items.of_pairs(r, columns).rename(columns={value: f"{value}{s}"} if value else {})
+             for s, r in enumerate(rows)]
     shared = sides[0].merge(sides[1], on=["pair", item])
     n_pairs = len(rows[0])
-    out = {"a": take(per_product, rows[0]), "b": take(per_product, rows[1]),
+    out = {"a": take(items.counts.astype(np.float32), rows[0]), "b": take(items.counts.astype(np.float32), rows[1]),
            "shared": np.bincount(shared["pair"], minlength=n_pairs).astype(np.float32)}
     if value:
         equal = (shared[f"{value}0"] == shared[f"{value}1"]).to_numpy(np.float64)
@@ -106,146 +171,236 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class ProductTables:
-    """Per-product inputs of the pair features, rows in `products` order (sorted by variantid)."""
+class Tfidf:
+    """A TF-IDF vectoriser fitted on a sample of the distinct texts, and every product's text."""
+    vectorizer: TfidfVectorizer | None
+    texts: pa.Array
 
-    products: pd.DataFrame
-    embeddings: dict[str, dict[str, np.ndarray]]
-    attributes: pd.DataFrame          # product, key, value (codes), key_text, value_text
-    codes: pd.DataFrame               # product, code (codes)
-    code_strings: np.ndarray          # per product: its codes joined by spaces
-    flat_text: np.ndarray             # per product: all its text, lowercased, separators removed
-    numbers: dict[str, np.ndarray]    # quantity -> per product first value in base units (NaN if none)
-    colours: pd.DataFrame             # product, colour (codes)
-    brands: np.ndarray                # per product brand code (-1 if none)
-    brand_text: np.ndarray            # per product normalised brand
-    tfidf: dict[str, sparse.csr_matrix] = field(default_factory=dict)
-    photo_sets: dict[str, np.ndarray] = field(default_factory=dict)
+    def rows(self, product_rows: np.ndarray) -> sparse.csr_matrix:
+        if self.vectorizer is None:
+            return sparse.csr_matrix((len(product_rows), 1), dtype=np.float32)
+        return transform_in_parallel(self.vectorizer, strings_at(self.texts, product_rows)).tocsr()
 
-    @property
-    def n(self) -> int:
-        return len(self.products)
+    def cosine(self, rows: list[np.ndarray]) -> np.ndarray:
+        return sparse_cosine(self.rows(rows[0]), self.rows(rows[1]), rows)
 
 
-def _attribute_rows(mappings: pd.Series) -> pd.DataFrame:
-    product, keys, values = [], [], []
-    for row, text in enumerate(mappings):
-        if text is None or pd.isna(text):
-            continue
-        for key, value in json.loads(text).items():
-            product.append(row)
-            keys.append(key)
-            values.append(" | ".join(sorted(normalise(str(v)) for v in value)))
-    frame = pd.DataFrame({"product": np.asarray(product, dtype=np.int64), "key_text": keys, "value_text": values})
-    frame["key"] = pd.factorize(frame["key_text"])[0]
-    frame["value"] = pd.factorize(frame["value_text"])[0]
-    frame["number"] = pd.to_numeric(frame["value_text"].str.replace(",", ".", regex=False), errors="coerce")
-    return frame
-
-
-def _numbers(products: pd.DataFrame, attributes: pd.DataFrame) -> dict[str, np.ndarray]:
-    """First value of each quantity per product: from attribute keys with a unit (`Вес товара, г`),
-    then from values and names with a unit (`500 г`, `2 l`)."""
-    found: dict[str, np.ndarray] = {q: np.full(len(products), np.nan, dtype=np.float32) for q in QUANTITIES}
-    for product, key, value in zip(attributes["product"], attributes["key_text"], attributes["value_text"]):
-        unit = KEY_UNIT.search(key)
-        if unit:
-            number = re.match(r"\s*(\d+(?:[.,]\d+)?)\s*$", value)
-            if number:
-                quantity, factor = UNITS[unit.group(1).lower()]
-                if np.isnan(found[quantity][product]):
-                    found[quantity][product] = float(number.group(1).replace(",", ".")) * factor
-    texts = products["name"].fillna("").astype(str) + " " + attributes.groupby("product")["value_text"].agg(" ".join) \
-        .reindex(range(len(products))).fillna("")
-    for product, text in enumerate(texts):
-        for number, unit in NUMBER_UNIT.findall(text):
-            quantity, factor = UNITS[unit.lower()]
-            if np.isnan(found[quantity][product]):
-                found[quantity][product] = float(number.replace(",", ".")) * factor
-    return found
-
-
-def _tfidf(texts: pd.Series, analyzer: str, ngrams: tuple[int, int], max_features: int) -> sparse.csr_matrix:
-    """TF-IDF rows (L2-normalised) fitted once over the distinct texts of all products."""
-    codes, uniques = pd.factorize(texts.fillna(""))
+def fit_tfidf(texts: pa.Array, analyzer: str, ngrams: tuple[int, int], max_features: int, fit_sample: int,
+              seed: int) -> Tfidf:
+    """TF-IDF (rows L2-normalised) fitted once on at most `fit_sample` distinct texts, drawn by seed."""
+    distinct = pc.unique(texts).drop_null()
+    if len(distinct) > fit_sample:
+        distinct = distinct.take(pa.array(np.sort(np.random.default_rng(seed).choice(len(distinct), fit_sample,
+                                                                                    replace=False))))
     words = {"token_pattern": r"(?u)\b\w+\b"} if analyzer == "word" else {}
     vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, max_features=max_features, sublinear_tf=True,
                                  dtype=np.float32, **words)
     try:
-        matrix = vectorizer.fit_transform(list(uniques))
+        vectorizer.fit(distinct.to_pylist())
     except ValueError:  # no text at all (e.g. no product has a description)
-        return sparse.csr_matrix((len(texts), 1), dtype=np.float32)
-    return matrix[codes].tocsr()
+        return Tfidf(None, texts)
+    return Tfidf(vectorizer, texts)
 
 
-def product_tables(products: pd.DataFrame, embeddings: dict, photo_sets: dict | None, max_features: int) -> ProductTables:
-    products = products.reset_index(drop=True)
-    attributes = _attribute_rows(products["attributes"])
-    names = products["name"].fillna("").astype(str).map(normalise)
-    descriptions = products["description"].fillna("").astype(str).map(normalise)
-    attribute_text = attributes.groupby("product")["value_text"].agg(" ".join).reindex(range(len(products))).fillna("")
+@dataclass
+class ProductTables:
+    """Per-product inputs of the pair features, rows in `ids` order (sorted by variantid)."""
 
-    code_lists = [sorted({SEPARATORS.sub("", c) for c in CODE.findall(f"{n} {a}")
-                          if len(SEPARATORS.sub("", c)) >= 3 and not SEPARATORS.sub("", c).isdigit()
-                          or len(SEPARATORS.sub("", c)) >= 4})
-                  for n, a in zip(names, attribute_text)]
-    code_frame = pd.DataFrame({"product": np.repeat(np.arange(len(products)), [len(c) for c in code_lists]),
-                               "code_text": [c for codes in code_lists for c in codes]})
-    code_frame["code"] = pd.factorize(code_frame["code_text"])[0]
-    flat = (names + " " + attribute_text + " " + descriptions).str.replace(SEPARATORS, "", regex=True).to_numpy(object)
+    ids: np.ndarray                   # variantid of each row
+    categories: dict[str, np.ndarray]  # level -> category code per product (-1: none)
+    category_names: dict[str, np.ndarray]  # level -> name of each code
+    names: np.ndarray                 # normalised names (Python strings: rapidfuzz and substring tests)
+    name_lengths: np.ndarray
+    flat_text: pa.Array               # name, attribute values and description, separators removed
+    descriptions_present: np.ndarray
+    attributes: ItemRows              # product, key, value (codes), number (plain numeric value or NaN)
+    top_keys: pd.DataFrame            # category (level-2 code), key, slot: the category's most frequent keys
+    codes: ItemRows                   # product, code (codes)
+    code_strings: np.ndarray          # per product: its codes joined by spaces
+    numbers: dict[str, np.ndarray]    # quantity -> per product first value in base units (NaN if none)
+    colours: ItemRows                 # product, item (colour codes)
+    brands: np.ndarray                # per product brand code (-1 if none)
+    brand_text: np.ndarray            # per product normalised brand
+    tfidf: dict[str, Tfidf] = field(default_factory=dict)
+    embeddings: Mapping[str, Source] = field(default_factory=dict)
+    photo_sets: Source | None = None
 
-    colour_rows = attributes[attributes["key_text"].str.contains(COLOUR_KEY)]
-    colours = colour_rows.assign(colour=colour_rows["value_text"].str.split(r" \| ")).explode("colour")
-    colours = colours.assign(colour=pd.factorize(colours["colour"])[0])[["product", "colour"]]
-    brand_rows = attributes[attributes["key_text"].str.contains(BRAND_KEY)].drop_duplicates("product")
-    brand_text = np.full(len(products), "", dtype=object)
-    brand_text[brand_rows["product"].to_numpy()] = brand_rows["value_text"].to_numpy()
-    brands = np.full(len(products), -1, dtype=np.int64)
-    brands[brand_rows["product"].to_numpy()] = pd.factorize(brand_rows["value_text"])[0]
+    @property
+    def n(self) -> int:
+        return len(self.ids)
 
+
+def _attribute_rows(mappings: pa.Array, chunk: int = 65_536) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pa.Array]:
+    """Attribute rows as integer codes (product, key, value), the distinct keys and values, and each
+    product's values joined by spaces. Values of a key are normalised, sorted and joined by " | "."""
+    keys: dict[str, int] = {}
+    values: dict[str, int] = {}
+    product, key, value = array("q"), array("q"), array("q")
+    joined: list[pa.Array] = []
+    for start in range(0, len(mappings), chunk):
+        texts = []
+        for row, text in enumerate(mappings.slice(start, chunk).to_pylist(), start):
+            parts = []
+            for name, items in (json.loads(text).items() if text else ()):
+                rendered = " | ".join(sorted(normalise(str(v)) for v in items))
+                product.append(row)
+                key.append(keys.setdefault(name, len(keys)))
+                value.append(values.setdefault(rendered, len(values)))
+                parts.append(rendered)
+            texts.append(" ".join(parts))
+        joined.append(pa.array(texts, pa.string()))
+    frame = pd.DataFrame({"product": np.frombuffer(product, np.int64), "key": np.frombuffer(key, np.int64),
+                          "value": np.frombuffer(value, np.int64)})
+    key_text, value_text = np.array(list(keys), dtype=object), np.array(list(values), dtype=object)
+    value_number = pd.to_numeric(pd.Series(value_text, dtype=object).str.replace(",", ".", regex=False),
+                                 errors="coerce").to_numpy(np.float64)
+    frame["number"] = value_number[frame["value"].to_numpy()] if len(frame) else np.empty(0)
+    all_joined = pa.concat_arrays(joined) if joined else pa.array([], pa.string())
+    return frame, key_text, value_text, all_joined
+
+
+def _numbers(names: np.ndarray, attribute_text: pa.Array, attributes: pd.DataFrame, key_text: np.ndarray,
+             value_text: np.ndarray) -> dict[str, np.ndarray]:
+    """First value of each quantity per product: from attribute keys with a unit (`Вес товара, г`),
+    then from values and names with a unit (`500 г`, `2 l`)."""
+    n = len(names)
+    found: dict[str, np.ndarray] = {q: np.full(n, np.nan, dtype=np.float32) for q in QUANTITIES}
+    key_units = [KEY_UNIT.search(k) for k in key_text]
+    key_quantity = np.array([UNITS[u.group(1).lower()][0] if u else "" for u in key_units], dtype=object)
+    key_factor = np.array([UNITS[u.group(1).lower()][1] if u else np.nan for u in key_units], dtype=np.float64)
+    plain = re.compile(r"\s*(\d+(?:[.,]\d+)?)\s*$")
+    value_plain = np.array([float(m.group(1).replace(",", ".")) if (m := plain.match(v)) else np.nan
+                            for v in value_text], dtype=np.float64)
+    if len(attributes):
+        keyed = pd.DataFrame({"product": attributes["product"].to_numpy(),
+                              "quantity": key_quantity[attributes["key"].to_numpy()],
+                              "value": value_plain[attributes["value"].to_numpy()]
+                              * key_factor[attributes["key"].to_numpy()]})
+        keyed = keyed[(keyed["quantity"] != "") & keyed["value"].notna()].drop_duplicates(["product", "quantity"])
+        for quantity, group in keyed.groupby("quantity"):
+            found[quantity][group["product"].to_numpy()] = group["value"].to_numpy(np.float32)
+    texts = pc.binary_join_element_wise(pa.array(names, pa.string()), attribute_text, " ")
+    for start in range(0, n, 65_536):
+        for product, text in enumerate(texts.slice(start, 65_536).to_pylist(), start):
+            for number, unit in NUMBER_UNIT.findall(text):
+                quantity, factor = UNITS[unit.lower()]
+                if np.isnan(found[quantity][product]):
+                    found[quantity][product] = float(number.replace(",", ".")) * factor
+    return found
+
+
+def _codes(names: np.ndarray, attribute_text: pa.Array, n: int) -> tuple[ItemRows, np.ndarray]:
+    """Letter-and-digit tokens (model numbers, articles) of each product's name and attribute values,
+    separators removed; all-digit tokens count from 4 digits on."""
+    product, found = array("q"), []
+    strings = []
+    texts = pc.binary_join_element_wise(pa.array(names, pa.string()), attribute_text, " ")
+    for start in range(0, n, 65_536):
+        for row, text in enumerate(texts.slice(start, 65_536).to_pylist(), start):
+            codes = sorted({code for code in (SEPARATORS.sub("", c) for c in CODE.findall(text))
+                            if len(code) >= 3 and not code.isdigit() or len(code) >= 4})
+            product.extend([row] * len(codes))
+            found.extend(codes)
+            strings.append(" ".join(codes))
+    frame = pd.DataFrame({"product": np.frombuffer(product, np.int64), "code_text": np.array(found, dtype=object)})
+    frame = pd.DataFrame({"product": frame["product"], "code": pd.factorize(frame["code_text"])[0]})
+    return ItemRows.of(frame, n), np.array(strings, dtype=object)
+
+
+def _category_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    encoded = pc.dictionary_encode(arrow_strings(column))
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, np.array(encoded.dictionary.to_pylist(), dtype=object)
+
+
+def _top_keys(attributes: pd.DataFrame, category: np.ndarray) -> pd.DataFrame:
+    """The TOP_KEYS most frequent attribute keys of each level-2 category, ranked (ties by key code)."""
+    keyed = pd.DataFrame({"category": category[attributes["product"].to_numpy()], "key": attributes["key"].to_numpy()})
+    ranked = keyed.groupby(["category", "key"]).size().rename("count").reset_index()
+    ranked = ranked.sort_values(["category", "count", "key"], ascending=[True, False, True])
+    ranked["slot"] = ranked.groupby("category").cumcount()
+    return ranked.loc[ranked["slot"] < TOP_KEYS, ["category", "key", "slot"]].reset_index(drop=True)
+
+
+def product_tables(products: pd.DataFrame, embeddings: Mapping[str, Source], photo_sets: Source | None,
+                   max_features: int, fit_sample: int = 200_000, seed: int = 0) -> ProductTables:
+    products = products.sort_values("variantid", kind="stable").reset_index(drop=True)
+    n = len(products)
+    names_arrow = normalised(arrow_strings(products["name"]))
+    names = np.array(names_arrow.to_pylist(), dtype=object)
+    descriptions = arrow_strings(products["description"])
+    attributes, key_text, value_text, attribute_text = _attribute_rows(arrow_strings(products["attributes"]))
+    flat_text = pc.replace_substring_regex(
+        pc.binary_join_element_wise(names_arrow, attribute_text, normalised(descriptions), " "), SEPARATORS.pattern, "")
+
+    categories, category_names = {}, {}
+    for level in CATEGORY_LEVELS:
+        categories[level], category_names[level] = _category_codes(products[f"category_{level}"])
+
+    colour_rows = attributes[np.array([bool(COLOUR_KEY.search(k)) for k in key_text], dtype=bool)[attributes["key"]]] \
+        if len(attributes) else attributes
+    colour_values = pd.Series(value_text[colour_rows["value"].to_numpy()], dtype=object).str.split(r" \| ")
+    colours = pd.DataFrame({"product": colour_rows["product"].to_numpy(), "item": colour_values.to_numpy()}).explode("item")
+    colours = colours.assign(item=pd.factorize(colours["item"])[0]).astype({"product": np.int64})
+    brand_rows = attributes[np.array([bool(BRAND_KEY.search(k)) for k in key_text], dtype=bool)[attributes["key"]]] \
+        .drop_duplicates("product") if len(attributes) else attributes
+    brand_text = np.full(n, "", dtype=object)
+    brand_text[brand_rows["product"].to_numpy()] = value_text[brand_rows["value"].to_numpy()]
+    brands = np.full(n, -1, dtype=np.int64)
+    brands[brand_rows["product"].to_numpy()] = brand_rows["value"].to_numpy()  # one value code, one brand text
+
+    codes, code_strings = _codes(names, attribute_text, n)
+    description_text = normalised(descriptions)
     tfidf = {
-        "name_char": _tfidf(names, "char_wb", (2, 4), max_features),
-        "name_word": _tfidf(names, "word", (1, 1), max_features),
-        "description_word": _tfidf(descriptions.where(descriptions != ""), "word", (1, 1), max_features),
-        "attributes_char": _tfidf(attribute_text, "char_wb", (2, 4), max_features),
+        "name_char": fit_tfidf(names_arrow, "char_wb", (2, 4), max_features, fit_sample, seed),
+        "name_word": fit_tfidf(names_arrow, "word", (1, 1), max_features, fit_sample, seed),
+        "description_word": fit_tfidf(pc.if_else(pc.equal(description_text, ""), None, description_text), "word",
+                                      (1, 1), max_features, fit_sample, seed),
+        "attributes_char": fit_tfidf(attribute_text, "char_wb", (2, 4), max_features, fit_sample, seed),
     }
-    return ProductTables(products, embeddings, attributes, code_frame,
-                         np.array([" ".join(c) for c in code_lists], dtype=object), flat,
-                         _numbers(products, attributes), colours, brands, brand_text, tfidf, photo_sets or {})
+    return ProductTables(
+        ids=products["variantid"].to_numpy(np.int64), categories=categories, category_names=category_names,
+        names=names, name_lengths=pc.utf8_length(names_arrow).to_numpy().astype(np.float32), flat_text=flat_text, descriptions_present=products["description"].notna().to_numpy(np.float32),
+        attributes=ItemRows.of(attributes, n), top_keys=_top_keys(attributes, categories["2"]), codes=codes,
+        code_strings=code_strings, numbers=_numbers(names, attribute_text, attributes, key_text, value_text),
+        colours=ItemRows.of(colours, n), brands=brands, brand_text=brand_text, tfidf=tfidf,
+        embeddings=embeddings, photo_sets=photo_sets)
 
 
 # --- groups -----------------------------------------------------------------------------------
 
-def embedding_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTables) -> dict[str, np.ndarray]:
-    """Distances of every embedding of every modality; per-product scalars as min, max, |difference|."""
-    columns: dict[str, np.ndarray] = {}
-    for modality, arrays in tables.embeddings.items():
+def embedding_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
+    """Distances of every embedding of every modality; per-product scalars as min, max, |difference|.
+    One modality's file is in memory at a time."""
+    columns: Arrays = {}
+    for modality, source in tables.embeddings.items():
+        arrays = loaded(source)
         ids = arrays["variantid"]
         order = np.argsort(ids, kind="stable")
-        product_ids = tables.products["variantid"].to_numpy(np.int64)
         # Embedding rows of each pair side, via the product's id.
-        found = [positions(ids[order], product_ids[np.maximum(r, 0)]) for r in rows]
+        found = [positions(ids[order], tables.ids[np.maximum(r, 0)]) for r in rows]
         sides = [np.where((f >= 0) & (r >= 0), order[np.maximum(f, 0)], -1) for f, r in zip(found, rows)]
         for name, values in arrays.items():
             if name == "variantid":
                 continue
-            a, b = take(values, sides[0]), take(values, sides[1])
             prefix = f"emb_{modality}_{name}"
             if values.ndim == 2:
-                for kind, distance in vector_distances(a, b).items():
-                    columns[f"{prefix}_{kind}"] = distance
+                distances = in_chunks(sides, lambda s: vector_distances(take(values, s[0]), take(values, s[1])))
+                columns.update({f"{prefix}_{kind}": distance for kind, distance in distances.items()})
             else:
+                a, b = take(values, sides[0]), take(values, sides[1])
                 columns[f"{prefix}_min"] = np.minimum(a, b)
                 columns[f"{prefix}_max"] = np.maximum(a, b)
                 columns[f"{prefix}_absdiff"] = np.abs(a - b)
+        del arrays
     return columns
 
 
-def category_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTables) -> dict[str, np.ndarray]:
+def category_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     """Equality of each category level, and how common the first product's category is."""
     columns = {}
     for level in CATEGORY_LEVELS:
-        codes = pd.factorize(tables.products[f"category_{level}"], use_na_sentinel=True)[0].astype(np.float32)
+        codes = tables.categories[level].astype(np.float32)
         frequency = np.bincount(np.maximum(codes, 0).astype(np.int64)).astype(np.float32) / max(tables.n, 1)
         codes[codes < 0] = np.nan
         a, b = take(codes, rows[0]), take(codes, rows[1])
@@ -254,21 +409,25 @@ def category_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductT
     return columns
 
 
-def attribute_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTables) -> dict[str, np.ndarray]:
+def attribute_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     """Shared keys, equal values, the category's top keys one by one, numbers with units, colour, brand."""
-    counts = shared_counts(rows, tables.attributes, "key", tables.n, value="value")
+    return in_chunks(rows, lambda chunk: _attribute_chunk(chunk, tables))
+
+
+def _attribute_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
+    counts = shared_counts(rows, tables.attributes, "key", value="value")
     union = counts["a"] + counts["b"] - counts["shared"]
     columns = {
         "attr_shared_keys": counts["shared"], "attr_key_jaccard": ratio(counts["shared"], union),
         "attr_equal_value_share": ratio(counts["equal"], counts["shared"]), "attr_equal_values": counts["equal"],
         "attr_keys_min": np.minimum(counts["a"], counts["b"]), "attr_keys_max": np.maximum(counts["a"], counts["b"]),
-        "attr_value_tfidf_cos": sparse_cosine(tables.tfidf["attributes_char"], rows),
+        "attr_value_tfidf_cos": tables.tfidf["attributes_char"].cosine(rows),
     }
     columns.update(_top_key_equality(rows, tables))
     for quantity, values in tables.numbers.items():
         a, b = take(values, rows[0]), take(values, rows[1])
         columns[f"attr_{quantity}_relative_difference"] = ratio(np.abs(a - b), np.maximum(np.abs(a), np.abs(b)))
-    colour = shared_counts(rows, tables.colours.rename(columns={"colour": "item"}), "item", tables.n)
+    colour = shared_counts(rows, tables.colours, "item")
     columns["attr_colour_match"] = np.where((colour["a"] > 0) & (colour["b"] > 0),
                                             (colour["shared"] > 0).astype(np.float32), np.nan)
     brand_a, brand_b = take(tables.brands.astype(np.float32), rows[0]), take(tables.brands.astype(np.float32), rows[1])
@@ -278,22 +437,15 @@ def attribute_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: Product
     return columns
 
 
-def _top_key_equality(rows: list[np.ndarray], tables: ProductTables) -> dict[str, np.ndarray]:
+def _top_key_equality(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     """Equality of the k-th most frequent attribute key of the pair's level-2 category (NaN if a side lacks it)."""
-    attributes = tables.attributes
-    category = tables.products["category_2"].fillna("").to_numpy(object)
-    keyed = attributes.assign(category=category[attributes["product"].to_numpy()])
-    ranked = keyed.groupby(["category", "key"]).size().rename("count").reset_index()
-    ranked = ranked.sort_values(["category", "count", "key"], ascending=[True, False, True])
-    ranked["slot"] = ranked.groupby("category").cumcount()
-    ranked = ranked[ranked["slot"] < TOP_KEYS]
+    category = tables.categories["2"]
     pairs = pd.DataFrame({"pair": np.arange(len(rows[0])), "category": category[np.maximum(rows[0], 0)]})
-    slots = pairs.merge(ranked[["category", "key", "slot"]], on="category")
+    slots = pairs.merge(tables.top_keys, on="category")
     for side, product_rows in enumerate(rows):
-        values = attributes[["product", "key", "value", "number"]].rename(
-            columns={"value": f"value{side}", "number": f"number{side}", "product": f"p{side}"})
-        slots[f"p{side}"] = product_rows[slots["pair"].to_numpy()]
-        slots = slots.merge(values, on=[f"p{side}", "key"], how="left")
+        values = tables.attributes.of_pairs(product_rows, ["key", "value", "number"]).rename(
+            columns={"value": f"value{side}", "number": f"number{side}"})
+        slots = slots.merge(values, on=["pair", "key"], how="left")
     equal = np.where(slots["value0"].isna() | slots["value1"].isna(), np.nan,
                      (slots["value0"] == slots["value1"]).astype(np.float32))
     # Plain numbers (a price, a size without unit) compare by relative difference, not by equality.
@@ -311,64 +463,70 @@ def _top_key_equality(rows: list[np.ndarray], tables: ProductTables) -> dict[str
 
 
 def _brand_in_other_name(rows: list[np.ndarray], tables: ProductTables) -> np.ndarray:
-    names = tables.products["name"].fillna("").astype(str).map(normalise).to_numpy(object)
+    """Whether either product's brand is written in the other's name; NaN if neither has a brand."""
     out = np.full(len(rows[0]), np.nan, dtype=np.float32)
-    for i, (a, b) in enumerate(zip(rows[0], rows[1])):
-        if a < 0 or b < 0:
-            continue
-        hits = [bool(tables.brand_text[x]) and tables.brand_text[x] in names[y] for x, y in ((a, b), (b, a))]
-        if tables.brand_text[a] or tables.brand_text[b]:
-            out[i] = float(any(hits))
+    brand, names = tables.brand_text, tables.names
+    for i, (a, b) in enumerate(zip(rows[0].tolist(), rows[1].tolist())):
+        if a >= 0 and b >= 0 and (brand[a] or brand[b]):
+            out[i] = float(bool(brand[a]) and brand[a] in names[b] or bool(brand[b]) and brand[b] in names[a])
     return out
 
 
-def text_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTables) -> dict[str, np.ndarray]:
+def text_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     """TF-IDF cosines, rapidfuzz ratios and token Jaccard of names, lengths and presence of texts."""
-    names = tables.products["name"].fillna("").astype(str).map(normalise).to_numpy(object)
-    a, b = names[np.maximum(rows[0], 0)], names[np.maximum(rows[1], 0)]
+    return in_chunks(rows, lambda chunk: _text_chunk(chunk, tables))
+
+
+def _text_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
+    a, b = tables.names[np.maximum(rows[0], 0)], tables.names[np.maximum(rows[1], 0)]
     missing = (rows[0] < 0) | (rows[1] < 0) | (a == "") | (b == "")
-    columns = {f"text_{name}_tfidf_cos": sparse_cosine(matrix, rows)
-               for name, matrix in tables.tfidf.items() if not name.startswith("attributes")}
+    columns = {f"text_{name}_tfidf_cos": tfidf.cosine(rows)
+               for name, tfidf in tables.tfidf.items() if not name.startswith("attributes")}
     for label, scorer in (("ratio", fuzz.ratio), ("partial_ratio", fuzz.partial_ratio),
                           ("token_sort_ratio", fuzz.token_sort_ratio), ("token_set_ratio", fuzz.token_set_ratio)):
         scores = cpdist(list(a), list(b), scorer=scorer, workers=-1, dtype=np.float32) / 100.0
         columns[f"text_name_{label}"] = np.where(missing, np.nan, scores)
-    words = (tables.tfidf["name_word"] > 0).astype(np.float32).tocsr()
-    counts = {"a": np.asarray(words[np.maximum(rows[0], 0)].sum(axis=1)).ravel(),
-              "b": np.asarray(words[np.maximum(rows[1], 0)].sum(axis=1)).ravel(),
-              "shared": np.asarray(words[np.maximum(rows[0], 0)].multiply(words[np.maximum(rows[1], 0)]).sum(axis=1)).ravel()}
+    name_words = tables.tfidf["name_word"]
+    words = [(name_words.rows(r) > 0).astype(np.float32).tocsr() for r in rows]
+    counts = {"a": np.asarray(words[0].sum(axis=1)).ravel(), "b": np.asarray(words[1].sum(axis=1)).ravel(),
+              "shared": np.asarray(words[0].multiply(words[1]).sum(axis=1)).ravel()}
     columns["text_name_token_jaccard"] = np.where(missing, np.nan,
                                                   ratio(counts["shared"], counts["a"] + counts["b"] - counts["shared"]))
-    columns.update(_unique_token_weight(words, rows))
-    name_length = np.array([len(n) for n in names], dtype=np.float32)
-    la, lb = take(name_length, rows[0]), take(name_length, rows[1])
+    columns.update(_unique_token_weight(words, name_words, rows))
+    la, lb = take(tables.name_lengths, rows[0]), take(tables.name_lengths, rows[1])
     columns["text_name_length_ratio"] = ratio(np.minimum(la, lb), np.maximum(la, lb))
     columns["text_name_length_absdiff"] = np.abs(la - lb)
-    has_description = tables.products["description"].notna().to_numpy(np.float32)
-    columns["text_descriptions_present"] = take(has_description, rows[0]) + take(has_description, rows[1])
+    columns["text_descriptions_present"] = take(tables.descriptions_present, rows[0]) + \
+        take(tables.descriptions_present, rows[1])
     return columns
 
 
-def _unique_token_weight(words: sparse.csr_matrix, rows: list[np.ndarray]) -> dict[str, np.ndarray]:
+def _unique_token_weight(words: list[sparse.csr_matrix], name_words: Tfidf, rows: list[np.ndarray]) -> Arrays:
     """How much the words one name has and the other lacks weigh (inverse document frequency): a
     rare word on one side only ("upgrade", "pro", a model suffix) speaks against a match."""
-    document_frequency = np.asarray(words.sum(axis=0)).ravel()
-    idf = np.log((1 + words.shape[0]) / (1 + document_frequency)).astype(np.float32) + 1
-    a, b = words[np.maximum(rows[0], 0)], words[np.maximum(rows[1], 0)]
+    unknown = (rows[0] < 0) | (rows[1] < 0)
+    if name_words.vectorizer is None:
+        nothing = np.full(len(rows[0]), np.nan, dtype=np.float32)
+        return {k: nothing.copy() for k in ("text_name_unique_idf_sum_max", "text_name_unique_idf_sum_min",
+                                            "text_name_unique_idf_max")}
+    a, b = words
     shared = a.multiply(b)
-    weights = sparse.diags(idf)
+    weights = sparse.diags(name_words.vectorizer.idf_.astype(np.float32))
     only = [((a - shared) @ weights).tocsr(), ((b - shared) @ weights).tocsr()]
     total = [np.asarray(m.sum(axis=1)).ravel() for m in only]
     largest = [np.asarray(m.max(axis=1).todense()).ravel() for m in only]
-    unknown = (rows[0] < 0) | (rows[1] < 0)
     out = {"text_name_unique_idf_sum_max": np.maximum(*total), "text_name_unique_idf_sum_min": np.minimum(*total),
            "text_name_unique_idf_max": np.maximum(*largest)}
     return {k: np.where(unknown, np.nan, v).astype(np.float32) for k, v in out.items()}
 
 
-def code_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTables) -> dict[str, np.ndarray]:
+def code_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     """Model numbers and other letter-and-digit tokens: shared, conflicting, fuzzy, found in the other's text."""
-    counts = shared_counts(rows, tables.codes, "code", tables.n)
+    return in_chunks(rows, lambda chunk: _code_chunk(chunk, tables))
+
+
+def _code_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
+    counts = shared_counts(rows, tables.codes, "code")
     both = (counts["a"] > 0) & (counts["b"] > 0)
     a, b = tables.code_strings[np.maximum(rows[0], 0)], tables.code_strings[np.maximum(rows[1], 0)]
     fuzzy = cpdist(list(a), list(b), scorer=fuzz.token_set_ratio, workers=-1, dtype=np.float32) / 100.0
@@ -384,46 +542,45 @@ def code_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTable
 
 def _code_in_other_text(rows: list[np.ndarray], tables: ProductTables) -> np.ndarray:
     """Share of one product's codes found anywhere in the other's text, the larger of both ways."""
-    codes = tables.codes.groupby("product")["code_text"].agg(list).reindex(range(tables.n)).to_numpy(object)
     out = np.full(len(rows[0]), np.nan, dtype=np.float32)
-    for i, (a, b) in enumerate(zip(rows[0], rows[1])):
-        if a < 0 or b < 0:
+    codes = [tables.code_strings[np.maximum(r, 0)] for r in rows]
+    texts = [strings_at(tables.flat_text, r) for r in rows]
+    for i in range(len(out)):
+        if rows[0][i] < 0 or rows[1][i] < 0:
             continue
-        shares = [np.mean([c in tables.flat_text[y] for c in codes[x]]) for x, y in ((a, b), (b, a))
-                  if isinstance(codes[x], list)]
+        shares = [np.mean([c in texts[other][i] for c in codes[side][i].split()])
+                  for side, other in ((0, 1), (1, 0)) if codes[side][i]]
         if shares:
             out[i] = max(shares)
     return out
 
 
-def photo_group(rows: list[np.ndarray], pairs: pd.DataFrame, tables: ProductTables,
-                chunk_combinations: int = 2_000_000) -> dict[str, np.ndarray]:
+def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_combinations: int = 2_000_000) -> Arrays:
     """Statistics of the cosine matrix between the two products' photo sets (main photo first), the
     main photo against the other's extra photos, and the difference in photo counts."""
-    sets = tables.photo_sets
+    sets = loaded(tables.photo_sets)
     names = ("photo_cos_min", "photo_cos_max", "photo_cos_mean", "photo_cos_std", "photo_main_vs_other_max")
     columns = {name: np.full(len(rows[0]), np.nan, dtype=np.float32) for name in names}
     if not sets or len(sets["photos"]) == 0:
         return {**columns, "photo_count_absdiff": np.full(len(rows[0]), np.nan, dtype=np.float32)}
-    ids, offsets, has_main = sets["variantid"], sets["offsets"], sets["has_main"]
-    photos = sets["photos"] / np.maximum(np.linalg.norm(sets["photos"], axis=1, keepdims=True), 1e-12)
-    product_ids = tables.products["variantid"].to_numpy(np.int64)
-    side_rows = [np.where(r >= 0, positions(ids, product_ids[np.maximum(r, 0)]), -1) for r in rows]
-    counts = np.diff(offsets)
+    ids, starts, counts, has_main = sets["variantid"], sets["starts"], sets["counts"], sets["has_main"]
+    photos = sets["photos"]  # unit length, float16 (embed_photos.unit_half)
+    side_rows = [np.where(r >= 0, positions(ids, tables.ids[np.maximum(r, 0)]), -1) for r in rows]
     ka = np.where(side_rows[0] >= 0, counts[np.maximum(side_rows[0], 0)], 0)
     kb = np.where(side_rows[1] >= 0, counts[np.maximum(side_rows[1], 0)], 0)
     columns["photo_count_absdiff"] = np.where((side_rows[0] >= 0) & (side_rows[1] >= 0),
                                               np.abs(ka - kb), np.nan).astype(np.float32)
+
     combos = ka * kb
     start = 0
     while start < len(combos):
         stop = start + max(1, int(np.searchsorted(np.cumsum(combos[start:]), chunk_combinations)))
-        _photo_chunk(np.arange(start, min(stop, len(combos))), side_rows, ka, kb, offsets, has_main, photos, columns)
+        _photo_chunk(np.arange(start, min(stop, len(combos))), side_rows, ka, kb, starts, has_main, photos, columns)
         start = stop
     return columns
 
 
-def _photo_chunk(chunk, side_rows, ka, kb, offsets, has_main, photos, columns) -> None:
+def _photo_chunk(chunk, side_rows, ka, kb, starts, has_main, photos, columns) -> None:
     n = (ka * kb)[chunk]
     chunk, n = chunk[n > 0], n[n > 0]
     if len(chunk) == 0:
@@ -432,13 +589,13 @@ def _photo_chunk(chunk, side_rows, ka, kb, offsets, has_main, photos, columns) -
     within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
     i, j = within // kb[chunk][pair], within % kb[chunk][pair]
     ra, rb = side_rows[0][chunk][pair], side_rows[1][chunk][pair]
-    cos = np.einsum("ij,ij->i", photos[offsets[ra] + i], photos[offsets[rb] + j])
-    starts = np.concatenate([[0], np.cumsum(n)[:-1]])
-    columns["photo_cos_min"][chunk] = np.minimum.reduceat(cos, starts)
-    columns["photo_cos_max"][chunk] = np.maximum.reduceat(cos, starts)
-    mean = np.add.reduceat(cos, starts) / n
+    cos = np.einsum("ij,ij->i", photos[starts[ra] + i].astype(np.float32), photos[starts[rb] + j].astype(np.float32))
+    first = np.concatenate([[0], np.cumsum(n)[:-1]])
+    columns["photo_cos_min"][chunk] = np.minimum.reduceat(cos, first)
+    columns["photo_cos_max"][chunk] = np.maximum.reduceat(cos, first)
+    mean = np.add.reduceat(cos, first) / n
     columns["photo_cos_mean"][chunk] = mean
-    columns["photo_cos_std"][chunk] = np.sqrt(np.maximum(np.add.reduceat(cos ** 2, starts) / n - mean ** 2, 0))
+    columns["photo_cos_std"][chunk] = np.sqrt(np.maximum(np.add.reduceat(cos ** 2, first) / n - mean ** 2, 0))
     # Main photo of one side (photo 0 where it has one) against the other side's extra photos.
     cross = ((i == 0) & has_main[ra] & (j > 0)) | ((j == 0) & has_main[rb] & (i > 0))
     best = np.full(len(chunk), -np.inf)
@@ -446,7 +603,7 @@ def _photo_chunk(chunk, side_rows, ka, kb, offsets, has_main, photos, columns) -
     columns["photo_main_vs_other_max"][chunk] = np.where(np.isfinite(best), best, np.nan)
 
 
-GROUPS: dict[str, Callable[[list[np.ndarray], pd.DataFrame, ProductTables], dict[str, np.ndarray]]] = {
+GROUPS: dict[str, Callable[[list[np.ndarray], ProductTables], Arrays]] = {
     "embeddings": embedding_group,
     "category": category_group,
     "attributes": attribute_group,

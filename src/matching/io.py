@@ -12,11 +12,15 @@ import resource
 import sys
 import tempfile
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from matching import paths
@@ -56,6 +60,11 @@ def write_parquet(frame: pd.DataFrame, path: Path | str) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+def write_table(table: pa.Table, path: Path | str) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
 def write_json(payload: dict, path: Path | str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
@@ -66,16 +75,54 @@ def write_csv(frame: pd.DataFrame, path: Path | str) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def write_arrays(arrays: dict[str, np.ndarray], path: Path | str) -> None:
-    """Named arrays in one uncompressed .npz (float32 matrices stay contiguous)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+@dataclass
+class Stream:
+    """An array too large to hold twice: its shape, its dtype and its rows, chunk after chunk."""
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: Iterable[np.ndarray]
+
+
+def write_arrays(arrays: dict[str, np.ndarray | list[np.ndarray] | Stream], path: Path | str) -> None:
+    """Named arrays in one uncompressed .npz that `np.load` reads (float32 matrices stay contiguous).
+
+    An array given as a list of chunks or a `Stream` is written chunk after chunk, stacked along the
+    first axis, and never held whole. Entries carry a fixed timestamp: equal arrays, equal bytes.
+    """
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            if not isinstance(value, Stream):
+                chunks = [np.asarray(c) for c in (value if isinstance(value, list) else [value])]
+                value = Stream((sum(len(c) for c in chunks),) + chunks[0].shape[1:], chunks[0].dtype, chunks)
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(value.dtype)), "fortran_order": False,
+                      "shape": tuple(value.shape)}
+            written = 0
+            with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                              force_zip64=True) as handle:
+                np.lib.format.write_array_header_1_0(handle, header)
+                for chunk in value.chunks:
+                    handle.write(np.ascontiguousarray(chunk, dtype=value.dtype).data)
+                    written += len(chunk)
+            if written != value.shape[0]:
+                raise ValueError(f"{path}: array {name} got {written} rows, its header says {value.shape[0]}")
 
 
 def read_arrays(path: Path | str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
+
+
+def array_shapes(path: Path | str) -> dict[str, tuple[int, ...]]:
+    """Shape of every array in a .npz, read from the headers alone."""
+    shapes = {}
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shapes[member.removesuffix(".npy")] = read_header(handle)[0]
+    return shapes
 
 
 def load_params(path: Path | str = paths.PARAMS) -> dict:
@@ -90,6 +137,9 @@ def run_stage(main: Callable[[list[str] | None], None]) -> None:
     reads it).
     """
     start = time.perf_counter()
+    # Arrow's default allocator (mimalloc) keeps freed pages for reuse; the system one gives them
+    # back, which keeps a stage that streams a multi-GB file at the memory of one batch.
+    pa.set_memory_pool(pa.system_memory_pool())
     try:
         main(None)
     except StageError as error:

@@ -6,11 +6,12 @@ tower sees, so the network knows it is missing rather than reading zeros as a va
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from matching import metric, paths
 from matching.embeddings import positions
 from matching.encoders import resolve_device
 from matching.crossfit import Timer, cross_fit, curve_frame, train_folds, write_scores
-from matching.io import atomic_path, load_params, read_arrays, write_csv, write_json
+from matching.io import array_shapes, atomic_path, load_params, write_csv, write_json
 
 
 @dataclass
@@ -39,27 +40,31 @@ class ProductBlocks:
         return np.where(found >= 0, found, len(self.ids))
 
 
-def product_blocks(embeddings: dict[str, dict[str, np.ndarray]]) -> ProductBlocks:
-    """Stack every vector-valued embedding of every modality, aligned on variantid."""
-    ids = np.unique(np.concatenate([arrays["variantid"] for arrays in embeddings.values()]))
-    values, masks, widths = [], [], []
-    for modality in sorted(embeddings):
-        arrays = embeddings[modality]
-        rows = np.searchsorted(ids, arrays["variantid"])
-        for name in sorted(arrays):
-            matrix = arrays[name]
-            if name == "variantid" or matrix.ndim != 2:
-                continue
-            block = np.zeros((len(ids) + 1, matrix.shape[1]), dtype=np.float32)
-            present = np.zeros(len(ids) + 1, dtype=np.float32)
-            ok = ~np.isnan(matrix).any(axis=1)
-            norm = float(np.linalg.norm(matrix[ok], axis=1).mean()) if ok.any() else 1.0
-            block[rows[ok]] = matrix[ok] / (norm if norm > 0 else 1.0)
-            present[rows[ok]] = 1.0
-            values.append(block)
-            masks.append(present)
-            widths.append(matrix.shape[1])
-    return ProductBlocks(ids, np.concatenate(values, axis=1), np.stack(masks, axis=1), widths)
+def product_blocks(embeddings: Mapping[str, Mapping[str, np.ndarray]],
+                   shapes: Mapping[str, Mapping[str, tuple[int, ...]]] | None = None) -> ProductBlocks:
+    """Stack every vector-valued embedding of every modality, aligned on variantid.
+
+    With `shapes` (from the files' headers) the matrix is allocated once and each embedding is read
+    only while it is copied in: `embeddings` may be lazy `np.load` archives, so the full-size
+    product matrix (2.25 M x 576 floats, 5.2 GB) never sits beside the files' copies of it."""
+    ids = np.unique(np.concatenate([embeddings[m]["variantid"] for m in sorted(embeddings)]))
+    if shapes is None:
+        shapes = {m: {k: embeddings[m][k].shape for k in embeddings[m]} for m in embeddings}
+    layout = [(m, name, shape[1]) for m in sorted(embeddings) for name, shape in sorted(shapes[m].items())
+              if name != "variantid" and len(shape) == 2]
+    values = np.zeros((len(ids) + 1, sum(width for _, _, width in layout)), dtype=np.float32)
+    mask = np.zeros((len(ids) + 1, len(layout)), dtype=np.float32)
+    start = 0
+    for index, (modality, name, width) in enumerate(layout):
+        rows = np.searchsorted(ids, embeddings[modality]["variantid"])
+        matrix = embeddings[modality][name]
+        ok = ~np.isnan(matrix).any(axis=1)
+        norm = float(np.linalg.norm(matrix[ok], axis=1).mean()) if ok.any() else 1.0
+        values[rows[ok], start:start + width] = matrix[ok] / (norm if norm > 0 else 1.0)
+        mask[rows[ok], index] = 1.0
+        start += width
+        del matrix
+    return ProductBlocks(ids, values, mask, [width for _, _, width in layout])
 
 
 def pair_tensors(blocks: ProductBlocks, pairs: pd.DataFrame, device: torch.device):
@@ -78,7 +83,10 @@ def score_in_chunks(score_rows: Callable[[np.ndarray], torch.Tensor], rows: np.n
 
 
 def load_product_blocks() -> ProductBlocks:
-    return product_blocks({m: read_arrays(paths.embedding_file(m)) for m in paths.MODALITIES})
+    files = {m: paths.embedding_file(m) for m in paths.MODALITIES}
+    with contextlib.ExitStack() as stack:
+        lazy = {m: stack.enter_context(np.load(path, allow_pickle=False)) for m, path in files.items()}
+        return product_blocks(lazy, {m: array_shapes(path) for m, path in files.items()})
 
 
 class ProductTower(nn.Module):

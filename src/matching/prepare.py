@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from matching import paths, schema
-from matching.io import DataError, load_params, run_stage, write_csv, write_json, write_parquet
+from matching.embeddings import positions
+from matching.io import DataError, load_params, run_stage, write_csv, write_json, write_parquet, write_table
 
 CATEGORY_LEVELS = ("1", "2", "3", "4")
 
@@ -59,11 +61,6 @@ def check_known_ids(pairs: pd.DataFrame, known: np.ndarray, label: str) -> None:
                 f"{label}: column {column} names product {pairs[column].iat[row]} at row {row} "
                 f"({int(unknown.sum())} rows in all) that is not in attributes.parquet; "
                 "use product files from the same archive as the pairs")
-
-
-def category_levels(categories: list[dict]) -> pd.DataFrame:
-    """One string column per category level; a level a product lacks is null."""
-    return pd.DataFrame({f"category_{level}": [c.get(level) for c in categories] for level in CATEGORY_LEVELS})
 
 
 def read_pairs(raw_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -117,39 +114,59 @@ def scan_vectors(raw_dir: Path, keep: np.ndarray) -> dict:
     return stats
 
 
-def build_products(raw_dir: Path, attributes: pa.Table, ids: np.ndarray, keep: np.ndarray) -> pd.DataFrame:
-    """Text, attributes and category levels of the products in `keep`, validated."""
+def _in_id_order(table: pa.Table, ids: np.ndarray, keep: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """Rows of `table` whose id is in `keep`, sorted by id."""
+    rows = np.flatnonzero(np.isin(ids, keep))
+    rows = rows[np.argsort(ids[rows], kind="stable")]
+    return table.take(pa.array(rows)), ids[rows]
+
+
+def build_products(raw_dir: Path, attributes: pa.Table, ids: np.ndarray, keep: np.ndarray) -> pa.Table:
+    """Text, attributes and category levels of the products in `keep`, validated, sorted by id.
+
+    Columns stay Arrow strings (no Python object a row): the real archive has 2.25 M products."""
     label = str(raw_dir / "attributes.parquet")
     for column in ("categories", "characteristic_attributes_mapping"):
         schema.check_strings(attributes, column, label, nullable=True)
-    attributes = attributes.filter(pa.array(np.isin(ids, keep)))
-    categories = schema.parse_json_objects(attributes.column("categories"), label, "categories", list_values=False)
-    schema.parse_json_objects(attributes.column("characteristic_attributes_mapping"), label,
+    attributes, product_ids = _in_id_order(attributes, ids, keep)
+    levels = schema.check_json_objects(attributes.column("categories"), label, "categories", list_values=False,
+                                       keep_keys=CATEGORY_LEVELS)
+    schema.check_json_objects(attributes.column("characteristic_attributes_mapping"), label,
                               "characteristic_attributes_mapping", list_values=True)
-    products = pd.DataFrame({
-        "variantid": attributes.column("variantid").to_numpy(),
-        "attributes": attributes.column("characteristic_attributes_mapping").to_pandas(),
-    })
-    products = pd.concat([products, category_levels(categories)], axis=1)
 
     text = schema.read_product_file(raw_dir, "text_and_bert", ("variantid", "name", "description"))
     label = str(raw_dir / "text_and_bert.parquet")
     text_ids = schema.check_ids(text, "variantid", label, unique=True)
     schema.check_strings(text, "name", label, nullable=True)
     schema.check_strings(text, "description", label, nullable=True)
-    text = text.filter(pa.array(np.isin(text_ids, keep))).to_pandas()
-    products = products.merge(text, on="variantid", how="left")
-    return products.sort_values("variantid", kind="stable").reset_index(drop=True)
+    text, text_ids = _in_id_order(text, text_ids, keep)
+    # A product without a text row gets null name and description (a null index takes a null).
+    rows = positions(text_ids, product_ids)
+    text_rows = pa.array(rows, mask=rows < 0)
+    columns = {
+        "variantid": pa.array(product_ids),
+        "attributes": attributes.column("characteristic_attributes_mapping"),
+        **{f"category_{level}": pa.array([None if v is None else str(v) for v in levels[level]], pa.string())
+           for level in CATEGORY_LEVELS},
+        "name": text.column("name").take(text_rows).cast(pa.string()),
+        "description": text.column("description").take(text_rows).cast(pa.string()),
+    }
+    return pa.table(columns)
 
 
-def data_report(train: pd.DataFrame, test: pd.DataFrame, products: pd.DataFrame, vectors: dict,
+def data_report(train: pd.DataFrame, test: pd.DataFrame, products: pa.Table, vectors: dict,
                 raw_rows: dict, cleaning: dict) -> tuple[dict, pd.DataFrame]:
-    n = len(products)
+    n = products.num_rows
+
+    def null_share(column: str) -> float:
+        return products.column(column).null_count / n
+
+    empty_attributes = pc.sum(pc.equal(products.column("attributes"), "{}")).as_py() or 0
     missing = {
-        "name": float(products["name"].isna().mean()),
-        "description": float(products["description"].isna().mean()),
-        "attributes": float(products["attributes"].isna().mean() + (products["attributes"] == "{}").mean()),
-        "category_2": float(products["category_2"].isna().mean()),
+        "name": null_share("name"),
+        "description": null_share("description"),
+        "attributes": null_share("attributes") + empty_attributes / n,
+        "category_2": null_share("category_2"),
         "name_bert_64": vectors["name_bert_missing"] / n,
         "main_photo": vectors["main_photo_missing"] / n,
         "extra_photos": vectors["extra_photos_missing"] / n,
@@ -161,10 +178,10 @@ def data_report(train: pd.DataFrame, test: pd.DataFrame, products: pd.DataFrame,
         "cleaning": cleaning,
         "repaired": {"name_bert_64_with_nan_made_missing": vectors["name_bert_nan_repaired"],
                      "photos_with_nan_dropped": vectors["photos_nan_dropped"],
-                     "null_descriptions_left_missing": int(products["description"].isna().sum())},
+                     "null_descriptions_left_missing": products.column("description").null_count},
         "missing_share": {k: round(v, 6) for k, v in missing.items()},
         "extra_photos_per_product": round(vectors["extra_photos_total"] / n, 4),
-        "level2_categories": int(products["category_2"].nunique()),
+        "level2_categories": len(pc.unique(products.column("category_2").drop_null())),
     }
     plot = pd.DataFrame({"column": list(missing), "missing_share": [round(v, 6) for v in missing.values()]})
     return report, plot
@@ -192,11 +209,11 @@ def prepare(raw_dir: Path, sample: float, seed: int) -> None:
     report, plot = data_report(train, test, products, vectors, raw_rows, cleaning)
     write_parquet(train, paths.TRAIN_PAIRS)
     write_parquet(test, paths.TEST_PAIRS)
-    write_parquet(products, paths.PRODUCTS)
+    write_table(products, paths.PRODUCTS)
     write_json(report, paths.DATA_REPORT)
     write_csv(plot, paths.MISSING_PLOT)
     print(f"prepare: {len(train)} train pairs ({report['positive_share']:.1%} positive), {len(test)} test pairs, "
-          f"{len(products)} products; cleaning {cleaning}")
+          f"{products.num_rows} products; cleaning {cleaning}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,9 +69,13 @@ def iter_batches(raw_dir: Path, name: str, columns: list[str]) -> Iterator[tuple
     """Row batches of a product file (both layouts), with the file's name and the batch's first row."""
     for path in product_file_paths(raw_dir, name):
         offset = 0
-        for batch in open_parquet(path, columns).iter_batches(batch_size=BATCH_ROWS, columns=columns):
-            yield str(path), offset, batch
-            offset += batch.num_rows
+        handle = open_parquet(path, columns)
+        # Row group by row group: ParquetFile.iter_batches holds on to the buffers of the groups it
+        # has read (about 3 GB after 12 groups of the full-size photo file), read_row_group does not.
+        for group in range(handle.num_row_groups):
+            for batch in handle.read_row_group(group, columns=columns).to_batches(max_chunksize=BATCH_ROWS):
+                yield str(path), offset, batch
+                offset += batch.num_rows
 
 
 def read_product_file(raw_dir: Path, name: str, columns: tuple[str, ...] | None = None) -> pa.Table:
@@ -199,17 +203,25 @@ def photo_sets(column: pa.ChunkedArray, label: str, name: str,
     return offsets, photos, int((~keep).sum())
 
 
-def parse_json_objects(column: pa.ChunkedArray, label: str, name: str, list_values: bool) -> list[dict]:
-    """Parse a JSON-string column into dicts; with `list_values` every value must be a list of strings."""
-    parsed = []
-    for row, text in enumerate(column.to_pylist()):
-        try:
-            value = json.loads(text) if text is not None else {}
-        except (json.JSONDecodeError, TypeError):
-            raise DataError(f"{label}: column {name} is not JSON at row {row} ({str(text)[:40]!r}); "
-                            "export the column as JSON strings") from None
-        if not isinstance(value, dict) or (list_values and not all(isinstance(v, list) for v in value.values())):
-            expected = "an object of lists of strings" if list_values else "an object"
-            raise DataError(f"{label}: column {name} at row {row} is {type(value).__name__} JSON, expected {expected}")
-        parsed.append(value)
-    return parsed
+def check_json_objects(column: pa.ChunkedArray, label: str, name: str, list_values: bool,
+                       keep_keys: tuple[str, ...] = ()) -> dict[str, list]:
+    """Check that every row of a JSON-string column is an object (with `list_values`, of lists of
+    strings), chunk by chunk; return only the values of `keep_keys`, one list per key (None where
+    a row lacks it), so no parsed dict outlives its row."""
+    kept: dict[str, list] = {key: [] for key in keep_keys}
+    row = 0
+    for chunk in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]):
+        for text in chunk.to_pylist():
+            try:
+                value = json.loads(text) if text is not None else {}
+            except (json.JSONDecodeError, TypeError):
+                raise DataError(f"{label}: column {name} is not JSON at row {row} ({str(text)[:40]!r}); "
+                                "export the column as JSON strings") from None
+            if not isinstance(value, dict) or (list_values and not all(isinstance(v, list) for v in value.values())):
+                expected = "an object of lists of strings" if list_values else "an object"
+                raise DataError(f"{label}: column {name} at row {row} is {type(value).__name__} JSON, "
+                                f"expected {expected}")
+            for key, values in kept.items():
+                values.append(value.get(key))
+            row += 1
+    return kept
