@@ -211,7 +211,7 @@ class ProductTables:
     category_names: dict[str, np.ndarray]  # level -> name of each code
     names: np.ndarray                 # normalised names (Python strings: rapidfuzz and substring tests)
     name_lengths: np.ndarray
-    flat_text: pa.Array               # name, attribute values and description, separators removed
+    texts: dict[str, pa.Array]        # normalised name, attribute values, description ("" if none)
     descriptions_present: np.ndarray
     attributes: ItemRows              # product, key, value (codes), number (plain numeric value or NaN)
     top_keys: pd.DataFrame            # category (level-2 code), key, slot: the category's most frequent keys
@@ -228,6 +228,12 @@ class ProductTables:
     @property
     def n(self) -> int:
         return len(self.ids)
+
+    def flat_text(self, rows: np.ndarray) -> list[str]:
+        """Name, attribute values and description of each row, separators removed (made per chunk
+        of pairs: for all 2.25 M products at once it would be 2 GB)."""
+        taken = [self.texts[k].take(pa.array(np.maximum(rows, 0))) for k in ("name", "attributes", "description")]
+        return pc.replace_substring_regex(pc.binary_join_element_wise(*taken, " "), SEPARATORS.pattern, "").to_pylist()
 
 
 def _attribute_rows(mappings: pa.Array, chunk: int = 65_536) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pa.Array]:
@@ -324,14 +330,14 @@ def _top_keys(attributes: pd.DataFrame, category: np.ndarray) -> pd.DataFrame:
 
 def product_tables(products: pd.DataFrame, embeddings: Mapping[str, Source], photo_sets: Source | None,
                    max_features: int, fit_sample: int = 200_000, seed: int = 0) -> ProductTables:
-    products = products.sort_values("variantid", kind="stable").reset_index(drop=True)
+    if not products["variantid"].is_monotonic_increasing:  # prepare writes them sorted: no copy then
+        products = products.sort_values("variantid", kind="stable")
+    products = products.reset_index(drop=True)
     n = len(products)
     names_arrow = normalised(arrow_strings(products["name"]))
     names = np.array(names_arrow.to_pylist(), dtype=object)
-    descriptions = arrow_strings(products["description"])
+    description_text = normalised(arrow_strings(products["description"]))
     attributes, key_text, value_text, attribute_text = _attribute_rows(arrow_strings(products["attributes"]))
-    flat_text = pc.replace_substring_regex(
-        pc.binary_join_element_wise(names_arrow, attribute_text, normalised(descriptions), " "), SEPARATORS.pattern, "")
 
     categories, category_names = {}, {}
     for level in CATEGORY_LEVELS:
@@ -350,17 +356,16 @@ def product_tables(products: pd.DataFrame, embeddings: Mapping[str, Source], pho
     brands[brand_rows["product"].to_numpy()] = brand_rows["value"].to_numpy()  # one value code, one brand text
 
     codes, code_strings = _codes(names, attribute_text, n)
-    description_text = normalised(descriptions)
     tfidf = {
         "name_char": fit_tfidf(names_arrow, "char_wb", (2, 4), max_features, fit_sample, seed),
         "name_word": fit_tfidf(names_arrow, "word", (1, 1), max_features, fit_sample, seed),
-        "description_word": fit_tfidf(pc.if_else(pc.equal(description_text, ""), None, description_text), "word",
-                                      (1, 1), max_features, fit_sample, seed),
+        "description_word": fit_tfidf(description_text, "word", (1, 1), max_features, fit_sample, seed),
         "attributes_char": fit_tfidf(attribute_text, "char_wb", (2, 4), max_features, fit_sample, seed),
     }
     return ProductTables(
         ids=products["variantid"].to_numpy(np.int64), categories=categories, category_names=category_names,
-        names=names, name_lengths=pc.utf8_length(names_arrow).to_numpy().astype(np.float32), flat_text=flat_text, descriptions_present=products["description"].notna().to_numpy(np.float32),
+        names=names, name_lengths=pc.utf8_length(names_arrow).to_numpy().astype(np.float32),
+        texts={"name": names_arrow, "attributes": attribute_text, "description": description_text}, descriptions_present=products["description"].notna().to_numpy(np.float32),
         attributes=ItemRows.of(attributes, n), top_keys=_top_keys(attributes, categories["2"]), codes=codes,
         code_strings=code_strings, numbers=_numbers(names, attribute_text, attributes, key_text, value_text),
         colours=ItemRows.of(colours, n), brands=brands, brand_text=brand_text, tfidf=tfidf,
@@ -374,7 +379,7 @@ def embedding_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     One modality's file is in memory at a time."""
     columns: Arrays = {}
     for modality, source in tables.embeddings.items():
-        arrays = loaded(source)
+        arrays = loaded(source)  # a lazy np.load archive: one matrix in memory at a time
         ids = arrays["variantid"]
         order = np.argsort(ids, kind="stable")
         # Embedding rows of each pair side, via the product's id.
@@ -392,7 +397,8 @@ def embedding_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
                 columns[f"{prefix}_min"] = np.minimum(a, b)
                 columns[f"{prefix}_max"] = np.maximum(a, b)
                 columns[f"{prefix}_absdiff"] = np.abs(a - b)
-        del arrays
+        if hasattr(arrays, "close"):
+            arrays.close()
     return columns
 
 
@@ -544,7 +550,7 @@ def _code_in_other_text(rows: list[np.ndarray], tables: ProductTables) -> np.nda
     """Share of one product's codes found anywhere in the other's text, the larger of both ways."""
     out = np.full(len(rows[0]), np.nan, dtype=np.float32)
     codes = [tables.code_strings[np.maximum(r, 0)] for r in rows]
-    texts = [strings_at(tables.flat_text, r) for r in rows]
+    texts = [tables.flat_text(r) for r in rows]
     for i in range(len(out)):
         if rows[0][i] < 0 or rows[1][i] < 0:
             continue
@@ -555,7 +561,7 @@ def _code_in_other_text(rows: list[np.ndarray], tables: ProductTables) -> np.nda
     return out
 
 
-def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_combinations: int = 2_000_000) -> Arrays:
+def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_combinations: int = 500_000) -> Arrays:
     """Statistics of the cosine matrix between the two products' photo sets (main photo first), the
     main photo against the other's extra photos, and the difference in photo counts."""
     sets = loaded(tables.photo_sets)

@@ -48,7 +48,7 @@ def load_tables(max_features: int, fit_sample: int, seed: int) -> ProductTables:
     """Products with their texts kept as Arrow strings; embedding files and photo sets are read only
     while their group runs (one at a time: together they are the largest thing in memory)."""
     products = pd.read_parquet(paths.PRODUCTS, dtype_backend="pyarrow")
-    embeddings = {m: functools.partial(read_arrays, paths.embedding_file(m)) for m in paths.MODALITIES}
+    embeddings = {m: functools.partial(np.load, paths.embedding_file(m), allow_pickle=False) for m in paths.MODALITIES}
     return product_tables(products, embeddings, functools.partial(read_arrays, paths.PHOTO_SETS), max_features,
                           fit_sample, seed)
 

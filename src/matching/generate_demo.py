@@ -69,7 +69,7 @@ EMOJI = ["🔥", "✅", "⭐", "👍", "🎁", "💯"]
 
 ROWS_PER_GROUP = 65_536  # products a parquet row group (and a random stream)
 POSITIVE_SHARE = 0.48  # of all pairs, as in the real train file
-SIBLING_SHARE = 0.55   # of the extra negatives: a sibling item rather than another family
+SIBLING_SHARE = 0.8  # of the negatives: a sibling item (a near miss) rather than another family
 LETTERS = np.array(list("ABCDEFGHKMNPRSTXZ"))
 NOUNS = np.array([nouns for nouns in LEVEL2.values()], dtype=object)                  # (level2, 4)
 NOUN_SYNONYMS = np.vectorize(lambda noun: SYNONYMS.get(noun, noun), otypes=[object])(NOUNS)
@@ -175,7 +175,7 @@ def sample_pairs(rng: np.random.Generator, cat: Catalogue, n_pairs: int) -> pd.D
     neighbours = cat.first_listing[single]
 
     n_extra = max(0, n_pairs - len(positives) - len(neighbours))
-    draws = int(n_extra * 1.3) + 10
+    draws = 2 * n_extra + 100  # some draws repeat a pair or meet the same item
     item = cat.listing_item[rng.integers(len(cat.listing_item), size=draws)]
     family_start = np.searchsorted(cat.family, cat.family)  # families are contiguous runs of items
     family_size = np.bincount(cat.family)[cat.family]
