@@ -17,7 +17,7 @@ import json
 import re
 from array import array
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
