@@ -365,7 +365,8 @@ def product_tables(products: pd.DataFrame, embeddings: Mapping[str, Source], pho
     return ProductTables(
         ids=products["variantid"].to_numpy(np.int64), categories=categories, category_names=category_names,
         names=names, name_lengths=pc.utf8_length(names_arrow).to_numpy().astype(np.float32),
-        texts={"name": names_arrow, "attributes": attribute_text, "description": description_text}, descriptions_present=products["description"].notna().to_numpy(np.float32),
+        texts={"name": names_arrow, "attributes": attribute_text, "description": description_text},
+        descriptions_present=products["description"].notna().to_numpy(np.float32),
         attributes=ItemRows.of(attributes, n), top_keys=_top_keys(attributes, categories["2"]), codes=codes,
         code_strings=code_strings, numbers=_numbers(names, attribute_text, attributes, key_text, value_text),
         colours=ItemRows.of(colours, n), brands=brands, brand_text=brand_text, tfidf=tfidf,

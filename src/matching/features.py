@@ -2,8 +2,8 @@
 
 Pairs are joined to products by `variantid` (never by row position); an id missing from a modality
 gives NaN features for that modality, not a crash. Product-level work (parsing, TF-IDF fits, codes)
-is done once over all products; pair features are vectorised over chunks of pairs. `features.groups` picks the
-groups (see feature_groups.py); each group's columns share a prefix.
+is done once over all products; pair features are vectorised over chunks of pairs.
+`features.groups` picks the groups (see feature_groups.py); each group's columns share a prefix.
 """
 from __future__ import annotations
 
