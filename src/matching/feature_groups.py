@@ -29,7 +29,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from matching.embeddings import positions
-from matching.encoders import transform_in_parallel
+from matching.encoders import fit_sample_rows, transform_in_parallel
 
 CATEGORY_LEVELS = ("1", "2", "3", "4")
 PREFIX = {"embeddings": "emb_", "category": "cat_", "attributes": "attr_", "text": "text_", "codes": "code_",
@@ -190,8 +190,7 @@ def fit_tfidf(texts: pa.Array, analyzer: str, ngrams: tuple[int, int], max_featu
     """TF-IDF (rows L2-normalised) fitted once on at most `fit_sample` distinct texts, drawn by seed."""
     distinct = pc.unique(texts).drop_null()
     if len(distinct) > fit_sample:
-        distinct = distinct.take(pa.array(np.sort(np.random.default_rng(seed).choice(len(distinct), fit_sample,
-                                                                                    replace=False))))
+        distinct = distinct.take(pa.array(fit_sample_rows(len(distinct), fit_sample, seed)))
     words = {"token_pattern": r"(?u)\b\w+\b"} if analyzer == "word" else {}
     vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, max_features=max_features, sublinear_tf=True,
                                  dtype=np.float32, **words)
