@@ -22,8 +22,8 @@ from real_offers import ROOT, build_features, labelless_copy, write_params  # no
 
 from matching import metric, paths  # noqa: E402
 from matching.crossfit import cross_fit  # noqa: E402
-from matching.feature_groups import GROUPS, PREFIX  # noqa: E402
-from matching.features import feature_columns  # noqa: E402
+from matching.feature_groups import PREFIX  # noqa: E402
+from matching.features import ALL_GROUPS, feature_columns  # noqa: E402
 from matching.folds import make_folds  # noqa: E402
 from matching.io import write_json  # noqa: E402
 from matching.train_lightgbm import fit_booster  # noqa: E402
@@ -36,8 +36,10 @@ def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
     target, category = features.target.to_numpy(), features.category.to_numpy()
     settings = {**params["lightgbm"], "category_blend": 0.0}
     table = {}
-    for removed in [None] + list(GROUPS):
-        columns = [c for c in feature_columns(features) if removed is None or not c.startswith(PREFIX[removed])]
+    for removed in [None] + ALL_GROUPS:
+        # A group goes with the neighbour ranks of its columns (nbr_text_... goes with text_).
+        gone = () if removed is None else (PREFIX[removed], PREFIX["neighbours"] + PREFIX[removed])
+        columns = [c for c in feature_columns(features) if not c.startswith(gone)]
         if removed is not None and len(columns) == len(feature_columns(features)):
             continue  # the group gave no columns here (e.g. no photos)
         oof, _ = cross_fit(fold, fit_booster(features[columns], target, category, settings, int(params["seed"]), []))

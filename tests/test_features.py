@@ -5,10 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matching.feature_groups import GROUPS, product_tables, vector_distances
-from matching.features import feature_columns, pair_features
+from matching.feature_groups import product_tables, vector_distances
+from matching.features import ALL_GROUPS, feature_columns, pair_features
+from matching.neighbours import best_of_others
 
-ALL = list(GROUPS)
+ALL = ALL_GROUPS
 
 
 def products_frame():
@@ -104,6 +105,53 @@ def test_codes_numbers_colour_and_brand_by_hand():
     assert same.attr_colour_match == 1.0 and other.attr_colour_match == 0.0  # Черный = чёрный
     assert same.attr_brand_equal == 1.0 and same.attr_brand_in_other_name == 1.0
     assert set(c.split("_")[0] for c in feature_columns(pair_features(pairs, tables, ["codes"]))) == {"code"}
+
+
+def named_products(names):
+    return pd.DataFrame({"variantid": np.arange(1, len(names) + 1), "name": names, "description": [None] * len(names),
+                         "attributes": [None] * len(names), "category_1": ["x"] * len(names),
+                         "category_2": ["y"] * len(names), "category_3": [None] * len(names),
+                         "category_4": [None] * len(names)})
+
+
+def test_near_miss_codes_and_numbers_in_names_by_hand():
+    tables = product_tables(named_products(["epson t020201 ink", "epson t020202 ink", "iogear gbu421w6 adapter",
+                                            "iogear gbu421 adapter 2.0", "tree maker version 16 deluxe",
+                                            "tree maker deluxe 11.2", "adobe cs3 3.0 upgrade", "adobe cs3 upgrade"]),
+                            {}, None, 1000)
+    pairs = pd.DataFrame({"variantid1": [1, 3, 5, 7, 1], "variantid2": [2, 4, 6, 8, 5]})
+    f = pair_features(pairs, tables, ["codes", "text"])
+    # t020201 / t020202: one letter apart, neither begins the other; gbu421 begins gbu421w6.
+    assert f.code_closest_different[0] == pytest.approx(6 / 7) and f.code_one_begins_other[0] == 0
+    assert f.code_one_begins_other[1] == 1
+    assert np.isnan(f.code_closest_different[4])  # product 5 has no code
+    # Numbers in names: 16 against 11.2 share nothing; cs3 and 3.0 are both 3.
+    assert (f.text_name_numbers_jaccard[2], f.text_name_numbers_unmatched_max[2]) == (0, 1)
+    assert (f.text_name_numbers_jaccard[3], f.text_name_numbers_unmatched_max[3]) == (1, 0)
+
+
+def test_best_of_others_by_hand():
+    product = np.array([1, 1, 1, 2, 3, 3])
+    score = np.array([0.9, 0.5, 0.9, 0.3, np.nan, 0.2])
+    other, rank = best_of_others(product, score)
+    np.testing.assert_allclose(other, [0.9, 0.9, 0.9, np.nan, 0.2, np.nan])
+    np.testing.assert_array_equal(rank, [1, 3, 1, 1, 2, 1])  # ties share rank 1; NaN ranks last
+
+
+def test_neighbours_rank_a_pair_among_all_its_products_pairs_without_targets():
+    tables = product_tables(named_products(["acme drill 500", "acme drill 500 w", "acme saw 12", "zeta lamp"]),
+                            {}, None, 1000)
+    pairs = pd.DataFrame({"variantid1": [1, 1, 1, 4], "variantid2": [2, 3, 4, 3], "target": [1, 0, 0, 0]})
+    f = pair_features(pairs, tables, ["text", "neighbours"])
+    # Product 1's best candidate is 2: rank 1 with a positive gap; the others rank below it.
+    assert f.nbr_text_name_char_tfidf_cos_rank1.tolist()[:3] == [1, 2, 3]
+    assert f.nbr_text_name_char_tfidf_cos_gap1[0] > 0 > f.nbr_text_name_char_tfidf_cos_gap1[1]
+    assert f.nbr_pairs1.tolist() == [3, 3, 3, 2] and f.nbr_pairs2.tolist() == [1, 2, 2, 2]  # either side counts
+    # Targets play no part; a pair's candidates are the rows given, so dropping one changes the gaps.
+    shuffled = pair_features(pairs.assign(target=[0, 1, 1, 0]), tables, ["text", "neighbours"])
+    pd.testing.assert_frame_equal(f.drop(columns="target"), shuffled.drop(columns="target"))
+    fewer = pair_features(pairs.iloc[1:], tables, ["text", "neighbours"])
+    assert fewer.nbr_text_name_char_tfidf_cos_rank1.iloc[0] == 1
 
 
 def test_photo_sets_statistics_by_hand():

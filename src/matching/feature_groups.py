@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Prefix
 from rapidfuzz.process import cpdist
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -33,12 +34,13 @@ from matching.encoders import fit_sample_rows, transform_in_parallel
 
 CATEGORY_LEVELS = ("1", "2", "3", "4")
 PREFIX = {"embeddings": "emb_", "category": "cat_", "attributes": "attr_", "text": "text_", "codes": "code_",
-          "photos": "photo_"}
+          "photos": "photo_", "neighbours": "nbr_"}  # neighbours.py names its columns nbr_<ranked column>
 TOP_KEYS = 8  # per-key equality for this many of the category's most frequent attribute keys
 PAIR_CHUNK = 100_000  # pairs whose TF-IDF rows, attribute rows and photo cosines are held at once
 
 CODE = re.compile(r"(?<![\w])(?=[\w\-./]*\d)[\w][\w\-./]*[\w](?![\w])")
 SEPARATORS = re.compile(r"[\-./_\s]")
+DECIMAL = re.compile(r"\d+[.,]\d+")  # a price or a measure, not a code
 UNITS = {  # unit -> (quantity, factor to the base unit)
     "г": ("weight", 1), "гр": ("weight", 1), "g": ("weight", 1), "кг": ("weight", 1000), "kg": ("weight", 1000),
     "мг": ("weight", 0.001), "mg": ("weight", 0.001), "lb": ("weight", 453.6), "lbs": ("weight", 453.6),
@@ -215,7 +217,9 @@ class ProductTables:
     attributes: ItemRows              # product, key, value (codes), number (plain numeric value or NaN)
     top_keys: pd.DataFrame            # category (level-2 code), key, slot: the category's most frequent keys
     codes: ItemRows                   # product, code (codes)
+    name_numbers: ItemRows            # product, item (codes of the numbers written in the name)
     code_strings: np.ndarray          # per product: its codes joined by spaces
+    code_texts: np.ndarray            # text of each code
     numbers: dict[str, np.ndarray]    # quantity -> per product first value in base units (NaN if none)
     colours: ItemRows                 # product, item (colour codes)
     brands: np.ndarray                # per product brand code (-1 if none)
@@ -294,22 +298,36 @@ def _numbers(names: np.ndarray, attribute_text: pa.Array, attributes: pd.DataFra
     return found
 
 
-def _codes(names: np.ndarray, attribute_text: pa.Array, n: int) -> tuple[ItemRows, np.ndarray]:
+def _codes(names: np.ndarray, attribute_text: pa.Array, n: int) -> tuple[ItemRows, np.ndarray, np.ndarray]:
     """Letter-and-digit tokens (model numbers, articles) of each product's name and attribute values,
-    separators removed; all-digit tokens count from 4 digits on."""
+    separators removed; all-digit tokens count from 4 digits on, decimals (prices) not at all.
+    Returns the rows (product, code), each product's codes joined by spaces, and each code's text."""
     product, found = array("q"), []
     strings = []
     texts = pc.binary_join_element_wise(pa.array(names, pa.string()), attribute_text, " ")
     for start in range(0, n, 65_536):
         for row, text in enumerate(texts.slice(start, 65_536).to_pylist(), start):
-            codes = sorted({code for code in (SEPARATORS.sub("", c) for c in CODE.findall(text))
+            codes = sorted({code for code in (SEPARATORS.sub("", c) for c in CODE.findall(text) if not DECIMAL.fullmatch(c))
                             if len(code) >= 3 and not code.isdigit() or len(code) >= 4})
             product.extend([row] * len(codes))
             found.extend(codes)
             strings.append(" ".join(codes))
     frame = pd.DataFrame({"product": np.frombuffer(product, np.int64), "code_text": np.array(found, dtype=object)})
-    frame = pd.DataFrame({"product": frame["product"], "code": pd.factorize(frame["code_text"])[0]})
-    return ItemRows.of(frame, n), np.array(strings, dtype=object)
+    code, code_texts = pd.factorize(frame["code_text"])
+    frame = pd.DataFrame({"product": frame["product"], "code": code})
+    return ItemRows.of(frame, n), np.array(strings, dtype=object), np.asarray(code_texts, dtype=object)
+
+
+def _name_numbers(names: pa.Array) -> ItemRows:
+    """The numbers written in each name (versions, sizes, counts: "cs3" gives 3, "3.0" gives 3)."""
+    lists = pc.split_pattern_regex(names, r"[^\d.,]+")
+    flat = pc.list_flatten(lists)
+    owner = pc.list_parent_indices(lists).to_numpy()
+    keep = pc.match_substring_regex(flat, r"^\d").to_numpy(zero_copy_only=False)
+    numbers = pd.to_numeric(pd.Series(flat.filter(pa.array(keep)).to_pylist(), dtype=object)
+                            .str.strip(".,").str.replace(",", ".", regex=False), errors="coerce")
+    frame = pd.DataFrame({"product": owner[keep], "item": numbers.to_numpy()}).dropna().drop_duplicates()
+    return ItemRows.of(frame.assign(item=pd.factorize(frame["item"])[0]), len(names))
 
 
 def _category_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -354,7 +372,7 @@ def product_tables(products: pd.DataFrame, embeddings: Mapping[str, Source], pho
     brands = np.full(n, -1, dtype=np.int64)
     brands[brand_rows["product"].to_numpy()] = brand_rows["value"].to_numpy()  # one value code, one brand text
 
-    codes, code_strings = _codes(names, attribute_text, n)
+    codes, code_strings, code_texts = _codes(names, attribute_text, n)
     tfidf = {
         "name_char": fit_tfidf(names_arrow, "char_wb", (2, 4), max_features, fit_sample, seed),
         "name_word": fit_tfidf(names_arrow, "word", (1, 1), max_features, fit_sample, seed),
@@ -367,7 +385,8 @@ def product_tables(products: pd.DataFrame, embeddings: Mapping[str, Source], pho
         texts={"name": names_arrow, "attributes": attribute_text, "description": description_text},
         descriptions_present=products["description"].notna().to_numpy(np.float32),
         attributes=ItemRows.of(attributes, n), top_keys=_top_keys(attributes, categories["2"]), codes=codes,
-        code_strings=code_strings, numbers=_numbers(names, attribute_text, attributes, key_text, value_text),
+        name_numbers=_name_numbers(names_arrow),
+        code_strings=code_strings, code_texts=code_texts, numbers=_numbers(names, attribute_text, attributes, key_text, value_text),
         colours=ItemRows.of(colours, n), brands=brands, brand_text=brand_text, tfidf=tfidf,
         embeddings=embeddings, photo_sets=photo_sets)
 
@@ -499,6 +518,11 @@ def _text_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     columns["text_name_token_jaccard"] = np.where(missing, np.nan,
                                                   ratio(counts["shared"], counts["a"] + counts["b"] - counts["shared"]))
     columns.update(_unique_token_weight(words, name_words, rows))
+    numbers = shared_counts(rows, tables.name_numbers, "item")
+    unmatched = [numbers[side] - numbers["shared"] for side in ("a", "b")]
+    columns["text_name_numbers_jaccard"] = ratio(numbers["shared"], numbers["a"] + numbers["b"] - numbers["shared"])
+    columns["text_name_numbers_unmatched_min"] = np.minimum(*unmatched)
+    columns["text_name_numbers_unmatched_max"] = np.maximum(*unmatched)
     la, lb = take(tables.name_lengths, rows[0]), take(tables.name_lengths, rows[1])
     columns["text_name_length_ratio"] = ratio(np.minimum(la, lb), np.maximum(la, lb))
     columns["text_name_length_absdiff"] = np.abs(la - lb)
@@ -543,7 +567,30 @@ def _code_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
         "code_conflict": np.where(both, (counts["shared"] == 0).astype(np.float32), np.nan),
         "code_fuzzy": np.where(both, fuzzy, np.nan),
         "code_in_other_text": _code_in_other_text(rows, tables),
+        **_closest_codes(rows, tables),
     }
+
+
+def _closest_codes(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
+    """Over every two different codes, one from each side: the highest similarity (21118 against
+    21218 is a sibling article, not the same item), and whether one code begins the other
+    (gbu421 and gbu421w6). NaN unless both sides have codes."""
+    sides = [tables.codes.of_pairs(r, ["code"]) for r in rows]
+    combos = sides[0].merge(sides[1], on="pair", suffixes=("0", "1"))
+    combos = combos[combos["code0"] != combos["code1"]]
+    a, b = (list(tables.code_texts[combos[f"code{s}"].to_numpy()]) for s in (0, 1))
+    similarity = cpdist(a, b, scorer=fuzz.ratio, workers=-1, dtype=np.float32) / 100.0
+    shortest = np.minimum([len(x) for x in a], [len(x) for x in b]) if a else np.empty(0)
+    begins = (cpdist(a, b, scorer=Prefix.similarity, workers=-1) == shortest) & (shortest >= 4)
+    pair = combos["pair"].to_numpy()
+    both = np.zeros(len(rows[0]), dtype=bool)
+    both[sides[0]["pair"].to_numpy()] = True
+    both &= np.isin(np.arange(len(rows[0])), sides[1]["pair"].to_numpy())
+    closest = np.where(both, 0.0, np.nan).astype(np.float32)
+    np.maximum.at(closest, pair, similarity)
+    prefix = np.where(both, 0.0, np.nan).astype(np.float32)
+    np.maximum.at(prefix, pair, begins.astype(np.float32))
+    return {"code_closest_different": closest, "code_one_begins_other": prefix}
 
 
 def _code_in_other_text(rows: list[np.ndarray], tables: ProductTables) -> np.ndarray:

@@ -17,17 +17,21 @@ from matching import paths
 from matching.embeddings import positions
 from matching.feature_groups import GROUPS, ProductTables, product_tables
 from matching.io import StageError, load_params, read_arrays, run_stage, write_parquet
+from matching.neighbours import neighbour_group
 
 KEYS = ["variantid1", "variantid2"]
 # Columns of the feature files that are not model inputs.
 META = KEYS + ["target", "category"]
+# The per-pair groups, then `neighbours`, which compares a pair with the product's other pairs.
+ALL_GROUPS = [*GROUPS, "neighbours"]
 
 
 def pair_features(pairs: pd.DataFrame, tables: ProductTables, groups: list[str]) -> pd.DataFrame:
-    """Features of `pairs` from the chosen groups, in the pairs' order."""
-    unknown = sorted(set(groups) - set(GROUPS))
+    """Features of `pairs` from the chosen groups, in the pairs' order. `neighbours` compares each
+    pair with the other rows of `pairs` that share a product: pass all candidate pairs at once."""
+    unknown = sorted(set(groups) - set(ALL_GROUPS))
     if unknown:
-        raise StageError(f"params.yaml: features.groups names {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+        raise StageError(f"params.yaml: features.groups names {', '.join(unknown)}; choose from {', '.join(ALL_GROUPS)}")
     pairs = pairs.reset_index(drop=True)
     rows = [positions(tables.ids, pairs[k].to_numpy(np.int64)) for k in KEYS]
     meta = pairs[[c for c in META if c in pairs]].copy()
@@ -35,8 +39,10 @@ def pair_features(pairs: pd.DataFrame, tables: ProductTables, groups: list[str])
     names = np.append(tables.category_names["2"], "unknown").astype(object)
     meta["category"] = names[np.where(code >= 0, code, len(names) - 1)].astype(str)
     columns: dict[str, np.ndarray] = {}
-    for group in groups:
+    for group in (g for g in groups if g in GROUPS):
         columns.update(GROUPS[group](rows, tables))
+    if "neighbours" in groups:  # ranks the other groups' similarities, so it comes last
+        columns.update(neighbour_group(rows, columns))
     return pd.concat([meta, pd.DataFrame(columns).astype(np.float32)], axis=1)
 
 
@@ -58,9 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     settings = params["features"]
     tables = load_tables(int(settings["tfidf_max_features"]), int(settings["tfidf_fit_sample"]), int(params["seed"]))
-    for pairs_path, out_path in ((paths.TRAIN_PAIRS, paths.TRAIN_FEATURES), (paths.TEST_PAIRS, paths.TEST_FEATURES)):
-        features = pair_features(pd.read_parquet(pairs_path), tables, list(settings["groups"]))
-        write_parquet(features, out_path)
+    train, test = pd.read_parquet(paths.TRAIN_PAIRS), pd.read_parquet(paths.TEST_PAIRS)
+    # One call over train and test pairs: a product's candidates (group `neighbours`) are all its pairs.
+    both = pair_features(pd.concat([train, test], ignore_index=True), tables, list(settings["groups"]))
+    for features, out_path in ((both.iloc[:len(train)].astype({"target": train["target"].dtype}), paths.TRAIN_FEATURES),
+                               (both.iloc[len(train):].drop(columns="target"), paths.TEST_FEATURES)):
+        write_parquet(features.reset_index(drop=True), out_path)
         print(f"features: {len(features)} pairs x {len(feature_columns(features))} features -> {out_path}")
 
 
