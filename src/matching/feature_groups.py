@@ -580,7 +580,7 @@ def _closest_codes(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     combos = combos[combos["code0"] != combos["code1"]]
     a, b = (list(tables.code_texts[combos[f"code{s}"].to_numpy()]) for s in (0, 1))
     similarity = cpdist(a, b, scorer=fuzz.ratio, workers=-1, dtype=np.float32) / 100.0
-    shortest = np.minimum([len(x) for x in a], [len(x) for x in b]) if a else np.empty(0)
+    shortest = np.minimum(*(pc.utf8_length(pa.array(x, pa.string())).to_numpy() for x in (a, b)))
     begins = (cpdist(a, b, scorer=Prefix.similarity, workers=-1) == shortest) & (shortest >= 4)
     pair = combos["pair"].to_numpy()
     both = np.zeros(len(rows[0]), dtype=bool)
