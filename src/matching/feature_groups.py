@@ -307,8 +307,8 @@ def _codes(names: np.ndarray, attribute_text: pa.Array, n: int) -> tuple[ItemRow
     texts = pc.binary_join_element_wise(pa.array(names, pa.string()), attribute_text, " ")
     for start in range(0, n, 65_536):
         for row, text in enumerate(texts.slice(start, 65_536).to_pylist(), start):
-            codes = sorted({code for code in (SEPARATORS.sub("", c) for c in CODE.findall(text) if not DECIMAL.fullmatch(c))
-                            if len(code) >= 3 and not code.isdigit() or len(code) >= 4})
+            tokens = (SEPARATORS.sub("", c) for c in CODE.findall(text) if not DECIMAL.fullmatch(c))
+            codes = sorted({code for code in tokens if len(code) >= 3 and not code.isdigit() or len(code) >= 4})
             product.extend([row] * len(codes))
             found.extend(codes)
             strings.append(" ".join(codes))
@@ -385,8 +385,8 @@ def product_tables(products: pd.DataFrame, embeddings: Mapping[str, Source], pho
         texts={"name": names_arrow, "attributes": attribute_text, "description": description_text},
         descriptions_present=products["description"].notna().to_numpy(np.float32),
         attributes=ItemRows.of(attributes, n), top_keys=_top_keys(attributes, categories["2"]), codes=codes,
-        name_numbers=_name_numbers(names_arrow),
-        code_strings=code_strings, code_texts=code_texts, numbers=_numbers(names, attribute_text, attributes, key_text, value_text),
+        name_numbers=_name_numbers(names_arrow), code_strings=code_strings, code_texts=code_texts,
+        numbers=_numbers(names, attribute_text, attributes, key_text, value_text),
         colours=ItemRows.of(colours, n), brands=brands, brand_text=brand_text, tfidf=tfidf,
         embeddings=embeddings, photo_sets=photo_sets)
 
@@ -583,9 +583,7 @@ def _closest_codes(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     shortest = np.minimum(*(pc.utf8_length(pa.array(x, pa.string())).to_numpy() for x in (a, b)))
     begins = (cpdist(a, b, scorer=Prefix.similarity, workers=-1) == shortest) & (shortest >= 4)
     pair = combos["pair"].to_numpy()
-    both = np.zeros(len(rows[0]), dtype=bool)
-    both[sides[0]["pair"].to_numpy()] = True
-    both &= np.isin(np.arange(len(rows[0])), sides[1]["pair"].to_numpy())
+    both = np.logical_and(*(np.bincount(side["pair"], minlength=len(rows[0])) > 0 for side in sides))
     closest = np.where(both, 0.0, np.nan).astype(np.float32)
     np.maximum.at(closest, pair, similarity)
     prefix = np.where(both, 0.0, np.nan).astype(np.float32)

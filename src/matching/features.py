@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     train, test = pd.read_parquet(paths.TRAIN_PAIRS), pd.read_parquet(paths.TEST_PAIRS)
     # One call over train and test pairs: a product's candidates (group `neighbours`) are all its pairs.
     both = pair_features(pd.concat([train, test], ignore_index=True), tables, list(settings["groups"]))
-    for features, out_path in ((both.iloc[:len(train)].astype({"target": train["target"].dtype}), paths.TRAIN_FEATURES),
+    train_features = both.iloc[:len(train)].astype({"target": train["target"].dtype})
+    for features, out_path in ((train_features, paths.TRAIN_FEATURES),
                                (both.iloc[len(train):].drop(columns="target"), paths.TEST_FEATURES)):
         write_parquet(features.reset_index(drop=True), out_path)
         print(f"features: {len(features)} pairs x {len(feature_columns(features))} features -> {out_path}")
