@@ -172,6 +172,11 @@ def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, numerator / denominator, np.nan).astype(np.float32)
 
 
+def jaccard(counts: Arrays) -> np.ndarray:
+    """Shared items over the union, from `shared_counts`' counts (NaN if neither side has any)."""
+    return ratio(counts["shared"], counts["a"] + counts["b"] - counts["shared"])
+
+
 @dataclass
 class Tfidf:
     """A TF-IDF vectoriser fitted on a sample of the distinct texts, and every product's text."""
@@ -441,9 +446,8 @@ def attribute_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
 
 def _attribute_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     counts = shared_counts(rows, tables.attributes, "key", value="value")
-    union = counts["a"] + counts["b"] - counts["shared"]
     columns = {
-        "attr_shared_keys": counts["shared"], "attr_key_jaccard": ratio(counts["shared"], union),
+        "attr_shared_keys": counts["shared"], "attr_key_jaccard": jaccard(counts),
         "attr_equal_value_share": ratio(counts["equal"], counts["shared"]), "attr_equal_values": counts["equal"],
         "attr_keys_min": np.minimum(counts["a"], counts["b"]), "attr_keys_max": np.maximum(counts["a"], counts["b"]),
         "attr_value_tfidf_cos": tables.tfidf["attributes_char"].cosine(rows),
@@ -515,12 +519,11 @@ def _text_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     words = [(name_words.rows(r) > 0).astype(np.float32).tocsr() for r in rows]
     counts = {"a": np.asarray(words[0].sum(axis=1)).ravel(), "b": np.asarray(words[1].sum(axis=1)).ravel(),
               "shared": np.asarray(words[0].multiply(words[1]).sum(axis=1)).ravel()}
-    columns["text_name_token_jaccard"] = np.where(missing, np.nan,
-                                                  ratio(counts["shared"], counts["a"] + counts["b"] - counts["shared"]))
+    columns["text_name_token_jaccard"] = np.where(missing, np.nan, jaccard(counts))
     columns.update(_unique_token_weight(words, name_words, rows))
     numbers = shared_counts(rows, tables.name_numbers, "item")
     unmatched = [numbers[side] - numbers["shared"] for side in ("a", "b")]
-    columns["text_name_numbers_jaccard"] = ratio(numbers["shared"], numbers["a"] + numbers["b"] - numbers["shared"])
+    columns["text_name_numbers_jaccard"] = jaccard(numbers)
     columns["text_name_numbers_unmatched_min"] = np.minimum(*unmatched)
     columns["text_name_numbers_unmatched_max"] = np.maximum(*unmatched)
     la, lb = take(tables.name_lengths, rows[0]), take(tables.name_lengths, rows[1])
@@ -563,18 +566,18 @@ def _code_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     return {
         "code_shared": counts["shared"], "code_min": np.minimum(counts["a"], counts["b"]),
         "code_max": np.maximum(counts["a"], counts["b"]),
-        "code_jaccard": ratio(counts["shared"], counts["a"] + counts["b"] - counts["shared"]),
+        "code_jaccard": jaccard(counts),
         "code_conflict": np.where(both, (counts["shared"] == 0).astype(np.float32), np.nan),
         "code_fuzzy": np.where(both, fuzzy, np.nan),
         "code_in_other_text": _code_in_other_text(rows, tables),
-        **_closest_codes(rows, tables),
+        **_closest_codes(rows, tables, both),
     }
 
 
-def _closest_codes(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
+def _closest_codes(rows: list[np.ndarray], tables: ProductTables, both: np.ndarray) -> Arrays:
     """Over every two different codes, one from each side: the highest similarity (21118 against
     21218 is a sibling article, not the same item), and whether one code begins the other
-    (gbu421 and gbu421w6). NaN unless both sides have codes."""
+    (gbu421 and gbu421w6). NaN unless both sides have codes (`both`)."""
     sides = [tables.codes.of_pairs(r, ["code"]) for r in rows]
     combos = sides[0].merge(sides[1], on="pair", suffixes=("0", "1"))
     combos = combos[combos["code0"] != combos["code1"]]
@@ -583,7 +586,6 @@ def _closest_codes(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     shortest = np.minimum(*(pc.utf8_length(pa.array(x, pa.string())).to_numpy() for x in (a, b)))
     begins = (cpdist(a, b, scorer=Prefix.similarity, workers=-1) == shortest) & (shortest >= 4)
     pair = combos["pair"].to_numpy()
-    both = np.logical_and(*(np.bincount(side["pair"], minlength=len(rows[0])) > 0 for side in sides))
     closest = np.where(both, 0.0, np.nan).astype(np.float32)
     np.maximum.at(closest, pair, similarity)
     prefix = np.where(both, 0.0, np.nan).astype(np.float32)
