@@ -6,7 +6,7 @@ export DVC_NO_ANALYTICS := 1
 # Stages run `python`: make it the project environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup setup-automl pipeline test test-fast params clean
+.PHONY: setup setup-automl pipeline test test-fast lint format params clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,15 @@ test: setup
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m 'not slow'
+
+# ruff (pinned in the test extra): line length 120, import sorting, pyupgrade; CI runs `make lint`.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf data/demo data/prepared data/embeddings data/features data/scores data/ensemble data/submission.csv models/*/

@@ -7,6 +7,7 @@ not read). Out-of-fold on the pipeline's product-disjoint folds. Prints a table 
 
     python benchmarks/ablation.py [--benchmarks ../shared/benchmarks] [--skip-demo]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,23 +19,28 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dataclasses  # noqa: E402
+
+from matching import config, metric, paths  # noqa: E402
+from matching.features.columns import PREFIX, feature_columns  # noqa: E402
+from matching.features.pairs import ALL_GROUPS  # noqa: E402
+from matching.io import write_json  # noqa: E402
+from matching.matchers.crossfit import InnerSplit, cross_fit  # noqa: E402
+from matching.matchers.folds import make_folds  # noqa: E402
+from matching.matchers.lightgbm import fit_booster  # noqa: E402
 from real_offers import ROOT, build_features, labelless_copy, write_params  # noqa: E402
 
-from matching import metric, paths  # noqa: E402
-from matching.crossfit import cross_fit  # noqa: E402
-from matching.feature_groups import PREFIX  # noqa: E402
-from matching.features import ALL_GROUPS, feature_columns  # noqa: E402
-from matching.folds import make_folds  # noqa: E402
-from matching.io import write_json  # noqa: E402
-from matching.train_lightgbm import fit_booster  # noqa: E402
+LAYOUT = paths.Layout(Path("."))
 
 
 def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
     """Out-of-fold quality with all groups, then with each group's columns dropped."""
-    fold = make_folds(features.variantid1.to_numpy(), features.variantid2.to_numpy(), int(params["train"]["n_folds"]),
-                      int(params["seed"]), str(params["train"]["folds"]))
+    cfg = config.from_dict(params)
+    left, right = features.variantid1.to_numpy(), features.variantid2.to_numpy()
+    fold = make_folds(left, right, cfg.train.n_folds, cfg.seed, cfg.train.folds)
+    inner = InnerSplit(left, right, cfg.train.folds, cfg.train.inner_valid_share, cfg.seed)
     target, category = features.target.to_numpy(), features.category.to_numpy()
-    settings = {**params["lightgbm"], "category_blend": 0.0}
+    settings = dataclasses.replace(cfg.lightgbm, category_blend=0.0)
     table = {}
     for removed in [None] + ALL_GROUPS:
         # A group goes with the neighbour ranks of its columns (nbr_text_... goes with text_).
@@ -42,10 +48,12 @@ def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
         columns = [c for c in feature_columns(features) if not c.startswith(gone)]
         if removed is not None and len(columns) == len(feature_columns(features)):
             continue  # the group gave no columns here (e.g. no photos)
-        oof, _ = cross_fit(fold, fit_booster(features[columns], target, category, settings, int(params["seed"]), []))
+        oof, _ = cross_fit(fold, fit_booster(features[columns], target, category, settings, cfg.seed, inner, []))
         table["all groups" if removed is None else f"without {removed}"] = {
             "competition_metric": round(metric.competition_metric(target, oof, category), 4),
-            "pr_auc": round(metric.pr_auc(target, oof), 4), "features": len(columns)}
+            "pr_auc": round(metric.pr_auc(target, oof), 4),
+            "features": len(columns),
+        }
     return table
 
 
@@ -54,7 +62,7 @@ def benchmark_features(folder: Path) -> pd.DataFrame:
         work = Path(scratch) / "work"
         write_params(labelless_copy(folder, Path(scratch)), work, ["lightgbm"], {})
         build_features(work)
-        return pd.read_parquet(work / paths.TRAIN_FEATURES)
+        return pd.read_parquet(work / LAYOUT.train_features)
 
 
 def main() -> None:
@@ -66,11 +74,12 @@ def main() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     results = {}
     if not args.skip_demo:
-        results["demo"] = scores_without(pd.read_parquet(ROOT / paths.TRAIN_FEATURES), params)
+        results["demo"] = scores_without(pd.read_parquet(ROOT / LAYOUT.train_features), params)
     for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
         # As in real_offers.py: these benchmarks split pairs at random, so fold pairs at random too.
-        results[folder.name] = scores_without(benchmark_features(folder),
-                                              {**params, "train": {**params["train"], "folds": "pairs"}})
+        results[folder.name] = scores_without(
+            benchmark_features(folder), {**params, "train": {**params["train"], "folds": "pairs"}}
+        )
     for data, table in results.items():
         print(f"\n{data}\n{'':<22}{'metric':>8}{'PR-AUC':>8}{'features':>9}")
         for name, row in table.items():

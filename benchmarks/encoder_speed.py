@@ -8,6 +8,7 @@ speed.
 
     python benchmarks/encoder_speed.py [--raw data/demo] [--pairs 4000] [--arch rubert-tiny2] [--device cuda]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from matching.embed_text import attributes_text, clean_description
-from matching.encoders import encode_distinct, load_sentence_transformer, sentence_transformer_encoder
+from matching.encoders.base import encode_distinct
+from matching.encoders.texts import attributes_text, clean_description
+from matching.encoders.transformer import load_sentence_transformer, sentence_transformer_encoder
 
 ARCHITECTURES = {  # layers, hidden, heads, intermediate, vocabulary: the real models' shapes
     "rubert-tiny2": (3, 312, 12, 600, 83828),
@@ -40,10 +42,22 @@ def build_model(folder: Path, arch: str, raw: Path) -> Path:
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     texts = list(corpus["name"].fillna("")) + list(clean_description(corpus["description"]).dropna())
     tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=30000, special_tokens=special))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=max(vocabulary, fast.vocab_size), hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=heads, intermediate_size=intermediate, max_position_embeddings=514)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    config = BertConfig(
+        vocab_size=max(vocabulary, fast.vocab_size),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=514,
+    )
     BertModel(config).save_pretrained(folder / "bert")
     fast.save_pretrained(folder / "bert")
     SentenceTransformer(str(folder / "bert"), device="cpu").save(str(folder / "st"))
@@ -94,10 +108,18 @@ def main() -> None:
             # Random weights make every vector point almost the same way: compare them centred.
             a, b = ours - reference.mean(0), reference - reference.mean(0)
             cosine = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-            rows.append((f"pipeline: distinct, length-sorted, {precision} (centred cosine to plain >= "
-                         f"{cosine.min():.3f})", present.nunique(), seconds, plain_seconds / seconds))
-    print(f"{args.arch} on {args.device}, {args.modality}, max_length {args.max_length}, {args.pairs} pairs "
-          f"({len(texts)} texts, {len(present)} present, {present.nunique()} distinct)")
+            rows.append(
+                (
+                    f"pipeline: distinct, length-sorted, {precision} (centred cosine to plain >= {cosine.min():.3f})",
+                    present.nunique(),
+                    seconds,
+                    plain_seconds / seconds,
+                )
+            )
+    print(
+        f"{args.arch} on {args.device}, {args.modality}, max_length {args.max_length}, {args.pairs} pairs "
+        f"({len(texts)} texts, {len(present)} present, {present.nunique()} distinct)"
+    )
     print(f"{'path':<78}{'texts':>7}{'seconds':>9}{'texts/s':>9}{'speed-up':>9}")
     for name, count, seconds, speedup in rows:
         print(f"{name:<78}{count:>7}{seconds:>9.1f}{count / seconds:>9.0f}{speedup:>8.1f}x")

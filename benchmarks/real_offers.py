@@ -8,6 +8,7 @@ the test pairs: F1 at that threshold, PR-AUC and average precision. Prints a tab
 
     python benchmarks/real_offers.py [--benchmarks ../shared/benchmarks] [--matchers lightgbm]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,11 @@ import pandas as pd
 import yaml
 from sklearn.metrics import average_precision_score, f1_score
 
-from matching import ensemble, metric, paths
+from matching import metric, paths
 from matching.io import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
+LAYOUT = paths.Layout(Path("."))  # relative: the scripts run stages in scratch folders
 LABELS = "test_labels.parquet"
 
 
@@ -53,7 +55,7 @@ def write_params(raw_dir: Path, work: Path, matchers: list[str], overrides: dict
     params["data"].update(name="benchmark", raw_dir=str(raw_dir))
     params["embed"]["attributes"]["backend"] = params["embed"]["descriptions"]["backend"] = "lexical"
     # The benchmarks split pairs at random, so their test pairs share products with train: fold the same way.
-    params["train"].update(matchers=matchers, model=matchers[0] if len(matchers) == 1 else "ensemble", folds="pairs")
+    params["train"].update(matchers=matchers, submit=matchers[0] if len(matchers) == 1 else "ensemble", folds="pairs")
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split(".")
@@ -66,7 +68,7 @@ def write_params(raw_dir: Path, work: Path, matchers: list[str], overrides: dict
 
 def build_features(work: Path) -> None:
     """The stages from `prepare` to `features`, in `work`."""
-    from matching import embed_names, embed_photos, embed_text, features, prepare
+    from matching.stages import embed_names, embed_photos, embed_text, features, prepare
 
     with working_dir(work):
         prepare.main([])
@@ -79,13 +81,13 @@ def build_features(work: Path) -> None:
 
 def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict) -> None:
     """The DAG's stages in order, in `work`, on `raw_dir`."""
-    from matching import evaluate
+    from matching.stages import ensemble, evaluate
 
     write_params(raw_dir, work, matchers, overrides)
     build_features(work)
     with working_dir(work):
         for name in matchers:
-            __import__(f"matching.train_{name}", fromlist=["main"]).main([])
+            __import__(f"matching.stages.train_{name}", fromlist=["main"]).main([])
         ensemble.main([])
         evaluate.main([])
 
@@ -93,18 +95,23 @@ def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict
 def test_scores(work: Path, model: str, labels: pd.DataFrame) -> dict:
     """Threshold from the out-of-fold predictions first; the test labels only score what is fixed."""
     with working_dir(work):
-        oof = pd.read_parquet(paths.oof_file(model))
+        oof = pd.read_parquet(LAYOUT.oof_file(model))
         _, threshold = metric.best_f1(oof.target.to_numpy(), oof.score.to_numpy())
-        scores = pd.read_parquet(paths.test_scores_file(model))
+        scores = pd.read_parquet(LAYOUT.test_scores_file(model))
         oof_summary = metric.summary(oof.target.to_numpy(), oof.score.to_numpy(), oof.category.to_numpy())
     # Test pairs may repeat, so labels are matched row by row, after checking the rows agree.
     keys = ["variantid1", "variantid2"]
     if len(labels) != len(scores) or not (labels[keys].to_numpy() == scores[keys].to_numpy()).all():
         raise SystemExit(f"{LABELS}: rows do not follow test.parquet's order")
     y, s = labels.target.to_numpy().astype(int), scores.score.to_numpy()
-    return {"test_f1": round(float(f1_score(y, s >= threshold)), 4), "threshold": round(threshold, 4),
-            "test_pr_auc": round(metric.pr_auc(y, s), 4), "test_average_precision": round(float(average_precision_score(y, s)), 4),
-            "oof_f1": round(oof_summary["best_f1"], 4), "oof_competition_metric": round(oof_summary["competition_metric"], 4)}
+    return {
+        "test_f1": round(float(f1_score(y, s >= threshold)), 4),
+        "threshold": round(threshold, 4),
+        "test_pr_auc": round(metric.pr_auc(y, s), 4),
+        "test_average_precision": round(float(average_precision_score(y, s)), 4),
+        "oof_f1": round(oof_summary["best_f1"], 4),
+        "oof_competition_metric": round(oof_summary["competition_metric"], 4),
+    }
 
 
 def main() -> None:
@@ -124,8 +131,10 @@ def main() -> None:
             table[folder.name] = {"model": model, **test_scores(work, model, pd.read_parquet(folder / LABELS))}
     print(f"{'benchmark':<16} {'model':<10} {'test F1':>8} {'thr':>6} {'PR-AUC':>7} {'AP':>7} {'OOF F1':>7}")
     for name, row in table.items():
-        print(f"{name:<16} {row['model']:<10} {row['test_f1']:>8.4f} {row['threshold']:>6.3f} "
-              f"{row['test_pr_auc']:>7.4f} {row['test_average_precision']:>7.4f} {row['oof_f1']:>7.4f}")
+        print(
+            f"{name:<16} {row['model']:<10} {row['test_f1']:>8.4f} {row['threshold']:>6.3f} "
+            f"{row['test_pr_auc']:>7.4f} {row['test_average_precision']:>7.4f} {row['oof_f1']:>7.4f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(table, args.out)
 

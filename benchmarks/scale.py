@@ -8,6 +8,7 @@ to do.
     python benchmarks/scale.py                        # 2,252,569 products, 1,218,136 pairs
     python benchmarks/scale.py --fraction 0.1 --matchers lightgbm siamese pairwise
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +29,19 @@ STAGE_LINE = re.compile(r"^stage (?P<stage>.+?): (?P<seconds>[\d.]+) s, peak mem
 
 def run(args: list[str], cwd: Path, log: Path | None = None) -> str:
     """Run a command in the scratch repo; its output is appended to `log` as it comes."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
     with open(log or os.devnull, "a") as sink:
         result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         sink.write(result.stdout)
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed (fix, then rerun with the same --keep to go on):\n"
-                         f"{result.stdout[-4000:]}")
+        raise SystemExit(
+            f"{' '.join(args)} failed (fix, then rerun with the same --keep to go on):\n{result.stdout[-4000:]}"
+        )
     return result.stdout
 
 
@@ -46,7 +52,7 @@ def scratch_repo(root: Path, fraction: float, matchers: list[str]) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     full = yaml.safe_load((ROOT / "conf" / "demo" / "full.yaml").read_text())
     params["demo"].update({key: int(full[key] * fraction) for key in ("n_train_pairs", "n_test_pairs", "n_products")})
-    params["train"].update(matchers=matchers, model="ensemble")
+    params["train"].update(matchers=matchers, submit="ensemble")
     (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
@@ -79,14 +85,19 @@ def main() -> None:
         output = log.read_text()
         report = yaml.safe_load((root / "metrics" / "data_report.json").read_text())
     products, pairs = report["rows"]["products"], report["rows"]["train_pairs"] + report["rows"]["test_pairs"]
-    print(f"{args.fraction:g} of the real volumes: {report['raw_rows']['products']} products in the files; "
-          f"{products} products and {pairs} pairs after prepare; matchers {', '.join(args.matchers)}")
+    print(
+        f"{args.fraction:g} of the real volumes: {report['raw_rows']['products']} products in the files; "
+        f"{products} products and {pairs} pairs after prepare; matchers {', '.join(args.matchers)}"
+    )
     print(f"{'stage':<28}{'wall s':>9}{'peak RSS GiB':>14}{'rows/s':>12}  rows")
     stages = {match["stage"]: match for match in STAGE_LINE.finditer(output)}  # a resumed run: the last of each
     for stage, match in stages.items():
         seconds = float(match["seconds"])
-        rows, unit = (pairs, "pairs") if stage.split()[0] in ("features", "ensemble", "evaluate", "predict") or \
-            stage.startswith("train") else (products, "products")
+        rows, unit = (
+            (pairs, "pairs")
+            if stage.split()[0] in ("features", "ensemble", "evaluate", "predict") or stage.startswith("train")
+            else (products, "products")
+        )
         print(f"{stage:<28}{seconds:>9.1f}{float(match['gib']):>14.2f}{rows / max(seconds, 0.05):>12,.0f}  {unit}")
     runs = [float(x) for x in re.findall(r"^dvc repro took ([\d.]+) s$", output, re.M)]
     print(f"{'dvc repro, whole DAG':<28}{sum(runs):>9.1f}" + (f"  (in {len(runs)} runs)" if len(runs) > 1 else ""))

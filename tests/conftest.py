@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny demo archive, a repo-like working folder, a tiny local BERT."""
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,13 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-from matching.generate_demo import DemoSize, generate, write_tables  # noqa: E402
+from matching import paths  # noqa: E402
+from matching.demo.generator import DemoSize, generate  # noqa: E402
+from matching.stages.generate_demo import write_tables  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# The project's files relative to the working directory, which the tests make a tiny project root.
+LAYOUT = paths.Layout(Path("."))
 TINY = DemoSize(n_train_pairs=500, n_test_pairs=60)
 
 
@@ -60,21 +65,38 @@ def set_params(workdir: Path, **updates) -> dict:
 def tiny_bert(tmp_path_factory) -> Path:
     """A tiny BERT sentence-transformer built locally: WordPiece vocab, small BertConfig, mean pooling."""
     from sentence_transformers import SentenceTransformer
-    from tokenizers import Tokenizer, models as tok_models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
+    from tokenizers import models as tok_models
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny_bert")
-    corpus = ["Смартфон Samsung черный 128 г", "Бренд: Funny Ducks; Цвет товара: бежевый",
-              "Кастрюля Tefal 2 л, нержавеющая сталь", "Наушники беспроводные Xiaomi белые"] * 20
+    corpus = [
+        "Смартфон Samsung черный 128 г",
+        "Бренд: Funny Ducks; Цвет товара: бежевый",
+        "Кастрюля Tefal 2 л, нержавеющая сталь",
+        "Наушники беспроводные Xiaomi белые",
+    ] * 20
     tokenizer = Tokenizer(tok_models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=special))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    config = BertConfig(
+        vocab_size=fast.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     transformer_dir = folder / "bert"
     BertModel(config).save_pretrained(transformer_dir)
     fast.save_pretrained(transformer_dir)
@@ -85,8 +107,12 @@ def tiny_bert(tmp_path_factory) -> Path:
 
 
 def run(args, cwd, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

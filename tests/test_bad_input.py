@@ -1,6 +1,7 @@
 """Bad input, each kind on a corrupted copy of the tiny demo, through the real stage command:
 one line naming the file, the column and the first bad row, exit status 2, earlier outputs intact.
 What can be repaired safely is repaired and counted in the data report instead."""
+
 import json
 import re
 import shutil
@@ -11,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from matching import paths
-from matching.prepare import prepare
+from conftest import LAYOUT
+from matching.stages.prepare import prepare
 
-OUTPUTS = [paths.TRAIN_PAIRS, paths.TEST_PAIRS, paths.PRODUCTS, paths.DATA_REPORT, paths.MISSING_PLOT]
+OUTPUTS = [LAYOUT.train_pairs, LAYOUT.test_pairs, LAYOUT.products, LAYOUT.data_report, LAYOUT.missing_plot]
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +24,15 @@ def prepared_once(tmp_path_factory, demo_tables):
     import yaml
 
     from conftest import REPO
-    from matching.generate_demo import write_tables
+    from matching.stages.generate_demo import write_tables
 
     root = tmp_path_factory.mktemp("prepared")
     (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
     write_tables(demo_tables, root / "data" / "demo")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        prepare(root / "data" / "demo", sample=1.0, seed=int(yaml.safe_load((root / "params.yaml").read_text())["seed"]))
+        seed = int(yaml.safe_load((root / "params.yaml").read_text())["seed"])
+        prepare(root / "data" / "demo", sample=1.0, seed=seed, layout=LAYOUT)
     return root
 
 
@@ -43,7 +45,7 @@ def repo_copy(prepared_once, tmp_path, monkeypatch):
 
 
 def run_prepare():
-    return subprocess.run([sys.executable, "-m", "matching.prepare"], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "matching.stages.prepare"], capture_output=True, text=True)
 
 
 def snapshot():
@@ -51,7 +53,7 @@ def snapshot():
 
 
 def raw(name):
-    return paths.DEMO_RAW / f"{name}.parquet"
+    return LAYOUT.demo_raw / f"{name}.parquet"
 
 
 def edit_column(name, column, change, type_=None):
@@ -59,19 +61,23 @@ def edit_column(name, column, change, type_=None):
     table = pq.read_table(raw(name))
     values = change(table.column(column).to_pylist())
     index = table.schema.get_field_index(column)
-    pq.write_table(table.set_column(index, column, pa.array(values, type_ or table.schema.field(column).type)),
-                   raw(name))
+    pq.write_table(
+        table.set_column(index, column, pa.array(values, type_ or table.schema.field(column).type)), raw(name)
+    )
 
 
 def set_item(row, value):
     def change(values):
         values[row] = value(values[row]) if callable(value) else value
         return values
+
     return change
 
 
 def first_row_with_extra_photos():
-    return next(i for i, e in enumerate(pq.read_table(raw("resnet")).column("pic_embeddings_resnet_v1").to_pylist()) if e)
+    return next(
+        i for i, e in enumerate(pq.read_table(raw("resnet")).column("pic_embeddings_resnet_v1").to_pylist()) if e
+    )
 
 
 def drop_files():
@@ -99,8 +105,9 @@ def empty_train():
 def unrelated_pairs():
     table = pq.read_table(raw("train"))
     for column in ("variantid1", "variantid2"):
-        table = table.set_column(table.schema.get_field_index(column), column,
-                                 pa.array([7 + i for i in range(table.num_rows)], pa.int64()))
+        table = table.set_column(
+            table.schema.get_field_index(column), column, pa.array([7 + i for i in range(table.num_rows)], pa.int64())
+        )
     pq.write_table(table, raw("train"))
 
 
@@ -114,36 +121,54 @@ BAD_INPUTS = {
     "not parquet": (not_parquet, r"attributes\.parquet: not a readable parquet file"),
     "a column missing": (drop_column, r"train\.parquet: missing column target \(has variantid1, variantid2\)"),
     "a column renamed": (rename_column, r"text_and_bert\.parquet: missing column name \(has .*title"),
-    "ids duplicated": (lambda: edit_column("attributes", "variantid", lambda ids: ids[:9] + [ids[8]] + ids[10:]),
-                       r"attributes\.parquet: column variantid repeats id \d+ \(first at row 8\)"),
-    "a pair naming an unknown id": (lambda: edit_column("train", "variantid2", set_item(7, 1)),
-                                    r"train\.parquet: column variantid2 names product 1 at row 7"),
-    "a target of 2": (lambda: edit_column("train", "target", set_item(4, 2)),
-                      r"train\.parquet: column target is 2 at row 4; targets must be 0 or 1"),
+    "ids duplicated": (
+        lambda: edit_column("attributes", "variantid", lambda ids: ids[:9] + [ids[8]] + ids[10:]),
+        r"attributes\.parquet: column variantid repeats id \d+ \(first at row 8\)",
+    ),
+    "a pair naming an unknown id": (
+        lambda: edit_column("train", "variantid2", set_item(7, 1)),
+        r"train\.parquet: column variantid2 names product 1 at row 7",
+    ),
+    "a target of 2": (
+        lambda: edit_column("train", "target", set_item(4, 2)),
+        r"train\.parquet: column target is 2 at row 4; targets must be 0 or 1",
+    ),
     "a target of -1": (lambda: edit_column("train", "target", set_item(0, -1)), r"column target is -1 at row 0"),
     "a null target": (lambda: edit_column("train", "target", set_item(3, None)), r"column target is null at row 3"),
-    "an embedding of 63 floats": (lambda: edit_column("text_and_bert", "name_bert_64", set_item(5, lambda v: v[:63])),
-                                  r"text_and_bert\.parquet.*name_bert_64 has 63 floats at row 5, expected 64"),
-    "a main photo of 129 floats": (lambda: edit_column("resnet", "main_pic_embeddings_resnet_v1",
-                                                       set_item(6, lambda main: [main[0] + [0.0]])),
-                                   r"main_pic_embeddings_resnet_v1 has a photo of 129 floats at row 6, expected 128"),
-    "an infinite value in an embedding": (lambda: edit_column("text_and_bert", "name_bert_64",
-                                                              set_item(2, lambda v: [float("inf")] + v[1:])),
-                                          r"column name_bert_64 holds an infinite value at row 2"),
-    "a main photo array with zero vectors": (lambda: edit_column("resnet", "main_pic_embeddings_resnet_v1",
-                                                                 set_item(4, [])),
-                                             r"main_pic_embeddings_resnet_v1 holds 0 photos at row 4, expected one"),
+    "an embedding of 63 floats": (
+        lambda: edit_column("text_and_bert", "name_bert_64", set_item(5, lambda v: v[:63])),
+        r"text_and_bert\.parquet.*name_bert_64 has 63 floats at row 5, expected 64",
+    ),
+    "a main photo of 129 floats": (
+        lambda: edit_column("resnet", "main_pic_embeddings_resnet_v1", set_item(6, lambda main: [main[0] + [0.0]])),
+        r"main_pic_embeddings_resnet_v1 has a photo of 129 floats at row 6, expected 128",
+    ),
+    "an infinite value in an embedding": (
+        lambda: edit_column("text_and_bert", "name_bert_64", set_item(2, lambda v: [float("inf")] + v[1:])),
+        r"column name_bert_64 holds an infinite value at row 2",
+    ),
+    "a main photo array with zero vectors": (
+        lambda: edit_column("resnet", "main_pic_embeddings_resnet_v1", set_item(4, [])),
+        r"main_pic_embeddings_resnet_v1 holds 0 photos at row 4, expected one",
+    ),
     "extra photos of the wrong width": (wide_photo, r"pic_embeddings_resnet_v1 has a photo of 129 floats at row \d+"),
-    "categories not JSON": (lambda: edit_column("attributes", "categories", set_item(3, "{1: EPG")),
-                            r"attributes\.parquet: column categories is not JSON at row \d+"),
+    "categories not JSON": (
+        lambda: edit_column("attributes", "categories", set_item(3, "{1: EPG")),
+        r"attributes\.parquet: column categories is not JSON at row \d+",
+    ),
     "attributes JSON of the wrong shape": (
         lambda: edit_column("attributes", "characteristic_attributes_mapping", set_item(2, '{"Бренд": "Tefal"}')),
-        r"characteristic_attributes_mapping at row \d+ is dict JSON, expected an object of lists of strings"),
+        r"characteristic_attributes_mapping at row \d+ is dict JSON, expected an object of lists of strings",
+    ),
     "an empty train file": (empty_train, r"train\.parquet: has no rows"),
-    "pairs with no products in common": (unrelated_pairs, r"train\.parquet: column variantid1 names product 7 at row 0"),
+    "pairs with no products in common": (
+        unrelated_pairs,
+        r"train\.parquet: column variantid1 names product 7 at row 0",
+    ),
     "a text column that is not strings": (
         lambda: edit_column("text_and_bert", "name", lambda names: list(range(len(names))), pa.int64()),
-        r"text_and_bert\.parquet: column name has type int64, expected strings"),
+        r"text_and_bert\.parquet: column name has type int64, expected strings",
+    ),
 }
 
 
@@ -157,7 +182,7 @@ def test_bad_input_is_refused_in_one_line_and_earlier_outputs_stay(repo_copy, ki
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
     assert re.search(message, result.stderr), result.stderr
     assert snapshot() == before
-    assert not list(paths.PREPARED.glob(".*.tmp")) and not list(paths.METRICS.glob(".*.tmp"))
+    assert not list(LAYOUT.prepared.glob(".*.tmp")) and not list(LAYOUT.metrics.glob(".*.tmp"))
 
 
 def test_nan_inside_embeddings_is_repaired_and_counted(repo_copy):
@@ -167,7 +192,7 @@ def test_nan_inside_embeddings_is_repaired_and_counted(repo_copy):
     edit_column("resnet", "main_pic_embeddings_resnet_v1", set_item(0, lambda main: [[float("nan")] + main[0][1:]]))
     result = run_prepare()
     assert result.returncode == 0, result.stderr
-    report = json.loads(paths.DATA_REPORT.read_text())
+    report = json.loads(LAYOUT.data_report.read_text())
     assert report["repaired"]["name_bert_64_with_nan_made_missing"] == 1
     assert report["repaired"]["photos_with_nan_dropped"] == 2
     assert report["repaired"]["null_descriptions_left_missing"] > 0

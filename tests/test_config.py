@@ -1,11 +1,15 @@
 """Hydra composition of conf/ and its agreement with params.yaml and dvc.yaml."""
+
 import itertools
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
+
 from conftest import REPO
-from matching import compose_params
+from matching import compose_params, config
 
 CONF = REPO / "conf"
 
@@ -22,13 +26,16 @@ def test_committed_params_are_the_composed_default():
     assert composed() == yaml.safe_load((REPO / "params.yaml").read_text())
 
 
-@pytest.mark.parametrize("data,model,encoder",
-                         list(itertools.product(options("data"), options("model"), options("encoder"))))
-def test_every_config_composes_with_the_keys_stages_read(data, model, encoder):
-    params = composed([f"data={data}", f"model={model}", f"encoder={encoder}"])
-    assert params["data"]["name"] == data
-    assert params["train"]["model"] == model
-    assert params[model], "the model group brings its own section of knobs"
+@pytest.mark.parametrize(
+    "data,submit,encoder,demo",
+    list(itertools.product(options("data"), options("submit"), options("encoder"), options("demo"))),
+)
+def test_every_config_composes_and_passes_the_typed_check(data, submit, encoder, demo):
+    params = composed([f"data={data}", f"submit={submit}", f"encoder={encoder}", f"demo={demo}"])
+    checked = config.from_dict(params)
+    assert checked.data.name == data
+    assert checked.train.submit == submit
+    assert config.as_dict(checked) == params, "the typed config holds every key as composed"
     backend = {"lexical": "lexical", "transformer": "sentence-transformers"}[encoder]
     for modality in ("attributes", "descriptions"):
         assert params["embed"][modality]["backend"] == backend
@@ -70,7 +77,7 @@ def test_each_stage_lists_its_module_and_only_params_that_exist():
         if isinstance(items, str):  # foreach over a params list, e.g. ${train.matchers}
             items = _lookup(params, items.strip("${}"))
         for item in items:
-            module = re.search(r"-m (matching\.\w+)", _resolve(body["cmd"], params, item)).group(1)
+            module = re.search(r"-m (matching\.[\w.]+)", _resolve(body["cmd"], params, item)).group(1)
             deps = [_resolve(d, params, item) for d in body["deps"]]
             assert f"src/{module.replace('.', '/')}.py" in deps, f"{name} does not list its own module"
             for key in body.get("params", []):
@@ -78,3 +85,73 @@ def test_each_stage_lists_its_module_and_only_params_that_exist():
                 for part in _resolve(key, params, item).split("."):
                     assert part in node, f"{name} lists params key {key} that params.yaml lacks"
                     node = node[part]
+
+
+def _params_with(dotted, value):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    *parents, leaf = dotted.split(".")
+    node = params
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return params
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("train.n_folds", 1, "train.n_folds is 1; use an integer >= 2"),
+        ("train.matchers", [], "train.matchers is []; use a list of at least one name"),
+        ("train.matchers", ["lightgbm", "lightgbm"], "each name once (lightgbm repeated)"),
+        (
+            "train.matchers",
+            ["lightgbm; touch pwned"],
+            "train.matchers is 'lightgbm; touch pwned'; use one of lightgbm,",
+        ),
+        ("train.submit", "xgboost", "train.submit is 'xgboost'; use one of train.matchers"),
+        ("train.inner_valid_share", 0.0, "train.inner_valid_share is 0.0; use a number > 0.0 and <= 0.5"),
+        ("features.groups", [], "features.groups is []"),
+        ("features.groups", ["text", "colour"], "features.groups is 'colour'; use one of embeddings,"),
+        ("embed.lexical.dim", 0, "embed.lexical.dim is 0; use an integer >= 1"),
+        ("embed.lexical.ngram_max", 1, "embed.lexical.ngram_max is 1; use a number >= embed.lexical.ngram_min"),
+        ("siamese.max_epochs", 0, "siamese.max_epochs is 0; use an integer >= 1"),
+        ("pairwise.dropout", 1.5, "pairwise.dropout is 1.5; use a number >= 0.0 and <= 1.0"),
+        ("seed", "abc", "seed is 'abc'; use an integer"),
+        ("seed", 1.5, "seed is 1.5; use an integer"),
+        ("data.sample", 0, "data.sample is 0"),
+        ("ensemble.method", "vote", "ensemble.method is 'vote'; use one of stacking, rank_mean"),
+        ("lightgbm.num_leafs", 63, "lightgbm.num_leafs is 63; use a LightGBM parameter name"),
+        ("lightgbm.refit_full", "yes", "lightgbm.refit_full is 'yes'; use true or false"),
+        ("pairwise.margin", 1.0, "pairwise.margin is 1.0; use only the keys device, hidden"),
+    ],
+)
+def test_a_bad_value_is_refused_with_its_key_and_what_is_allowed(key, value, message):
+    with pytest.raises(config.ConfigError) as error:
+        config.from_dict(_params_with(key, value))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_missing_key_is_named():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    del params["train"]["n_folds"]
+    with pytest.raises(config.ConfigError, match=r"train.n_folds is missing"):
+        config.from_dict(params)
+
+
+def test_a_new_lightgbm_knob_is_one_yaml_line():
+    from matching.matchers.lightgbm import booster_params
+
+    checked = config.from_dict(_params_with("lightgbm.max_bin", 63))
+    assert checked.lightgbm.booster["max_bin"] == 63 and checked.lightgbm.booster["num_leaves"] == 31
+    assert booster_params(checked.lightgbm, seed=5)["max_bin"] == 63
+
+
+def test_a_stage_refuses_bad_params_in_one_line_before_any_work(tmp_path):
+    params = _params_with("train.n_folds", 1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [sys.executable, "-m", "matching.stages.train_lightgbm"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: params.yaml: train.n_folds is 1; use an integer >= 2"
+    assert not (tmp_path / "models").exists()

@@ -1,21 +1,33 @@
 """Text preparation, encoders (lexical and a tiny local BERT) and photo pooling."""
+
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.decomposition import PCA
 
-from conftest import set_params
-from matching import embed_text, paths
-from matching.embed_photos import pool_photo_sets
-from matching.encoders import encode_distinct, lexical_encoder, make_encoder, resolve_device
+from conftest import LAYOUT, REPO, set_params
+from matching import config
+from matching.encoders import texts as embed_text
+from matching.encoders.base import encode_distinct
+from matching.encoders.lexical import lexical_encoder
+from matching.encoders.photos import pool_photo_sets
+from matching.encoders.transformer import sentence_transformer_encoder
 from matching.io import read_arrays
+from matching.stages import embed_text as embed_text_stage
 
 
 def test_descriptions_lose_html_entities_emoji_and_spaces():
-    raw = pd.Series(["<p>🔥 Кастрюля&nbsp;от <b>Tefal</b> &quot;2 л&quot;<br/>  новая ✅</p>", None, "<br/> 🎁 ",
-                     "<ul><li>Цвет: черный.</li><li>Вес 50&nbsp;г.</li></ul>"])
+    raw = pd.Series(
+        [
+            "<p>🔥 Кастрюля&nbsp;от <b>Tefal</b> &quot;2 л&quot;<br/>  новая ✅</p>",
+            None,
+            "<br/> 🎁 ",
+            "<ul><li>Цвет: черный.</li><li>Вес 50&nbsp;г.</li></ul>",
+        ]
+    )
     clean = embed_text.clean_description(raw)
     assert clean[0] == 'Кастрюля от Tefal "2 л" новая'
     assert clean[1] is None and clean[2] is None  # null stays missing; nothing left after cleaning too
@@ -56,8 +68,7 @@ def test_lexical_encoder_fitted_on_a_sample_projects_every_text_in_chunks():
     texts = [f"смартфон samsung {c} {i}" for i, c in enumerate(["черный", "белый", "синий"] * 40)] + ["кукла baby born"]
     whole = lexical_encoder(dim=8, ngram_min=2, ngram_max=4, max_features=1000, seed=0, fit_sample=10**6)(texts)
     sampled = lexical_encoder(dim=8, ngram_min=2, ngram_max=4, max_features=1000, seed=0, fit_sample=30)(texts)
-    chunked = lexical_encoder(dim=8, ngram_min=2, ngram_max=4, max_features=1000, seed=0, fit_sample=30,
-                              chunk=7)(texts)
+    chunked = lexical_encoder(dim=8, ngram_min=2, ngram_max=4, max_features=1000, seed=0, fit_sample=30, chunk=7)(texts)
     np.testing.assert_allclose(chunked, sampled, atol=1e-5)  # 13 chunks over the worker processes, same vectors
     assert sampled.shape == whole.shape and np.linalg.norm(sampled[:-1], axis=1) == pytest.approx(1.0, abs=1e-5)
     assert not np.allclose(sampled, whole, atol=1e-3), "the sample is a different fit"
@@ -68,9 +79,11 @@ def test_lexical_encoder_fitted_on_a_sample_projects_every_text_in_chunks():
 def test_device_auto_falls_back_to_cpu_without_a_gpu():
     import torch
 
-    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="embed.device"):
-        resolve_device("tpu")
+    assert config.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["embed"]["device"] = "tpu"
+    with pytest.raises(config.ConfigError, match="embed.device is 'tpu'; use one of auto, cpu, cuda"):
+        config.from_dict(params)
 
 
 def test_photo_pooling_matches_pca_to_one_component_and_is_deterministic():
@@ -91,8 +104,8 @@ def test_photo_pooling_matches_pca_to_one_component_and_is_deterministic():
 
 
 def test_sentence_transformers_backend_runs_a_local_model_folder(tiny_bert):
-    settings = {"backend": "sentence-transformers", "model": str(tiny_bert), "batch_size": 2, "max_length": 16}
-    encode = make_encoder(settings, "cpu", lexical={}, seed=0)
+    settings = dict(model=str(tiny_bert), device="cpu", batch_size=2, max_length=16)
+    encode = sentence_transformer_encoder(**settings)
     texts = ["Смартфон Samsung черный", "Кастрюля Tefal", "Смартфон Samsung черный", "Наушники Xiaomi белые"]
     vectors = encode(texts)
     assert vectors.shape == (4, 32) and vectors.dtype == np.float32
@@ -103,14 +116,20 @@ def test_sentence_transformers_backend_runs_a_local_model_folder(tiny_bert):
 
 
 def test_embed_text_stage_with_a_local_transformer(raw_dir, tiny_bert):
-    from matching.prepare import prepare
+    from matching.stages.prepare import prepare
 
     prepare(raw_dir, sample=1.0, seed=0)
-    set_params(raw_dir.parents[1], **{"embed.descriptions.backend": "sentence-transformers",
-                                      "embed.descriptions.model": str(tiny_bert), "embed.device": "cpu"})
-    embed_text.main(["descriptions"])
-    arrays = read_arrays(paths.embedding_file("descriptions"))
-    products = pd.read_parquet(paths.PRODUCTS)
+    set_params(
+        raw_dir.parents[1],
+        **{
+            "embed.descriptions.backend": "sentence-transformers",
+            "embed.descriptions.model": str(tiny_bert),
+            "embed.device": "cpu",
+        },
+    )
+    embed_text_stage.main(["descriptions"])
+    arrays = read_arrays(LAYOUT.embedding_file("descriptions"))
+    products = pd.read_parquet(LAYOUT.products)
     assert arrays["vectors"].shape == (len(products), 32)
     np.testing.assert_array_equal(arrays["variantid"], products.variantid)
     missing = np.isnan(arrays["vectors"][:, 0])
@@ -122,8 +141,8 @@ def test_a_killed_transformer_encoding_resumes_from_its_saved_chunks(tiny_bert, 
 
     texts = [f"товар номер {i} " + "слово " * (i % 7) for i in range(40)]
     # batch_size 1 makes chunks of 16 texts: 16, 16 and 8.
-    settings = {"backend": "sentence-transformers", "model": str(tiny_bert), "batch_size": 1, "max_length": 16}
-    plain = make_encoder(settings, "cpu", {}, 0)(texts)
+    settings = dict(model=str(tiny_bert), device="cpu", batch_size=1, max_length=16)
+    plain = sentence_transformer_encoder(**settings)(texts)
     calls = []
     original = SentenceTransformer.encode
 
@@ -135,10 +154,10 @@ def test_a_killed_transformer_encoding_resumes_from_its_saved_chunks(tiny_bert, 
 
     monkeypatch.setattr(SentenceTransformer, "encode", killed_on_third_chunk)
     with pytest.raises(KeyboardInterrupt):
-        make_encoder(settings, "cpu", {}, 0, tmp_path / "cache")(texts)
+        sentence_transformer_encoder(**settings, cache_dir=tmp_path / "cache")(texts)
     assert len(list((tmp_path / "cache").rglob("chunk_*.npy"))) == 2
     calls.clear()
-    resumed = make_encoder(settings, "cpu", {}, 0, tmp_path / "cache")(texts)
+    resumed = sentence_transformer_encoder(**settings, cache_dir=tmp_path / "cache")(texts)
     assert calls == [8]  # only the chunk that was not finished
     np.testing.assert_allclose(resumed, plain, rtol=1e-5, atol=1e-6)
     assert not list((tmp_path / "cache").rglob("chunk_*.npy"))  # cleaned up once complete
@@ -146,9 +165,9 @@ def test_a_killed_transformer_encoding_resumes_from_its_saved_chunks(tiny_bert, 
 
 def test_int8_encoding_stays_close_to_float32(tiny_bert):
     texts = ["Смартфон Samsung черный", "Кастрюля Tefal 2 л", "Наушники Xiaomi белые"]
-    settings = {"backend": "sentence-transformers", "model": str(tiny_bert), "batch_size": 2, "max_length": 16}
-    full = make_encoder(settings, "cpu", {}, 0)(texts)
-    quantised = make_encoder({**settings, "precision": "int8"}, "cpu", {}, 0)(texts)
+    settings = dict(model=str(tiny_bert), device="cpu", batch_size=2, max_length=16)
+    full = sentence_transformer_encoder(**settings)(texts)
+    quantised = sentence_transformer_encoder(**settings, precision="int8")(texts)
     cosine = (full * quantised).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(quantised, axis=1)
     assert cosine.min() > 0.95
 
@@ -156,7 +175,7 @@ def test_int8_encoding_stays_close_to_float32(tiny_bert):
 def test_tfidf_transform_split_over_processes_equals_one_transform():
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from matching.encoders import transform_in_parallel
+    from matching.encoders.lexical import transform_in_parallel
 
     texts = [f"смартфон samsung {i} {c}" for i, c in enumerate(["черный", "белый", "синий"] * 20)]
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(texts)

@@ -1,32 +1,45 @@
 """Pair features on hand-made products: joins by id, distances, categories, attributes, names."""
+
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from matching.feature_groups import product_tables, vector_distances
-from matching.features import ALL_GROUPS, feature_columns, pair_features
-from matching.neighbours import best_of_others
+from matching.features.arrays import vector_distances
+from matching.features.columns import feature_columns
+from matching.features.neighbours import best_of_others
+from matching.features.pairs import ALL_GROUPS, pair_features
+from matching.features.products import product_tables
 
 ALL = ALL_GROUPS
 
 
 def products_frame():
     rows = [
-        (10, "Смартфон Samsung черный", {"Бренд": ["Samsung"], "Цвет товара": ["черный"], "Модель": ["A1"]},
-         ("EPG", "Электроника", "Смартфоны", "Android")),
-        (20, "Samsung смартфон черный", {"Цвет товара": ["черный"], "Бренд": ["Samsung"], "Модель": ["A2"]},
-         ("EPG", "Электроника", "Смартфоны", "iOS")),
+        (
+            10,
+            "Смартфон Samsung черный",
+            {"Бренд": ["Samsung"], "Цвет товара": ["черный"], "Модель": ["A1"]},
+            ("EPG", "Электроника", "Смартфоны", "Android"),
+        ),
+        (
+            20,
+            "Samsung смартфон черный",
+            {"Цвет товара": ["черный"], "Бренд": ["Samsung"], "Модель": ["A2"]},
+            ("EPG", "Электроника", "Смартфоны", "iOS"),
+        ),
         (30, "Кастрюля Tefal", {"Бренд": ["Tefal"]}, ("EPG", "Дом и сад", "Посуда", None)),
     ]
-    return pd.DataFrame({
-        "variantid": [r[0] for r in rows],
-        "name": [r[1] for r in rows],
-        "description": [None, "описание", None],
-        "attributes": [json.dumps(r[2], ensure_ascii=False) for r in rows],
-        **{f"category_{i + 1}": [r[3][i] for r in rows] for i in range(4)},
-    })
+    return pd.DataFrame(
+        {
+            "variantid": [r[0] for r in rows],
+            "name": [r[1] for r in rows],
+            "description": [None, "описание", None],
+            "attributes": [json.dumps(r[2], ensure_ascii=False) for r in rows],
+            **{f"category_{i + 1}": [r[3][i] for r in rows] for i in range(4)},
+        }
+    )
 
 
 def embeddings_for(ids, vectors):
@@ -51,7 +64,7 @@ def test_features_join_by_id_and_tolerate_missing_products():
     features = pair_features(pairs, product_tables(products, embeddings, None, 1000), ALL)
     assert len(features) == 3 and features[["variantid1", "variantid2"]].equals(pairs[["variantid1", "variantid2"]])
     assert features.loc[0, "emb_names_vectors_cos"] == pytest.approx(0.0)
-    assert np.isnan(features.loc[1, "emb_names_vectors_cos"])           # 30 has no name vector
+    assert np.isnan(features.loc[1, "emb_names_vectors_cos"])  # 30 has no name vector
     assert features.loc[2, feature_columns(features)].isna().all()  # 99 is unknown everywhere
     assert features.loc[2, "category"] == "unknown"
     assert features.loc[0, "category"] == "Электроника"
@@ -68,7 +81,11 @@ def test_category_attribute_and_name_features_by_hand():
     assert (first.attr_shared_keys, first.attr_key_jaccard) == (3, 1.0)
     assert first.attr_equal_value_share == pytest.approx(2 / 3)
     # 10 vs 30: one shared key (Бренд) out of three, with different values.
-    assert (second.attr_shared_keys, second.attr_key_jaccard, second.attr_equal_value_share) == (1, pytest.approx(1 / 3), 0)
+    assert (second.attr_shared_keys, second.attr_key_jaccard, second.attr_equal_value_share) == (
+        1,
+        pytest.approx(1 / 3),
+        0,
+    )
     assert first.text_name_token_set_ratio == pytest.approx(1.0) and first.text_name_token_jaccard == pytest.approx(1.0)
     assert first.text_name_ratio < 1.0
     assert same.text_name_ratio == pytest.approx(1.0) and second.text_name_token_jaccard == 0.0
@@ -76,25 +93,43 @@ def test_category_attribute_and_name_features_by_hand():
 
 def offers():
     rows = [
-        (1, "Samsung Galaxy S21 SM-G991B 128 GB черный", {"Бренд": ["Samsung"], "Цвет товара": ["Черный"],
-                                                          "Вес товара, г": ["171"]}),
-        (2, "Смартфон Samsung SMG991B 128GB", {"Бренд": ["samsung"], "Цвет товара": ["чёрный"], "Вес товара, г": ["171"]}),
-        (3, "Samsung Galaxy S22 SM-S901B 256 GB белый", {"Бренд": ["Samsung"], "Цвет товара": ["белый"],
-                                                         "Вес товара, г": ["0.2 кг"]}),
+        (
+            1,
+            "Samsung Galaxy S21 SM-G991B 128 GB черный",
+            {"Бренд": ["Samsung"], "Цвет товара": ["Черный"], "Вес товара, г": ["171"]},
+        ),
+        (
+            2,
+            "Смартфон Samsung SMG991B 128GB",
+            {"Бренд": ["samsung"], "Цвет товара": ["чёрный"], "Вес товара, г": ["171"]},
+        ),
+        (
+            3,
+            "Samsung Galaxy S22 SM-S901B 256 GB белый",
+            {"Бренд": ["Samsung"], "Цвет товара": ["белый"], "Вес товара, г": ["0.2 кг"]},
+        ),
     ]
-    return pd.DataFrame({
-        "variantid": [r[0] for r in rows], "name": [r[1] for r in rows], "description": [None] * 3,
-        "attributes": [json.dumps(r[2], ensure_ascii=False) for r in rows],
-        "category_1": ["EPG"] * 3, "category_2": ["Электроника"] * 3, "category_3": ["Смартфоны"] * 3,
-        "category_4": ["Android"] * 3,
-    })
+    return pd.DataFrame(
+        {
+            "variantid": [r[0] for r in rows],
+            "name": [r[1] for r in rows],
+            "description": [None] * 3,
+            "attributes": [json.dumps(r[2], ensure_ascii=False) for r in rows],
+            "category_1": ["EPG"] * 3,
+            "category_2": ["Электроника"] * 3,
+            "category_3": ["Смартфоны"] * 3,
+            "category_4": ["Android"] * 3,
+        }
+    )
 
 
 def test_codes_numbers_colour_and_brand_by_hand():
     tables = product_tables(offers(), {}, None, 1000)
     pairs = pd.DataFrame({"variantid1": [1, 1], "variantid2": [2, 3]})
-    same, other = pair_features(pairs, tables, ["codes", "attributes"]).iloc[0], \
-        pair_features(pairs, tables, ["codes", "attributes"]).iloc[1]
+    same, other = (
+        pair_features(pairs, tables, ["codes", "attributes"]).iloc[0],
+        pair_features(pairs, tables, ["codes", "attributes"]).iloc[1],
+    )
     # SM-G991B and SMG991B are one code once separators go; 128 GB is a memory size, not a code.
     assert same.code_shared >= 1 and same.code_conflict == 0 and same.code_in_other_text == 1.0
     assert other.code_conflict == 1 and other.code_shared == 0
@@ -108,17 +143,38 @@ def test_codes_numbers_colour_and_brand_by_hand():
 
 
 def named_products(names):
-    return pd.DataFrame({"variantid": np.arange(1, len(names) + 1), "name": names, "description": [None] * len(names),
-                         "attributes": [None] * len(names), "category_1": ["x"] * len(names),
-                         "category_2": ["y"] * len(names), "category_3": [None] * len(names),
-                         "category_4": [None] * len(names)})
+    return pd.DataFrame(
+        {
+            "variantid": np.arange(1, len(names) + 1),
+            "name": names,
+            "description": [None] * len(names),
+            "attributes": [None] * len(names),
+            "category_1": ["x"] * len(names),
+            "category_2": ["y"] * len(names),
+            "category_3": [None] * len(names),
+            "category_4": [None] * len(names),
+        }
+    )
 
 
 def test_near_miss_codes_and_numbers_in_names_by_hand():
-    tables = product_tables(named_products(["epson t020201 ink", "epson t020202 ink", "iogear gbu421w6 adapter",
-                                            "iogear gbu421 adapter 2.0", "tree maker version 16 deluxe",
-                                            "tree maker deluxe 11.2", "adobe cs3 3.0 upgrade", "adobe cs3 upgrade"]),
-                            {}, None, 1000)
+    tables = product_tables(
+        named_products(
+            [
+                "epson t020201 ink",
+                "epson t020202 ink",
+                "iogear gbu421w6 adapter",
+                "iogear gbu421 adapter 2.0",
+                "tree maker version 16 deluxe",
+                "tree maker deluxe 11.2",
+                "adobe cs3 3.0 upgrade",
+                "adobe cs3 upgrade",
+            ]
+        ),
+        {},
+        None,
+        1000,
+    )
     pairs = pd.DataFrame({"variantid1": [1, 3, 5, 7, 1], "variantid2": [2, 4, 6, 8, 5]})
     f = pair_features(pairs, tables, ["codes", "text"])
     # t020201 / t020202: one letter apart, neither begins the other; gbu421 begins gbu421w6.
@@ -139,8 +195,9 @@ def test_best_of_others_by_hand():
 
 
 def test_neighbours_rank_a_pair_among_all_its_products_pairs_without_targets():
-    tables = product_tables(named_products(["acme drill 500", "acme drill 500 w", "acme saw 12", "zeta lamp"]),
-                            {}, None, 1000)
+    tables = product_tables(
+        named_products(["acme drill 500", "acme drill 500 w", "acme saw 12", "zeta lamp"]), {}, None, 1000
+    )
     pairs = pd.DataFrame({"variantid1": [1, 1, 1, 4], "variantid2": [2, 3, 4, 3], "target": [1, 0, 0, 0]})
     f = pair_features(pairs, tables, ["text", "neighbours"])
     # Product 1's best candidate is 2: rank 1 with a positive gap; the others rank below it.
@@ -156,9 +213,13 @@ def test_neighbours_rank_a_pair_among_all_its_products_pairs_without_targets():
 
 def test_photo_sets_statistics_by_hand():
     unit = np.eye(128, dtype=np.float32)
-    sets = {"variantid": np.array([1, 2, 3]), "starts": np.array([2, 0, 4]), "counts": np.array([2, 2, 0]),
-            "photos": np.stack([unit[0], unit[2], unit[0], unit[1]]).astype(np.float16),
-            "has_main": np.array([True, True, False])}
+    sets = {
+        "variantid": np.array([1, 2, 3]),
+        "starts": np.array([2, 0, 4]),
+        "counts": np.array([2, 2, 0]),
+        "photos": np.stack([unit[0], unit[2], unit[0], unit[1]]).astype(np.float16),
+        "has_main": np.array([True, True, False]),
+    }
     tables = product_tables(offers(), {}, sets, 1000)
     pairs = pd.DataFrame({"variantid1": [1, 1], "variantid2": [2, 3]})
     features = pair_features(pairs, tables, ["photos"])
@@ -171,7 +232,7 @@ def test_photo_sets_statistics_by_hand():
 
 
 def test_features_in_chunks_of_pairs_equal_features_in_one_go(monkeypatch, demo_tables):
-    from matching import feature_groups
+    from matching.features import arrays
 
     attributes = demo_tables["attributes"].to_pandas()
     text = demo_tables["text_and_bert"].to_pandas()[["variantid", "name", "description"]]
@@ -181,7 +242,7 @@ def test_features_in_chunks_of_pairs_equal_features_in_one_go(monkeypatch, demo_
     pairs = demo_tables["train"].to_pandas().head(60)
     tables = product_tables(products, {}, None, 1000)
     whole = pair_features(pairs, tables, ALL)
-    monkeypatch.setattr(feature_groups, "PAIR_CHUNK", 7)
+    monkeypatch.setattr(arrays, "PAIR_CHUNK", 7)
     chunked = pair_features(pairs, tables, ALL)
     pd.testing.assert_frame_equal(whole, chunked)
     assert whole["code_shared"].notna().all() and (whole["attr_shared_keys"] > 0).any()

@@ -1,11 +1,12 @@
 """The demo archive has the real schema, the known dirt and a signal that is not trivial."""
+
 import json
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from matching.generate_demo import DemoSize, generate
+from matching.demo.generator import DemoSize, generate
 
 
 def test_schema_matches_the_contract(demo_tables):
@@ -63,14 +64,16 @@ def test_product_count_is_the_knob_and_every_product_sits_in_a_pair():
     tables = generate(size, seed=4)
     ids = tables["attributes"].column("variantid").to_numpy()
     assert len(ids) == 600 and len(np.unique(ids)) == 600
-    paired = np.concatenate([tables[t].column(c).to_numpy() for t in ("train", "test")
-                             for c in ("variantid1", "variantid2")])
+    paired = np.concatenate(
+        [tables[t].column(c).to_numpy() for t in ("train", "test") for c in ("variantid1", "variantid2")]
+    )
     assert np.isin(ids, paired).mean() > 0.99  # an odd one out of the neighbour pairing may stay alone
     assert 0.4 < tables["train"].column("target").to_numpy().mean() < 0.56
 
 
 def test_product_files_come_in_row_groups_of_one_random_stream_each(tmp_path):
-    from matching import generate_demo
+    from matching.demo import generator as generate_demo
+
     size = DemoSize(n_train_pairs=200, n_test_pairs=20)
     cat, _, listings, ids = generate_demo.plan(size, seed=2)
     whole = next(generate_demo.product_batches(cat, listings, ids, seed=2, rows=len(listings)))
@@ -86,5 +89,6 @@ def test_product_files_come_in_row_groups_of_one_random_stream_each(tmp_path):
 @pytest.mark.parametrize("n_products", [100, 1000])
 def test_impossible_product_counts_are_refused(n_products):
     from matching.io import DataError
+
     with pytest.raises(DataError, match="demo.n_products is"):
         generate(DemoSize(n_train_pairs=200, n_test_pairs=20, n_products=n_products), seed=1)

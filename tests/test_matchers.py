@@ -1,4 +1,5 @@
 """Every matcher on a tiny demo: out-of-fold honesty, a clear margin over chance, the ensemble, predict."""
+
 import importlib.util
 import sys
 
@@ -8,12 +9,14 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
-from matching.generate_demo import DemoSize
-from matching import embed_names, embed_photos, embed_text, ensemble, evaluate, features, metric, paths, predict
-from matching.crossfit import cross_fit
-from matching.generate_demo import generate, write_tables
-from matching.prepare import prepare
+from conftest import LAYOUT, REPO
+from matching import metric, paths
+from matching.demo.generator import DemoSize, generate
+from matching.matchers import ensemble as ensembling
+from matching.matchers.crossfit import cross_fit
+from matching.stages import embed_names, embed_photos, embed_text, ensemble, evaluate, features, predict
+from matching.stages.generate_demo import write_tables
+from matching.stages.prepare import prepare
 
 pytestmark = pytest.mark.slow
 HAS_LIGHTAUTOML = importlib.util.find_spec("lightautoml") is not None
@@ -44,30 +47,31 @@ def featurized(tmp_path_factory):
 
 
 def oof_quality(name):
-    oof = pd.read_parquet(paths.oof_file(name))
+    oof = pd.read_parquet(LAYOUT.oof_file(name))
     assert oof.score.notna().all()
     return metric.competition_metric(oof.target.to_numpy(), oof.score.to_numpy(), oof.category.to_numpy()), oof
 
 
 MATCHERS = ["lightgbm", "siamese", "pairwise"] + (["lightautoml"] if HAS_LIGHTAUTOML else [])
 # Above the positive share. The siamese net sees each product alone, without the pair features,
-# and is the weakest by design: 0.61 here (positives 0.48), 0.70 on the default demo.
-MARGIN = {"siamese": 0.10}
+# and is the weakest by design: 0.58 here (positives 0.48) since it stops early on an inner split of
+# each fold's train rows (0.61 when it stopped on the scored fold itself).
+MARGIN = {"siamese": 0.06}
 
 
 @pytest.mark.parametrize("name", MATCHERS)
 def test_each_matcher_beats_chance_by_a_clear_margin(featurized, name):
-    module = __import__(f"matching.train_{name}", fromlist=["main"])
+    module = __import__(f"matching.stages.train_{name}", fromlist=["main"])
     module.main([])
     quality, oof = oof_quality(name)
     assert quality > oof.target.mean() + MARGIN.get(name, 0.15)
-    test = pd.read_parquet(paths.test_scores_file(name))
+    test = pd.read_parquet(LAYOUT.test_scores_file(name))
     assert len(test) == SMALL.n_test_pairs and test.score.between(0, 1).all()
 
 
 def test_lightautoml_without_the_extra_says_how_to_install(featurized, monkeypatch):
     from matching.io import StageError
-    from matching.train_lightautoml import main
+    from matching.stages.train_lightautoml import main
 
     for module in ("lightautoml", "lightautoml.automl.presets.tabular_presets", "lightautoml.tasks"):
         monkeypatch.setitem(sys.modules, module, None)  # what an environment without the extra sees
@@ -78,11 +82,11 @@ def test_lightautoml_without_the_extra_says_how_to_install(featurized, monkeypat
 def test_network_weights_load_as_plain_tensors(featurized):
     from safetensors.torch import load_file
 
-    files = sorted(paths.model_dir("siamese").glob("fold_*.safetensors"))
+    files = sorted(LAYOUT.model_dir("siamese").glob("fold_*.safetensors"))
     assert len(files) == 3
     state = load_file(str(files[0]))
     assert all(isinstance(v, torch.Tensor) for v in state.values())
-    curve = pd.read_csv(paths.learning_curve_file("siamese"))
+    curve = pd.read_csv(LAYOUT.learning_curve_file("siamese"))
     assert set(curve.fold) == {0, 1, 2} and curve.valid_pr_auc.between(0, 1).all()
 
 
@@ -97,15 +101,15 @@ def test_ensemble_evaluate_and_predict_follow_the_chosen_model(featurized):
         quality, oof = oof_quality("ensemble")
         assert quality > oof.target.mean() + 0.2
     for model in ("siamese", "ensemble"):
-        params["train"]["model"] = model
+        params["train"]["submit"] = model
         params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
         evaluate.main([])
         predict.main([])
-        submission = pd.read_csv(paths.SUBMISSION)
-        scores = pd.read_parquet(paths.test_scores_file(model))
+        submission = pd.read_csv(LAYOUT.submission)
+        scores = pd.read_parquet(LAYOUT.test_scores_file(model))
         np.testing.assert_allclose(submission.target, scores.score.clip(0, 1))
-        assert yaml.safe_load(paths.EVALUATE_METRICS.read_text())["model"] == model
-    table = yaml.safe_load(paths.MATCHERS_METRICS.read_text())
+        assert yaml.safe_load(LAYOUT.evaluate_metrics.read_text())["model"] == model
+    table = yaml.safe_load(LAYOUT.matchers_metrics.read_text())
     assert set(table) == {"lightgbm", "siamese", "pairwise", "ensemble"}
     assert all(0 <= row["competition_metric"] <= 1 for row in table.values())
 
@@ -129,9 +133,9 @@ def test_stacked_ensemble_of_a_fold_ignores_that_folds_labels():
     target = rng.integers(0, 2, 400)
     fold = np.repeat([0, 1, 2, 3], 100)
     scores = np.clip(target[:, None] * 0.3 + rng.random((400, 2)) * 0.7, 0.01, 0.99)
-    base, _ = ensemble.stacking(scores, target, fold, scores[:5])
+    base, _ = ensembling.stacking(scores, target, fold, scores[:5])
     flipped = target.copy()
     flipped[fold == 2] = 1 - flipped[fold == 2]
-    again, _ = ensemble.stacking(scores, flipped, fold, scores[:5])
+    again, _ = ensembling.stacking(scores, flipped, fold, scores[:5])
     np.testing.assert_allclose(again[fold == 2], base[fold == 2])
     assert not np.allclose(again[fold != 2], base[fold != 2])

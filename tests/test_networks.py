@@ -1,14 +1,18 @@
 """The networks' product matrix: one row per product, blocks scaled, missing vectors masked."""
+
 import numpy as np
 
 from matching.io import array_shapes, write_arrays
-from matching.networks import product_blocks
+from matching.matchers.networks import product_blocks
 
 
 def test_product_blocks_from_lazy_files_match_the_in_memory_build(tmp_path):
     names = {"variantid": np.array([30, 10, 20]), "vectors": np.array([[3, 0], [1, 0], [np.nan, np.nan]], np.float32)}
-    photos = {"variantid": np.array([10, 40]), "main": np.array([[0, 2, 0], [0, 0, 4]], np.float32),
-              "extra_count": np.array([1.0, 2.0], np.float32)}
+    photos = {
+        "variantid": np.array([10, 40]),
+        "main": np.array([[0, 2, 0], [0, 0, 4]], np.float32),
+        "extra_count": np.array([1.0, 2.0], np.float32),
+    }
     write_arrays(names, tmp_path / "names.npz")
     write_arrays(photos, tmp_path / "photos.npz")
     assert array_shapes(tmp_path / "photos.npz") == {"variantid": (2,), "main": (2, 3), "extra_count": (2,)}

@@ -1,4 +1,5 @@
 """The whole DAG through DVC on a tiny demo, in a temporary copy of the repository."""
+
 import json
 
 import pandas as pd
@@ -59,8 +60,8 @@ def test_experiments_change_params_and_compare_metrics(repo):
     assert {3, 7, 15} <= leaves
 
 
-def test_model_switch_reuses_trained_matchers(repo):
-    result = run(["dvc", "exp", "run", "-S", "model=siamese"], repo)
+def test_submit_switch_reuses_trained_matchers(repo):
+    result = run(["dvc", "exp", "run", "-S", "submit=siamese"], repo)
     assert "Stage 'train@siamese' didn't change, skipping" in result.stdout
     assert json.loads((repo / "metrics" / "evaluate.json").read_text())["model"] == "siamese"
     table = json.loads((repo / "metrics" / "matchers.json").read_text())

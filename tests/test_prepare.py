@@ -1,13 +1,14 @@
 """Validation of the raw files and cleaning of the pairs."""
+
 import json
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from matching import paths
+from conftest import LAYOUT
 from matching.io import DataError
-from matching.prepare import clean_train_pairs, prepare, sample_pairs
+from matching.stages.prepare import clean_train_pairs, prepare, sample_pairs
 
 
 def pairs(rows):
@@ -26,8 +27,11 @@ def test_reversed_duplicates_collapse_and_contradictions_go():
     train = pairs([(1, 2, 1), (2, 1, 1), (3, 4, 0), (4, 3, 1), (5, 6, 0)])
     kept, counts = clean_train_pairs(train, pairs([(9, 10)]))
     assert kept.values.tolist() == [[1, 2, 1], [5, 6, 0]]
-    assert counts == {"test_pairs_dropped_from_train": 0, "repeated_pairs_collapsed": 1,
-                      "contradicting_pairs_dropped": 2}
+    assert counts == {
+        "test_pairs_dropped_from_train": 0,
+        "repeated_pairs_collapsed": 1,
+        "contradicting_pairs_dropped": 2,
+    }
 
 
 def test_sample_keeps_a_fraction_and_refuses_nonsense():
@@ -39,18 +43,18 @@ def test_sample_keeps_a_fraction_and_refuses_nonsense():
 
 def test_prepare_writes_clean_pairs_products_and_report(raw_dir):
     prepare(raw_dir, sample=1.0, seed=0)
-    train = pd.read_parquet(paths.TRAIN_PAIRS)
-    test = pd.read_parquet(paths.TEST_PAIRS)
-    products = pd.read_parquet(paths.PRODUCTS)
+    train = pd.read_parquet(LAYOUT.train_pairs)
+    test = pd.read_parquet(LAYOUT.test_pairs)
+    products = pd.read_parquet(LAYOUT.products)
     assert not set(zip(train.variantid1, train.variantid2)) & set(zip(test.variantid2, test.variantid1))
     needed = set(train.variantid1) | set(train.variantid2) | set(test.variantid1) | set(test.variantid2)
     assert set(products.variantid) == needed
     assert products.category_2.notna().all()
-    report = json.loads(paths.DATA_REPORT.read_text())
+    report = json.loads(LAYOUT.data_report.read_text())
     assert report["rows"]["train_pairs"] == len(train)
     assert 0.05 < report["missing_share"]["description"] < 0.2
     assert report["positive_share"] == pytest.approx(train.target.mean())
-    assert pd.read_csv(paths.MISSING_PLOT).set_index("column").loc["description", "missing_share"] > 0
+    assert pd.read_csv(LAYOUT.missing_plot).set_index("column").loc["description", "missing_share"] > 0
 
 
 def test_split_product_files_are_accepted(raw_dir):
@@ -60,6 +64,4 @@ def test_split_product_files_are_accepted(raw_dir):
         pq.write_table(table.slice(0, half), raw_dir / f"{name}.parquet")
         pq.write_table(table.slice(half), raw_dir / f"{name}_test.parquet")
     prepare(raw_dir, sample=1.0, seed=0)
-    assert len(pd.read_parquet(paths.PRODUCTS)) > 0
-
-
+    assert len(pd.read_parquet(LAYOUT.products)) > 0

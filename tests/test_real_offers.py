@@ -1,4 +1,5 @@
 """The real-offers benchmark script: test labels never reach training, feature fitting or the threshold."""
+
 import sys
 
 import numpy as np
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_with_labels(tmp_path, demo_tables, labels, name):
-    from matching.generate_demo import write_tables
+    from matching.stages.generate_demo import write_tables
 
     raw, work = tmp_path / f"raw_{name}", tmp_path / f"work_{name}"
     write_tables(demo_tables, raw)
@@ -31,8 +32,12 @@ def test_labels_change_nothing_but_the_test_scores(tmp_path, demo_tables, monkey
     first, second = rng.integers(0, 2, n), rng.integers(0, 2, n)
     work_a = run_with_labels(tmp_path, demo_tables, first, "a")
     work_b = run_with_labels(tmp_path, demo_tables, second, "b")
-    for relative in ("data/features/train.parquet", "data/features/test.parquet", "data/scores/lightgbm/oof.parquet",
-                     "data/scores/lightgbm/test.parquet"):
+    for relative in (
+        "data/features/train.parquet",
+        "data/features/test.parquet",
+        "data/scores/lightgbm/oof.parquet",
+        "data/scores/lightgbm/test.parquet",
+    ):
         assert (work_a / relative).read_bytes() == (work_b / relative).read_bytes(), relative
     test = demo_tables["test"].to_pandas()
     scored_a = real_offers.test_scores(work_a, "lightgbm", test.assign(target=first))

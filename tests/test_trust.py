@@ -1,5 +1,6 @@
 """Trust: runs killed mid-way recover exactly, the same params give the same bytes, nothing leaks,
 and nothing the pipeline loads can run code."""
+
 import ast
 import os
 import signal
@@ -16,8 +17,15 @@ import yaml
 from conftest import REPO, make_repo, run
 
 pytestmark = pytest.mark.slow
-RESULTS = ["metrics/evaluate.json", "metrics/matchers.json", "metrics/ensemble.json", "metrics/per_category.json",
-           "metrics/data_report.json", "metrics/plots/precision_recall.csv", "data/submission.csv"]
+RESULTS = [
+    "metrics/evaluate.json",
+    "metrics/matchers.json",
+    "metrics/ensemble.json",
+    "metrics/per_category.json",
+    "metrics/data_report.json",
+    "metrics/plots/precision_recall.csv",
+    "data/submission.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +79,19 @@ def stage_processes(module: str, root: Path) -> list[int]:
 
 def kill_part_way(root: Path, stage: str, module: str, watch: Path) -> str:
     """Force `stage` to run, SIGKILL it as soon as it starts writing under `watch` (else after 1.5 s)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1"}
-    repro = subprocess.Popen(["dvc", "repro", "-f", "-s", stage], cwd=root, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    repro = subprocess.Popen(
+        ["dvc", "repro", "-f", "-s", stage],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     moment, started = "never started", None
     deadline = time.monotonic() + 120
     while repro.poll() is None and time.monotonic() < deadline:
@@ -94,12 +111,15 @@ def kill_part_way(root: Path, stage: str, module: str, watch: Path) -> str:
     return moment
 
 
-@pytest.mark.parametrize("stage,module,watch", [
-    ("embed_text@attributes", "embed_text", "data/embeddings"),
-    ("features", "features", "data/features"),
-    ("train@lightgbm", "train_lightgbm", "models/lightgbm"),
-    ("train@pairwise", "train_pairwise", "models/pairwise"),
-])
+@pytest.mark.parametrize(
+    "stage,module,watch",
+    [
+        ("embed_text@attributes", "stages.embed_text", "data/embeddings"),
+        ("features", "stages.features", "data/features"),
+        ("train@lightgbm", "stages.train_lightgbm", "models/lightgbm"),
+        ("train@pairwise", "stages.train_pairwise", "models/pairwise"),
+    ],
+)
 def test_a_stage_killed_part_way_reruns_to_the_same_results(twins, stage, module, watch):
     _, root = twins
     before = results(root)
@@ -119,11 +139,17 @@ def test_no_test_pair_reaches_training_and_folds_share_no_product(twins):
     for name in matchers + ["../ensemble"]:
         oof = pd.read_parquet(root / "data" / "scores" / name / "oof.parquet")
         assert not set(zip(oof.variantid1, oof.variantid2)) & test_keys
-        products = pd.concat([oof[["variantid1", "fold"]].set_axis(["id", "fold"], axis=1),
-                              oof[["variantid2", "fold"]].set_axis(["id", "fold"], axis=1)])
+        products = pd.concat(
+            [
+                oof[["variantid1", "fold"]].set_axis(["id", "fold"], axis=1),
+                oof[["variantid2", "fold"]].set_axis(["id", "fold"], axis=1),
+            ]
+        )
         assert products.groupby("id").fold.nunique().max() == 1, f"{name}: a product sits in two folds"
     raw_train = pd.read_parquet(root / "data" / "demo" / "train.parquet")
-    raw_keys = set(zip(raw_train.variantid1, raw_train.variantid2)) | set(zip(raw_train.variantid2, raw_train.variantid1))
+    raw_keys = set(zip(raw_train.variantid1, raw_train.variantid2)) | set(
+        zip(raw_train.variantid2, raw_train.variantid1)
+    )
     assert raw_keys & test_keys, "the demo plants test pairs in train, so this test can fail"
 
 
@@ -131,25 +157,39 @@ def test_nothing_loaded_from_models_can_run_code(twins):
     root, _ = twins
     suffixes = {p.suffix for p in (root / "models").rglob("*") if p.is_file()} - {""}
     assert suffixes <= {".txt", ".safetensors", ".json"}, suffixes
-    sources = list((REPO / "src" / "matching").glob("*.py"))
+    sources = list((REPO / "src" / "matching").rglob("*.py"))
     for source in sources:
         tree = ast.parse(source.read_text())
-        imported = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-                    for alias in node.names} | {node.module for node in ast.walk(tree)
-                                                 if isinstance(node, ast.ImportFrom) and node.module}
+        imported = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         # joblib may run work in other processes (Parallel, delayed), never read or write files.
-        joblib_names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                        and node.module == "joblib" for alias in node.names}
+        joblib_names = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "joblib"
+            for alias in node.names
+        }
         assert joblib_names <= {"Parallel", "delayed"}, source.name
         assert not imported & {"pickle", "dill", "cloudpickle"} and "joblib" not in {
-            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}, source.name
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }, source.name
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" \
-                    and getattr(node.func.value, "id", None) == "torch":
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "load"
+                and getattr(node.func.value, "id", None) == "torch"
+            ):
                 keywords = {k.arg: k.value for k in node.keywords}
                 assert isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" \
-                    and getattr(node.func.value, "id", None) == "np":
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "load"
+                and getattr(node.func.value, "id", None) == "np"
+            ):
                 keywords = {k.arg: k.value for k in node.keywords}
                 assert keywords["allow_pickle"].value is False, source.name
     assert sorted((root / "models" / "siamese").glob("fold_*.safetensors"))

@@ -3,6 +3,7 @@
 `dvc repro` never composes, so after editing conf/ run `python -m matching.compose_params`
 (or `make params`) and commit both.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from matching import paths
-from matching.io import atomic_path
+from matching import config, paths
+from matching.io import atomic_path, run_stage
 
 
 def composed(overrides: list[str], conf_dir: Path = Path("conf")) -> dict:
@@ -24,10 +25,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=ozon lightgbm.num_leaves=63")
     args = parser.parse_args(argv)
-    with atomic_path(paths.PARAMS) as tmp:
-        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(composed(args.overrides))))
-    print(f"wrote {paths.PARAMS} from conf/ {' '.join(args.overrides)}")
+    layout = paths.project()
+    params = composed(args.overrides, layout.root / "conf")
+    config.from_dict(params)  # refuse a composition no stage would accept
+    with atomic_path(layout.params) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(params)))
+    print(f"wrote {layout.params} from conf/ {' '.join(args.overrides)}")
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

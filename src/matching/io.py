@@ -3,6 +3,7 @@
 Every output is written to a temporary sibling and renamed into place, so a stage that fails
 or is killed leaves no half-written file that DVC could cache as good.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,17 +14,14 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
-
-from matching import paths
 
 
 class StageError(Exception):
@@ -78,6 +76,7 @@ def write_csv(frame: pd.DataFrame, path: Path | str) -> None:
 @dataclass
 class Stream:
     """An array too large to hold twice: its shape, its dtype and its rows, chunk after chunk."""
+
     shape: tuple[int, ...]
     dtype: np.dtype
     chunks: Iterable[np.ndarray]
@@ -94,11 +93,15 @@ def write_arrays(arrays: dict[str, np.ndarray | list[np.ndarray] | Stream], path
             if not isinstance(value, Stream):
                 chunks = [np.asarray(c) for c in (value if isinstance(value, list) else [value])]
                 value = Stream((sum(len(c) for c in chunks),) + chunks[0].shape[1:], chunks[0].dtype, chunks)
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(value.dtype)), "fortran_order": False,
-                      "shape": tuple(value.shape)}
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(value.dtype)),
+                "fortran_order": False,
+                "shape": tuple(value.shape),
+            }
             written = 0
-            with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
-                              force_zip64=True) as handle:
+            with archive.open(
+                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True
+            ) as handle:
                 np.lib.format.write_array_header_1_0(handle, header)
                 for chunk in value.chunks:
                     handle.write(np.ascontiguousarray(chunk, dtype=value.dtype).data)
@@ -119,15 +122,11 @@ def array_shapes(path: Path | str) -> dict[str, tuple[int, ...]]:
         for member in archive.namelist():
             with archive.open(member) as handle:
                 version = np.lib.format.read_magic(handle)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
                 shapes[member.removesuffix(".npy")] = read_header(handle)[0]
     return shapes
-
-
-def load_params(path: Path | str = paths.PARAMS) -> dict:
-    with open(path) as handle:
-        return yaml.safe_load(handle)
 
 
 def run_stage(main: Callable[[list[str] | None], None]) -> None:

@@ -1,4 +1,5 @@
 """The competition metric and the other scores reported beside it (see ../shared/ozon-data.md)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,9 +18,15 @@ def pr_auc(target: np.ndarray, score: np.ndarray) -> float:
 def per_category_pr_auc(target: np.ndarray, score: np.ndarray, category: np.ndarray) -> pd.DataFrame:
     """One row per level-2 category of variantid1: pairs, positives and PR-AUC."""
     frame = pd.DataFrame({"target": target, "score": score, "category": category})
-    rows = [{"category": name, "pairs": len(group), "positives": int(group.target.sum()),
-             "pr_auc": pr_auc(group.target.to_numpy(), group.score.to_numpy())}
-            for name, group in frame.groupby("category", sort=True)]
+    rows = [
+        {
+            "category": name,
+            "pairs": len(group),
+            "positives": int(group.target.sum()),
+            "pr_auc": pr_auc(group.target.to_numpy(), group.score.to_numpy()),
+        }
+        for name, group in frame.groupby("category", sort=True)
+    ]
     return pd.DataFrame(rows, columns=["category", "pairs", "positives", "pr_auc"])
 
 

@@ -1,80 +1,159 @@
-"""Every file the pipeline reads or writes, in one place.
+"""Every file the pipeline reads or writes, in one place, under the project root.
 
-Paths are relative to the repository root, which is where `dvc repro` runs the stages.
-`dvc.yaml` repeats them because DVC needs them literally; tests check the two agree.
+The root is `$MATCHING_ROOT` when set, else the nearest folder at or above the working directory
+that holds `dvc.yaml` or `params.yaml` (as git and DVC find theirs), so a stage or script gives the
+same paths from any subfolder. `dvc.yaml` repeats the paths because DVC needs them literally; tests
+check the two agree.
 """
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(".")
-PARAMS = ROOT / "params.yaml"
-
-DATA = ROOT / "data"
-DEMO_RAW = DATA / "demo"
-
-PREPARED = DATA / "prepared"
-TRAIN_PAIRS = PREPARED / "train_pairs.parquet"
-TEST_PAIRS = PREPARED / "test_pairs.parquet"
-PRODUCTS = PREPARED / "products.parquet"
-
-EMBEDDINGS = DATA / "embeddings"
 TEXT_MODALITIES = ("attributes", "descriptions")
 MODALITIES = ("attributes", "descriptions", "names", "photos")
-PHOTO_SETS = EMBEDDINGS / "photo_sets.npz"
-# Finished chunks of a transformer encoding, so that a killed run resumes; not a DVC output
-# (DVC clears outputs before a stage runs), removed when the encoding completes.
-ENCODE_CACHE = DATA / "cache" / "encode"  # every photo of every product, for photo-to-photo features
-
-FEATURES = DATA / "features"
-TRAIN_FEATURES = FEATURES / "train.parquet"
-TEST_FEATURES = FEATURES / "test.parquet"
-
-# Out-of-fold and test scores: one folder per matcher, and the ensemble's own folder (it reads
-# all of data/scores, so it cannot write there).
-SCORES = DATA / "scores"
-ENSEMBLE = DATA / "ensemble"
-SUBMISSION = DATA / "submission.csv"
-
-MODELS = ROOT / "models"
-
-METRICS = ROOT / "metrics"
-DATA_REPORT = METRICS / "data_report.json"
-EVALUATE_METRICS = METRICS / "evaluate.json"
-MATCHERS_METRICS = METRICS / "matchers.json"
-ENSEMBLE_METRICS = METRICS / "ensemble.json"
-PER_CATEGORY = METRICS / "per_category.json"
-PLOTS = METRICS / "plots"
-MISSING_PLOT = PLOTS / "missing.csv"
-PR_CURVE = PLOTS / "precision_recall.csv"
 ENSEMBLE_NAME = "ensemble"
 
 
-def embedding_file(modality: str) -> Path:
-    return EMBEDDINGS / f"{modality}.npz"
+def find_root(start: Path | None = None) -> Path:
+    if os.environ.get("MATCHING_ROOT"):
+        return Path(os.environ["MATCHING_ROOT"]).resolve()
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "dvc.yaml").exists() or (folder / "params.yaml").exists():
+            return folder
+    return start
 
 
-def model_dir(model: str) -> Path:
-    return MODELS / model
+@dataclass(frozen=True)
+class Layout:
+    """The files of a project rooted at `root`."""
+
+    root: Path
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def demo_raw(self) -> Path:
+        """Where the generate_demo stage writes the demo archive (`data.raw_dir` of data=demo)."""
+        return self.data / "demo"
+
+    def raw_dir(self, configured: str) -> Path:
+        """`data.raw_dir` of params.yaml, relative to the root unless absolute."""
+        return self.root / configured
+
+    @property
+    def prepared(self) -> Path:
+        return self.data / "prepared"
+
+    @property
+    def train_pairs(self) -> Path:
+        return self.prepared / "train_pairs.parquet"
+
+    @property
+    def test_pairs(self) -> Path:
+        return self.prepared / "test_pairs.parquet"
+
+    @property
+    def products(self) -> Path:
+        return self.prepared / "products.parquet"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.data / "embeddings"
+
+    def embedding_file(self, modality: str) -> Path:
+        return self.embeddings / f"{modality}.npz"
+
+    @property
+    def photo_sets(self) -> Path:
+        """Every photo of every product, for the photo-to-photo features."""
+        return self.embeddings / "photo_sets.npz"
+
+    @property
+    def encode_cache(self) -> Path:
+        """Finished chunks of a transformer encoding, so that a killed run resumes; not a DVC output
+        (DVC clears outputs before a stage runs), removed when the encoding completes."""
+        return self.data / "cache" / "encode"
+
+    @property
+    def train_features(self) -> Path:
+        return self.data / "features" / "train.parquet"
+
+    @property
+    def test_features(self) -> Path:
+        return self.data / "features" / "test.parquet"
+
+    def scores_dir(self, name: str) -> Path:
+        """A matcher's out-of-fold and test scores; the ensemble's own folder (it reads all of
+        data/scores, so it cannot write there)."""
+        return self.data / "ensemble" if name == ENSEMBLE_NAME else self.data / "scores" / name
+
+    def oof_file(self, name: str) -> Path:
+        return self.scores_dir(name) / "oof.parquet"
+
+    def test_scores_file(self, name: str) -> Path:
+        return self.scores_dir(name) / "test.parquet"
+
+    @property
+    def submission(self) -> Path:
+        return self.data / "submission.csv"
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def data_report(self) -> Path:
+        return self.metrics / "data_report.json"
+
+    @property
+    def evaluate_metrics(self) -> Path:
+        return self.metrics / "evaluate.json"
+
+    @property
+    def matchers_metrics(self) -> Path:
+        return self.metrics / "matchers.json"
+
+    @property
+    def ensemble_metrics(self) -> Path:
+        return self.metrics / "ensemble.json"
+
+    @property
+    def per_category(self) -> Path:
+        return self.metrics / "per_category.json"
+
+    @property
+    def missing_plot(self) -> Path:
+        return self.metrics / "plots" / "missing.csv"
+
+    @property
+    def pr_curve(self) -> Path:
+        return self.metrics / "plots" / "precision_recall.csv"
+
+    def training_report_dir(self, name: str) -> Path:
+        """Small per-matcher plot data kept in git: learning curves, feature importance."""
+        return self.metrics / "training" / name
+
+    def learning_curve_file(self, name: str) -> Path:
+        return self.training_report_dir(name) / "learning.csv"
+
+    @property
+    def importance_plot(self) -> Path:
+        return self.training_report_dir("lightgbm") / "importance.csv"
 
 
-def scores_dir(name: str) -> Path:
-    return ENSEMBLE if name == ENSEMBLE_NAME else SCORES / name
-
-
-def oof_file(name: str) -> Path:
-    return scores_dir(name) / "oof.parquet"
-
-
-def test_scores_file(name: str) -> Path:
-    return scores_dir(name) / "test.parquet"
-
-
-def training_report_dir(name: str) -> Path:
-    """Small per-matcher plot data kept in git: learning curves, feature importance."""
-    return METRICS / "training" / name
-
-
-def learning_curve_file(name: str) -> Path:
-    return training_report_dir(name) / "learning.csv"
-
-
-IMPORTANCE_PLOT = training_report_dir("lightgbm") / "importance.csv"
+def project() -> Layout:
+    """The layout of the project the caller runs in."""
+    return Layout(find_root())

@@ -1,0 +1,299 @@
+"""The typed configuration: `params.yaml` read into dataclasses and checked once, when a stage starts.
+
+Each section mirrors a file or group of `conf/`. A wrong type, an unknown key or a value out of range
+stops the stage with one line that names the key and says what is allowed (exit status 2), before
+any work. LightGBM's booster settings pass through as a mapping (a new knob is one YAML line), checked
+against LightGBM's own parameter names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from matching.io import StageError
+
+# The matchers a `train@<name>` stage can run; names reach a shell command in dvc.yaml, so only these pass.
+MATCHERS = ("lightgbm", "siamese", "pairwise", "lightautoml")
+ENSEMBLE = "ensemble"
+FEATURE_GROUPS = ("embeddings", "category", "attributes", "text", "codes", "photos", "neighbours")
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class ConfigError(StageError):
+    """A bad value in params.yaml: the message names the key and what is allowed."""
+
+
+def positive(maximum: float | None = None) -> dict:
+    return {"min": 1, "max": maximum}
+
+
+def between(low: float, high: float, low_open: bool = False) -> dict:
+    return {"min": low, "max": high, "low_open": low_open}
+
+
+@dataclass(frozen=True)
+class TextEmbedding:
+    backend: Literal["lexical", "sentence-transformers"]
+    model: str  # a hub name or a local folder that SentenceTransformer(path) loads
+    batch_size: int = field(metadata=positive())
+    max_length: int = field(metadata=positive())
+    precision: Literal["float32", "bfloat16", "int8"] = "float32"
+
+
+@dataclass(frozen=True)
+class Lexical:
+    dim: int = field(metadata=positive())
+    ngram_min: int = field(metadata=positive())
+    ngram_max: int = field(metadata=positive())
+    max_features: int = field(metadata=positive())
+    fit_sample: int = field(metadata=positive())
+
+    def __post_init__(self) -> None:
+        if self.ngram_max < self.ngram_min:
+            fail("embed.lexical.ngram_max", self.ngram_max, f"a number >= embed.lexical.ngram_min ({self.ngram_min})")
+
+
+@dataclass(frozen=True)
+class Embed:
+    device: Device
+    attributes: TextEmbedding
+    descriptions: TextEmbedding
+    lexical: Lexical
+
+
+@dataclass(frozen=True)
+class Features:
+    groups: list[Literal[FEATURE_GROUPS]]  # type: ignore[valid-type]
+    tfidf_max_features: int = field(metadata=positive())
+    tfidf_fit_sample: int = field(metadata=positive())
+
+    def __post_init__(self) -> None:
+        distinct("features.groups", self.groups)
+
+
+@dataclass(frozen=True)
+class Train:
+    n_folds: int = field(metadata={"min": 2})
+    folds: Literal["products", "pairs"]
+    # Rows of each fold's train part held out for early stopping, never the fold that is then scored.
+    inner_valid_share: float = field(metadata=between(0.0, 0.5, low_open=True))
+    submit: str  # what evaluate headlines and predict submits: a matcher of `matchers`, or ensemble
+    matchers: list[Literal[MATCHERS]]  # type: ignore[valid-type]
+
+    def __post_init__(self) -> None:
+        distinct("train.matchers", self.matchers)
+        if self.submit not in [*self.matchers, ENSEMBLE]:
+            fail("train.submit", self.submit, f"one of train.matchers ({', '.join(self.matchers)}) or {ENSEMBLE}")
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    method: Literal["stacking", "rank_mean"]
+
+
+@dataclass(frozen=True)
+class Data:
+    name: str
+    raw_dir: str
+    sample: float = field(metadata=between(0.0, 1.0, low_open=True))
+
+
+@dataclass(frozen=True)
+class Demo:
+    n_train_pairs: int = field(metadata=positive())
+    n_test_pairs: int = field(metadata=positive())
+    n_products: int | None = field(metadata=positive())
+    seed: int = field(metadata={"min": 0})
+
+
+@dataclass(frozen=True)
+class LightGBM:
+    """Round counts and the category blend; every other key is a LightGBM parameter (`booster`)."""
+
+    num_boost_round: int = field(metadata=positive())
+    early_stopping_rounds: int = field(metadata=positive())
+    category_blend: float = field(metadata=between(0.0, 1.0))
+    category_min_pairs: int = field(metadata=positive())
+    refit_full: bool
+    booster: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from lightgbm.basic import _ConfigAliases  # the names LightGBM accepts, aliases included
+
+        known = {name for names in _ConfigAliases._get_all_param_aliases().values() for name in names}
+        for key, value in self.booster.items():
+            if key not in known:
+                fail(f"lightgbm.{key}", value, "a LightGBM parameter name (https://lightgbm.readthedocs.io)")
+            if not isinstance(value, (bool, int, float, str)):
+                fail(f"lightgbm.{key}", value, "a number, a string or true/false")
+
+
+@dataclass(frozen=True)
+class Network:
+    device: Device
+    hidden: int = field(metadata=positive())
+    out_dim: int = field(metadata=positive())
+    dropout: float = field(metadata=between(0.0, 1.0))
+    learning_rate: float = field(metadata=between(0.0, 10.0, low_open=True))
+    weight_decay: float = field(metadata={"min": 0.0})
+    batch_size: int = field(metadata=positive())
+    max_epochs: int = field(metadata=positive())
+    patience: int = field(metadata=positive())
+
+
+@dataclass(frozen=True)
+class SiameseNetwork(Network):
+    margin: float = field(default=1.0, metadata={"min": 0.0, "low_open": True})
+
+
+@dataclass(frozen=True)
+class LightAutoML:
+    timeout: int = field(metadata=positive())
+    cpu_limit: int = field(metadata=positive())
+    inner_folds: int = field(metadata={"min": 2})
+    algorithms: list[str]
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = field(metadata={"min": 0})
+    embed: Embed
+    features: Features
+    train: Train
+    ensemble: Ensemble
+    data: Data
+    demo: Demo
+    lightgbm: LightGBM
+    siamese: SiameseNetwork
+    pairwise: Network
+    lightautoml: LightAutoML
+
+
+# Sections whose keys beyond the declared fields are collected into one mapping field.
+OPEN_SECTIONS = {LightGBM: "booster"}
+
+
+def fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
+    raise ConfigError(f"params.yaml: {key} is {value!r}; use {allowed}")
+
+
+def distinct(key: str, values: list) -> None:
+    if not values:
+        fail(key, values, "a list of at least one name")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        fail(key, values, f"each name once ({', '.join(map(str, repeated))} repeated)")
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(hint)[0])}"
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(hint))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+
+
+def _convert(value: Any, hint: Any, key: str, bounds: dict) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _section(hint, value, key)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
+        return _convert(value, inner, key, bounds)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            fail(key, value, _describe(hint))
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            fail(key, value, _describe(hint))
+        return [_convert(v, typing.get_args(hint)[0], key, {}) for v in value]
+    if origin is dict or hint is Any:
+        return value
+    numeric = hint in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int and not (numeric and float(value).is_integer()):
+        fail(key, value, _describe(hint))
+    if hint is float and not numeric:
+        fail(key, value, _describe(hint))
+    if hint in (str, bool) and not isinstance(value, hint):
+        fail(key, value, _describe(hint))
+    value = hint(value)
+    low, high = bounds.get("min"), bounds.get("max")
+    if (low is not None and (value < low or bounds.get("low_open") and value == low)) or (
+        high is not None and value > high
+    ):
+        low_text = f"> {low}" if bounds.get("low_open") else f">= {low}"
+        fail(key, value, f"{_describe(hint)} {low_text}" + (f" and <= {high}" if high is not None else ""))
+    return value
+
+
+def _section(cls: type, values: Any, key: str) -> Any:
+    if not isinstance(values, dict):
+        fail(key, values, f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(cls))}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    extra = OPEN_SECTIONS.get(cls)
+    unknown = [k for k in values if k not in fields or k == extra]
+    if unknown and not extra:
+        fail(f"{key}.{unknown[0]}".lstrip("."), values[unknown[0]], f"only the keys {', '.join(fields)}")
+    kwargs = {}
+    for name, spec in fields.items():
+        if name == extra:
+            kwargs[name] = {k: values[k] for k in unknown}
+            continue
+        dotted = f"{key}.{name}".lstrip(".")
+        if name not in values:
+            if spec.default is not dataclasses.MISSING:
+                continue
+            raise ConfigError(f"params.yaml: {dotted} is missing; add it (see conf/ and `make params`)")
+        kwargs[name] = _convert(values[name], hints[name], dotted, dict(spec.metadata))
+    return cls(**kwargs)
+
+
+def from_dict(params: dict) -> Config:
+    """The checked configuration of a params mapping; ConfigError on the first bad value."""
+    return _section(Config, params, "")
+
+
+def load(path: Path | str) -> Config:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: missing; run stages from the repository (or `make params` to write it)")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not YAML ({str(error).splitlines()[0]}); fix it or run `make params`") from None
+    return from_dict(params)
+
+
+def as_dict(config: Any) -> dict:
+    """A config (or section) back as the plain mapping params.yaml holds, open sections flattened."""
+    out = {}
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        if OPEN_SECTIONS.get(type(config)) == spec.name:
+            out.update(value)
+        else:
+            out[spec.name] = as_dict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def resolve_device(device: str) -> str:
+    """`auto` means a GPU when torch sees one."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,176 @@
+"""The data contract of `../shared/ozon-data.md`: reading the raw folder and checking each file.
+
+Checks are vectorised over Arrow arrays; each failure is a `DataError` whose one line names the
+file, the column, the first bad row and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from matching.io import DataError
+
+NAME_DIM = 64
+PHOTO_DIM = 128
+MAIN_PHOTO, EXTRA_PHOTOS = "main_pic_embeddings_resnet_v1", "pic_embeddings_resnet_v1"
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def check_ids(table: pa.Table, column: str, label: str, unique: bool) -> np.ndarray:
+    values = table.column(column)
+    if not pa.types.is_integer(values.type):
+        raise DataError(f"{label}: column {column} has type {values.type}, expected integer ids")
+    if values.null_count:
+        row = _first_bad(values.is_null().to_numpy(zero_copy_only=False))
+        raise DataError(f"{label}: column {column} is null at row {row}; every row needs an id")
+    ids = values.to_numpy().astype(np.int64, copy=False)
+    if unique:
+        order = np.argsort(ids, kind="stable")
+        repeated = ids[order][1:] == ids[order][:-1]
+        if repeated.any():
+            dup = ids[order][1:][repeated][0]
+            raise DataError(
+                f"{label}: column {column} repeats id {dup} (first at row {_first_bad(ids == dup)}); "
+                "keep one row per product"
+            )
+    return ids
+
+
+def check_target(table: pa.Table, label: str) -> np.ndarray:
+    target = table.column("target")
+    if not (pa.types.is_integer(target.type) or pa.types.is_floating(target.type) or pa.types.is_boolean(target.type)):
+        raise DataError(f"{label}: column target has type {target.type}, expected 0/1 numbers")
+    values = target.to_numpy(zero_copy_only=False).astype(np.float64)
+    bad = ~np.isin(values, (0.0, 1.0))  # NaN (a null) is not in the set either
+    if bad.any():
+        row = _first_bad(bad)
+        value = "null" if np.isnan(values[row]) else f"{values[row]:g}"
+        raise DataError(f"{label}: column target is {value} at row {row}; targets must be 0 or 1")
+    return values.astype(np.int8)
+
+
+def check_strings(table: pa.Table, column: str, label: str, nullable: bool) -> None:
+    values = table.column(column)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_null(values.type)):
+        raise DataError(f"{label}: column {column} has type {values.type}, expected strings")
+    if not nullable and values.null_count:
+        row = _first_bad(values.is_null().to_numpy(zero_copy_only=False))
+        raise DataError(f"{label}: column {column} is null at row {row}; fill it or drop the product")
+
+
+def _is_list(type_: pa.DataType) -> bool:
+    return pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_)
+
+
+def _flatten_lengths(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Per-row list lengths (0 for null) and the flattened child values."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
+    return lengths, pc.list_flatten(array)
+
+
+def vector_matrix(column: pa.ChunkedArray, dim: int, label: str, name: str) -> tuple[np.ndarray, int]:
+    """A list-of-floats column as an (n, dim) float32 matrix; nulls become NaN rows.
+
+    A vector holding NaN is repaired into a missing (all-NaN) row and counted; infinity is refused.
+    """
+    if not _is_list(column.type) or not (pa.types.is_floating(column.type.value_type)):
+        raise DataError(f"{label}: column {name} has type {column.type}, expected a list of {dim} floats")
+    lengths, values = _flatten_lengths(column)
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    wrong = (lengths != dim) & ~nulls
+    if wrong.any():
+        row = _first_bad(wrong)
+        raise DataError(
+            f"{label}: column {name} has {lengths[row]} floats at row {row}, expected {dim}; "
+            "use the original embedding file"
+        )
+    matrix = np.full((len(column), dim), np.nan, dtype=np.float32)
+    flat = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    matrix[~nulls] = flat.reshape(-1, dim)
+    rows = np.flatnonzero(~nulls)
+    broken = rows[~_finite_rows(matrix[rows], rows, label, name)]
+    matrix[broken] = np.nan
+    return matrix, len(broken)
+
+
+def _finite_rows(values: np.ndarray, rows: np.ndarray, label: str, name: str) -> np.ndarray:
+    """Which vectors are free of NaN; infinity has no safe repair and stops the run."""
+    infinite = np.isinf(values).any(axis=1)
+    if infinite.any():
+        raise DataError(
+            f"{label}: column {name} holds an infinite value at row {rows[_first_bad(infinite)]}; "
+            "drop or recompute that embedding"
+        )
+    return ~np.isnan(values).any(axis=1)
+
+
+def photo_sets(column: pa.ChunkedArray, label: str, name: str, single: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """A list-of-photos column as (offsets, photos, dropped): photos of row i are
+    photos[offsets[i]:offsets[i+1]]; a photo holding NaN is dropped and counted in `dropped`.
+
+    `single` demands exactly one photo per non-null row (the main photo column).
+    """
+    if not _is_list(column.type) or not _is_list(column.type.value_type):
+        raise DataError(
+            f"{label}: column {name} has type {column.type}, expected a list of lists of {PHOTO_DIM} floats"
+        )
+    counts, inner = _flatten_lengths(column)
+    if single:
+        nulls = column.is_null().to_numpy(zero_copy_only=False)
+        wrong = (counts != 1) & ~nulls
+        if wrong.any():
+            row = _first_bad(wrong)
+            raise DataError(
+                f"{label}: column {name} holds {counts[row]} photos at row {row}, expected one "
+                f"array of {PHOTO_DIM} floats"
+            )
+    inner_lengths, values = _flatten_lengths(inner)
+    row_of_photo = np.repeat(np.arange(len(counts)), counts)
+    if len(inner_lengths) and (inner_lengths != PHOTO_DIM).any():
+        photo = _first_bad(inner_lengths != PHOTO_DIM)
+        raise DataError(
+            f"{label}: column {name} has a photo of {inner_lengths[photo]} floats at row "
+            f"{row_of_photo[photo]}, expected {PHOTO_DIM}; use the original embedding file"
+        )
+    photos = values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, PHOTO_DIM)
+    keep = _finite_rows(photos, row_of_photo, label, name)
+    if not keep.all():
+        photos, counts = photos[keep], np.bincount(row_of_photo[keep], minlength=len(counts))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return offsets, photos, int((~keep).sum())
+
+
+def check_json_objects(
+    column: pa.ChunkedArray, label: str, name: str, list_values: bool, keep_keys: tuple[str, ...] = ()
+) -> dict[str, list]:
+    """Check that every row of a JSON-string column is an object (with `list_values`, of lists of
+    strings), chunk by chunk; return only the values of `keep_keys`, one list per key (None where
+    a row lacks it), so no parsed dict outlives its row."""
+    kept: dict[str, list] = {key: [] for key in keep_keys}
+    row = 0
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        for text in chunk.to_pylist():
+            try:
+                value = json.loads(text) if text is not None else {}
+            except (json.JSONDecodeError, TypeError):
+                raise DataError(
+                    f"{label}: column {name} is not JSON at row {row} ({str(text)[:40]!r}); "
+                    "export the column as JSON strings"
+                ) from None
+            if not isinstance(value, dict) or (list_values and not all(isinstance(v, list) for v in value.values())):
+                expected = "an object of lists of strings" if list_values else "an object"
+                raise DataError(
+                    f"{label}: column {name} at row {row} is {type(value).__name__} JSON, expected {expected}"
+                )
+            for key, values in kept.items():
+                values.append(value.get(key))
+            row += 1
+    return kept

@@ -1,0 +1,22 @@
+"""Embedding files: named float32 matrices keyed by `variantid`, one row per product."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row of each id in `sorted_ids`, or -1 where it is absent."""
+    if len(sorted_ids) == 0:
+        return np.full(len(ids), -1, dtype=np.int64)
+    found = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+    return np.where(sorted_ids[found] == ids, found, -1)
+
+
+def align(found_ids: np.ndarray, found: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
+    """Rows of `found` reordered to `wanted_ids`; a product not found gets a NaN row."""
+    out = np.full((len(wanted_ids),) + found.shape[1:], np.nan, dtype=np.float32)
+    order = np.argsort(found_ids, kind="stable")
+    rows = positions(found_ids[order], wanted_ids)
+    out[rows >= 0] = found[order][rows[rows >= 0]]
+    return out

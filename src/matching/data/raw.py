@@ -1,0 +1,110 @@
+"""Reading the raw archive folder: which files exist, parquet opened with named errors, row groups
+streamed. The only module that opens the raw files; stages call it at their edge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from matching.data import contract
+from matching.io import DataError
+
+BATCH_ROWS = 65_536
+
+
+# file -> required columns; product files may come split into `<name>_test.parquet` too.
+PAIR_FILES = {
+    "train": ("variantid1", "variantid2", "target"),
+    "test": ("variantid1", "variantid2"),
+}
+
+
+PRODUCT_FILES = {
+    "attributes": ("variantid", "categories", "characteristic_attributes_mapping"),
+    "text_and_bert": ("variantid", "name", "description", "name_bert_64"),
+    "resnet": ("variantid", "main_pic_embeddings_resnet_v1", "pic_embeddings_resnet_v1"),
+}
+
+
+def product_file_paths(raw_dir: Path, name: str) -> list[Path]:
+    """`name.parquet` and, in the split layout, `name_test.parquet`: whichever exist."""
+    return [p for p in (raw_dir / f"{name}.parquet", raw_dir / f"{name}_test.parquet") if p.exists()]
+
+
+def check_layout(raw_dir: Path) -> None:
+    """Fail once, listing every file that is missing and where it was looked for."""
+    missing = [f"{name}.parquet" for name in PAIR_FILES if not (raw_dir / f"{name}.parquet").exists()]
+    missing += [f"{name}.parquet" for name in PRODUCT_FILES if not product_file_paths(raw_dir, name)]
+    if missing:
+        raise DataError(
+            f"{raw_dir}: missing {', '.join(missing)} (looked in {raw_dir.resolve()}); put the competition's "
+            "parquet files there or set data.raw_dir to the folder that holds them"
+        )
+
+
+def open_parquet(path: Path, columns: tuple[str, ...] | list[str]) -> pq.ParquetFile:
+    """Open a parquet file; one that is not parquet or lacks a column is named in the error."""
+    try:
+        handle = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path}: not a readable parquet file ({error}); replace it with the original file")
+    names = handle.schema_arrow.names
+    absent = [c for c in columns if c not in names]
+    if absent:
+        raise DataError(
+            f"{path}: missing column {', '.join(absent)} (has {', '.join(names)}); rename or restore the column"
+        )
+    return handle
+
+
+def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
+    return open_parquet(path, columns).read(columns=list(columns))
+
+
+def iter_batches(raw_dir: Path, name: str, columns: list[str]) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+    """Row batches of a product file (both layouts), with the file's name and the batch's first row."""
+    for path in product_file_paths(raw_dir, name):
+        offset = 0
+        handle = open_parquet(path, columns)
+        # Row group by row group: ParquetFile.iter_batches holds on to the buffers of the groups it
+        # has read (about 3 GB after 12 groups of the full-size photo file), read_row_group does not.
+        for group in range(handle.num_row_groups):
+            for batch in handle.read_row_group(group, columns=columns).to_batches(max_chunksize=BATCH_ROWS):
+                yield str(path), offset, batch
+                offset += batch.num_rows
+
+
+def read_product_file(raw_dir: Path, name: str, columns: tuple[str, ...] | None = None) -> pa.Table:
+    columns = columns or PRODUCT_FILES[name]
+    tables = [read_table(path, columns) for path in product_file_paths(raw_dir, name)]
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def raw_batches_for(
+    raw_dir: Path, name: str, columns: list[str], wanted_ids: np.ndarray
+) -> Iterator[tuple[str, np.ndarray, pa.Table]]:
+    """Batches of a raw product file cut to the wanted products: (label, ids, table)."""
+    for label, _, batch in iter_batches(raw_dir, name, ["variantid"] + columns):
+        ids = batch.column(0).to_numpy().astype(np.int64, copy=False)
+        mask = np.isin(ids, wanted_ids)
+        if mask.any():
+            yield label, ids[mask], pa.Table.from_batches([batch]).filter(pa.array(mask))
+
+
+def read_pairs(raw_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frames = {}
+    for name, columns in PAIR_FILES.items():
+        label = str(raw_dir / f"{name}.parquet")
+        table = read_table(raw_dir / f"{name}.parquet", columns)
+        if table.num_rows == 0:
+            raise DataError(f"{label}: has no rows; use the competition's {name}.parquet")
+        frame = pd.DataFrame({c: contract.check_ids(table, c, label, unique=False) for c in columns[:2]})
+        if "target" in columns:
+            frame["target"] = contract.check_target(table, label)
+        frames[name] = frame
+    return frames["train"], frames["test"]

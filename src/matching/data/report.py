@@ -1,0 +1,95 @@
+"""The data report: rows, cleaning, repairs and missing shares; embedding columns checked batch by batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from matching.data import contract
+
+Batch = tuple[str, int, pa.RecordBatch]
+
+
+def _row_label(label: str, offset: int) -> str:
+    return label if offset == 0 else f"{label} (batch from row {offset})"
+
+
+def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], keep: np.ndarray) -> dict:
+    """Validate name and photo embeddings batch by batch (file label, first row, batch); count what
+    the kept products lack and what was repaired (vectors holding NaN become missing ones)."""
+    stats = {
+        "name_bert_missing": 0,
+        "main_photo_missing": 0,
+        "extra_photos_missing": 0,
+        "extra_photos_total": 0,
+        "name_bert_nan_repaired": 0,
+        "photos_nan_dropped": 0,
+    }
+    seen_names, seen_photos = 0, 0
+    for label, offset, batch in name_batches:
+        table = pa.Table.from_batches([batch])
+        mask = np.isin(table.column("variantid").to_numpy(), keep)
+        matrix, repaired = contract.vector_matrix(
+            table.column("name_bert_64"), contract.NAME_DIM, _row_label(label, offset), "name_bert_64"
+        )
+        stats["name_bert_missing"] += int(np.isnan(matrix[mask, 0]).sum())
+        stats["name_bert_nan_repaired"] += repaired
+        seen_names += int(mask.sum())
+    main, extra = contract.MAIN_PHOTO, contract.EXTRA_PHOTOS
+    for label, offset, batch in photo_batches:
+        table = pa.Table.from_batches([batch])
+        mask = np.isin(table.column("variantid").to_numpy(), keep)
+        offsets, _, dropped_main = contract.photo_sets(table.column(main), _row_label(label, offset), main, single=True)
+        stats["main_photo_missing"] += int((np.diff(offsets)[mask] == 0).sum())
+        offsets, _, dropped_extra = contract.photo_sets(
+            table.column(extra), _row_label(label, offset), extra, single=False
+        )
+        counts = np.diff(offsets)[mask]
+        stats["extra_photos_missing"] += int((counts == 0).sum())
+        stats["extra_photos_total"] += int(counts.sum())
+        stats["photos_nan_dropped"] += dropped_main + dropped_extra
+        seen_photos += int(mask.sum())
+    stats["name_bert_missing"] += len(keep) - seen_names
+    stats["main_photo_missing"] += len(keep) - seen_photos
+    stats["extra_photos_missing"] += len(keep) - seen_photos
+    return stats
+
+
+def data_report(
+    train: pd.DataFrame, test: pd.DataFrame, products: pa.Table, vectors: dict, raw_rows: dict, cleaning: dict
+) -> tuple[dict, pd.DataFrame]:
+    n = products.num_rows
+
+    def null_share(column: str) -> float:
+        return products.column(column).null_count / n
+
+    empty_attributes = pc.sum(pc.equal(products.column("attributes"), "{}")).as_py() or 0
+    missing = {
+        "name": null_share("name"),
+        "description": null_share("description"),
+        "attributes": null_share("attributes") + empty_attributes / n,
+        "category_2": null_share("category_2"),
+        "name_bert_64": vectors["name_bert_missing"] / n,
+        "main_photo": vectors["main_photo_missing"] / n,
+        "extra_photos": vectors["extra_photos_missing"] / n,
+    }
+    report = {
+        "raw_rows": raw_rows,
+        "rows": {"train_pairs": len(train), "test_pairs": len(test), "products": n},
+        "positive_share": float(train.target.mean()),
+        "cleaning": cleaning,
+        "repaired": {
+            "name_bert_64_with_nan_made_missing": vectors["name_bert_nan_repaired"],
+            "photos_with_nan_dropped": vectors["photos_nan_dropped"],
+            "null_descriptions_left_missing": products.column("description").null_count,
+        },
+        "missing_share": {k: round(v, 6) for k, v in missing.items()},
+        "extra_photos_per_product": round(vectors["extra_photos_total"] / n, 4),
+        "level2_categories": len(pc.unique(products.column("category_2").drop_null())),
+    }
+    plot = pd.DataFrame({"column": list(missing), "missing_share": [round(v, 6) for v in missing.values()]})
+    return report, plot

@@ -1,0 +1,42 @@
+"""The texts of the text modalities, cleaned for an encoder."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import pandas as pd
+
+TAG = r"<[^>]+>"
+
+
+# Pictographs, symbols, dingbats, variation selectors and joiners: noise to a text encoder.
+EMOJI = "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f\u200d]"
+
+
+def attributes_text(mapping: pd.Series) -> pd.Series:
+    """JSON attribute dicts as `key: v1, v2; key2: v3`, keys sorted; empty or null gives null."""
+
+    def render(text: str | None) -> str | None:
+        if text is None or pd.isna(text):
+            return None
+        parsed = json.loads(text)
+        return "; ".join(f"{key}: {', '.join(map(str, parsed[key]))}" for key in sorted(parsed)) or None
+
+    return pd.Series([render(t) for t in mapping], index=mapping.index, dtype=object)
+
+
+def clean_description(descriptions: pd.Series) -> pd.Series:
+    """Plain text from HTML descriptions; null or empty after cleaning gives null."""
+    text = pd.Series(descriptions, dtype="string").str.replace(TAG, " ", regex=True)
+    has_entity = text.str.contains("&", regex=False, na=False)
+    text[has_entity] = text[has_entity].map(html.unescape)
+    text = text.str.replace(EMOJI, " ", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
+    text = text.where(text.str.len() > 0)
+    return text.astype(object).where(text.notna(), None)
+
+
+TEXT_OF = {
+    "attributes": lambda p: attributes_text(p["attributes"]),
+    "descriptions": lambda p: clean_description(p["description"]),
+}

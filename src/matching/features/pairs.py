@@ -1,0 +1,54 @@
+"""Pair features: pairs joined to products by `variantid`, then the chosen groups, in the pairs' order.
+
+Pairs are joined to products by id (never by row position); an id missing from a modality gives NaN
+features for that modality, not a crash. Product-level work is done once (`products.product_tables`);
+each group (one module each) turns two arrays of product rows into columns with its prefix.
+`neighbours` ranks the other groups' similarities, so it comes last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from matching.data.ids import positions
+from matching.features.arrays import Arrays
+from matching.features.attributes import attribute_group
+from matching.features.category import category_group
+from matching.features.codes import code_group
+from matching.features.columns import KEYS, META
+from matching.features.embeddings import embedding_group
+from matching.features.neighbours import neighbour_group
+from matching.features.photos import photo_group
+from matching.features.products import ProductTables
+from matching.features.text import text_group
+
+# The per-pair groups; `neighbours` compares a pair with the product's other pairs and runs after them.
+GROUPS: dict[str, Callable[[list[np.ndarray], ProductTables], Arrays]] = {
+    "embeddings": embedding_group,
+    "category": category_group,
+    "attributes": attribute_group,
+    "text": text_group,
+    "codes": code_group,
+    "photos": photo_group,
+}
+ALL_GROUPS = [*GROUPS, "neighbours"]
+
+
+def pair_features(pairs: pd.DataFrame, tables: ProductTables, groups: list[str]) -> pd.DataFrame:
+    """Features of `pairs` from the chosen groups, in the pairs' order. `neighbours` compares each
+    pair with the other rows of `pairs` that share a product: pass all candidate pairs at once."""
+    pairs = pairs.reset_index(drop=True)
+    rows = [positions(tables.ids, pairs[k].to_numpy(np.int64)) for k in KEYS]
+    meta = pairs[[c for c in META if c in pairs]].copy()
+    code = np.where(rows[0] >= 0, tables.categories["2"][np.maximum(rows[0], 0)], -1)
+    names = np.append(tables.category_names["2"], "unknown").astype(object)
+    meta["category"] = names[np.where(code >= 0, code, len(names) - 1)].astype(str)
+    columns: Arrays = {}
+    for group in (g for g in groups if g in GROUPS):
+        columns.update(GROUPS[group](rows, tables))
+    if "neighbours" in groups:
+        columns.update(neighbour_group(rows, columns))
+    return pd.concat([meta, pd.DataFrame(columns).astype(np.float32)], axis=1)

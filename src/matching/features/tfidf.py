@@ -1,0 +1,59 @@
+"""TF-IDF fitted once on a sample of distinct texts, rows transformed per chunk of pairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from matching.encoders.lexical import fit_sample_rows, transform_in_parallel
+
+
+def strings_at(texts: pa.Array, rows: np.ndarray) -> list[str]:
+    """Python strings of `rows` (a row of -1 gives "") for a chunk of pairs."""
+    return texts.take(pa.array(np.maximum(rows, 0))).fill_null("").to_pylist()
+
+
+def sparse_cosine(a: sparse.csr_matrix, b: sparse.csr_matrix, rows: list[np.ndarray]) -> np.ndarray:
+    """Row-wise cosine of L2-normalised sparse rows; NaN where a product is unknown or has no text."""
+    dot = np.asarray(a.multiply(b).sum(axis=1)).ravel()
+    empty = (a.getnnz(axis=1) == 0) | (b.getnnz(axis=1) == 0) | (rows[0] < 0) | (rows[1] < 0)
+    return np.where(empty, np.nan, dot).astype(np.float32)
+
+
+@dataclass
+class Tfidf:
+    """A TF-IDF vectoriser fitted on a sample of the distinct texts, and every product's text."""
+
+    vectorizer: TfidfVectorizer | None
+    texts: pa.Array
+
+    def rows(self, product_rows: np.ndarray) -> sparse.csr_matrix:
+        if self.vectorizer is None:
+            return sparse.csr_matrix((len(product_rows), 1), dtype=np.float32)
+        return transform_in_parallel(self.vectorizer, strings_at(self.texts, product_rows)).tocsr()
+
+    def cosine(self, rows: list[np.ndarray]) -> np.ndarray:
+        return sparse_cosine(self.rows(rows[0]), self.rows(rows[1]), rows)
+
+
+def fit_tfidf(
+    texts: pa.Array, analyzer: str, ngrams: tuple[int, int], max_features: int, fit_sample: int, seed: int
+) -> Tfidf:
+    """TF-IDF (rows L2-normalised) fitted once on at most `fit_sample` distinct texts, drawn by seed."""
+    distinct = pc.unique(texts).drop_null()
+    if len(distinct) > fit_sample:
+        distinct = distinct.take(pa.array(fit_sample_rows(len(distinct), fit_sample, seed)))
+    words = {"token_pattern": r"(?u)\b\w+\b"} if analyzer == "word" else {}
+    vectorizer = TfidfVectorizer(
+        analyzer=analyzer, ngram_range=ngrams, max_features=max_features, sublinear_tf=True, dtype=np.float32, **words
+    )
+    try:
+        vectorizer.fit(distinct.to_pylist())
+    except ValueError:  # no text at all (e.g. no product has a description)
+        return Tfidf(None, texts)
+    return Tfidf(vectorizer, texts)

@@ -1,0 +1,78 @@
+"""What every matcher shares: out-of-fold fitting, the inner split it stops early on, learning curves.
+
+A matcher supplies `fit_predict(train_rows, valid_rows, fold)`, which fits on the train rows only
+and scores the held-out rows; `cross_fit` runs it once per fold, so every out-of-fold score comes
+from a model that saw neither the pair nor any of its products. Early stopping reads an inner split
+of the fold's train rows (`InnerSplit`), never the fold it then scores, so the out-of-fold scores,
+the stacker fitted on them and the F1 threshold are not optimistic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from matching.matchers.folds import pair_components
+
+FitPredict = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, Any]]
+
+
+def cross_fit(fold: np.ndarray, fit_predict: FitPredict) -> tuple[np.ndarray, list[Any]]:
+    """Out-of-fold scores and the model of each fold."""
+    oof = np.full(len(fold), np.nan)
+    models = []
+    for number in np.unique(fold):
+        valid, train = np.flatnonzero(fold == number), np.flatnonzero(fold != number)
+        scores, model = fit_predict(train, valid, int(number))
+        oof[valid] = scores
+        models.append(model)
+    return oof, models
+
+
+@dataclass(frozen=True)
+class InnerSplit:
+    """Splits a fold's train rows into rows to fit on and rows to stop early on (`share` of them).
+
+    With product-disjoint folds the stopping rows share no product with the fitting rows, as the
+    fold shares none with its train rows; with `pairs` folding they are random rows."""
+
+    left: np.ndarray
+    right: np.ndarray
+    folding: str
+    share: float
+    seed: int
+
+    def __call__(self, rows: np.ndarray, number: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, number])
+        if self.folding == "pairs":
+            stop = rng.random(len(rows)) < self.share
+        else:
+            component = pair_components(self.left[rows], self.right[rows])
+            sizes = np.bincount(component)
+            order = rng.permutation(len(sizes))
+            chosen = order[np.cumsum(sizes[order]) <= max(self.share * len(rows), sizes[order[0]])]
+            stop = np.isin(component, chosen)
+        return rows[~stop], rows[stop]
+
+
+def curve_frame(curves: list[list[dict]]) -> pd.DataFrame:
+    """Learning curves of all folds; `step` runs on across folds so one plot shows them all."""
+    rows = [dict(row, fold=fold) for fold, curve in enumerate(curves) for row in curve]
+    frame = pd.DataFrame(rows, columns=["fold", "epoch", "train_loss", "valid_pr_auc"])
+    return frame.assign(step=np.arange(1, len(frame) + 1))
+
+
+class Timer:
+    """Wall time of a block, for the stage's closing line."""
+
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start

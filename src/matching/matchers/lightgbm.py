@@ -1,0 +1,159 @@
+"""Matcher `lightgbm`: gradient boosting on the pair features.
+
+One model per fold, fitted on the fold's train rows less an inner split that early stopping reads;
+the held-out fold is scored only once the model is fixed. Test pairs are scored by one model
+refitted on all train pairs for the folds' mean length (`refit_full`) or by the fold models' mean.
+Models are LightGBM text files: loading them runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from matching.config import LightGBM
+from matching.io import atomic_path, write_json
+from matching.matchers.crossfit import InnerSplit, cross_fit
+
+CURVE_EVERY = 10  # iterations between learning-curve points kept in git
+# Defaults a user may override in the lightgbm section; objective, metric and seed are the matcher's own.
+BOOSTER_DEFAULTS = {"deterministic": True, "force_row_wise": True, "verbosity": -1}
+
+
+def booster_params(settings: LightGBM, seed: int) -> dict:
+    return {
+        **BOOSTER_DEFAULTS,
+        **settings.booster,
+        "objective": "binary",
+        "metric": ["average_precision", "binary_logloss"],
+        "first_metric_only": True,
+        "seed": seed,
+    }
+
+
+@dataclass
+class FoldModel:
+    """A fold's global booster and, when `category_blend` > 0, one booster per large level-2 category."""
+
+    booster: lgb.Booster
+    by_category: dict[str, lgb.Booster] = field(default_factory=dict)
+
+    def predict(self, x: pd.DataFrame, category: np.ndarray, blend: float) -> np.ndarray:
+        scores = self.booster.predict(x[self.booster.feature_name()], num_iteration=self.booster.best_iteration)
+        for name, booster in self.by_category.items():
+            rows = category == name
+            if rows.any():
+                scores[rows] = (1 - blend) * scores[rows] + blend * booster.predict(x[booster.feature_name()][rows])
+        return scores
+
+
+def fit_booster(
+    x: pd.DataFrame, y: np.ndarray, category: np.ndarray, settings: LightGBM, seed: int, inner: InnerSplit, curves: list
+):
+    """A `fit_predict` for `cross_fit`: early stopping on the inner split of the fold's train rows;
+    its average precision by iteration goes to `curves` (LightGBM's PR-AUC is average precision).
+    Category boosters train on the fold's train rows of their category for the global model's rounds."""
+    params = booster_params(settings, seed)
+    blend = settings.category_blend
+
+    def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int) -> tuple[np.ndarray, FoldModel]:
+        fit, stop = inner(train, fold)
+        fit_set = lgb.Dataset(x.iloc[fit], y[fit])
+        stop_set = lgb.Dataset(x.iloc[stop], y[stop], reference=fit_set)
+        history: dict = {}
+        booster = lgb.train(
+            params,
+            fit_set,
+            num_boost_round=settings.num_boost_round,
+            valid_sets=[stop_set],
+            valid_names=["stop"],
+            callbacks=[
+                lgb.early_stopping(settings.early_stopping_rounds, verbose=False),
+                lgb.record_evaluation(history),
+            ],
+        )
+        curves.append(
+            [
+                {"epoch": i + 1, "train_loss": None, "valid_pr_auc": round(ap, 6)}
+                for i, ap in enumerate(history["stop"]["average_precision"])
+                if i % CURVE_EVERY == 0
+            ]
+        )
+        model = FoldModel(booster)
+        if blend > 0:
+            names, counts = np.unique(category[train], return_counts=True)
+            for name in names[counts >= settings.category_min_pairs]:
+                rows = train[category[train] == name]
+                if len(np.unique(y[rows])) == 2:
+                    model.by_category[str(name)] = lgb.train(
+                        params, lgb.Dataset(x.iloc[rows], y[rows]), num_boost_round=max(booster.best_iteration, 1)
+                    )
+        return model.predict(x.iloc[valid], category[valid], blend), model
+
+    return fit_predict
+
+
+def train_lightgbm(
+    train: pd.DataFrame, columns: list[str], fold: np.ndarray, inner: InnerSplit, settings: LightGBM, seed: int
+) -> tuple[np.ndarray, list[FoldModel], list[FoldModel], list]:
+    """Out-of-fold scores, the fold models, the models that score new pairs, and the learning curves."""
+    curves: list = []
+    x, y = train[columns], train["target"].to_numpy()
+    oof, models = cross_fit(fold, fit_booster(x, y, train["category"].to_numpy(), settings, seed, inner, curves))
+    scoring = models
+    if settings.refit_full:
+        # One model on every train pair for the mean early-stopped length: test scores then come from
+        # a single model, distributed like the out-of-fold scores the F1 threshold is chosen on.
+        rounds = max(1, int(np.mean([m.booster.best_iteration for m in models])))
+        scoring = [FoldModel(lgb.train(booster_params(settings, seed), lgb.Dataset(x, y), num_boost_round=rounds))]
+    return oof, models, scoring, curves
+
+
+def save_models(models: list[FoldModel], model_dir: Path) -> None:
+    """LightGBM text files, and a JSON index of the category boosters."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for stale in model_dir.glob("fold_*"):
+        stale.unlink()
+    index = {}
+    for number, model in enumerate(models):
+        with atomic_path(model_dir / f"fold_{number}.txt") as tmp:
+            model.booster.save_model(str(tmp), num_iteration=model.booster.best_iteration)
+        index[str(number)] = {}
+        for position, (name, booster) in enumerate(sorted(model.by_category.items())):
+            file = f"fold_{number}_category_{position}.txt"
+            with atomic_path(model_dir / file) as tmp:
+                booster.save_model(str(tmp))
+            index[str(number)][name] = file
+    write_json(index, model_dir / "categories.json")
+
+
+def load_models(model_dir: Path) -> list[FoldModel]:
+    index_file = model_dir / "categories.json"
+    if not index_file.exists():
+        raise FileNotFoundError(f"{model_dir}: no models; run `dvc repro train@lightgbm` first")
+    index = json.loads(index_file.read_text())
+    return [
+        FoldModel(
+            lgb.Booster(model_file=str(model_dir / f"fold_{number}.txt")),
+            {name: lgb.Booster(model_file=str(model_dir / file)) for name, file in categories.items()},
+        )
+        for number, categories in sorted(index.items(), key=lambda item: int(item[0]))
+    ]
+
+
+def score(models: list[FoldModel], features: pd.DataFrame, blend: float) -> np.ndarray:
+    """Mean score of the models."""
+    category = features["category"].to_numpy()
+    return np.mean([m.predict(features, category, blend) for m in models], axis=0)
+
+
+def importance_table(models: list[FoldModel]) -> pd.DataFrame:
+    boosters = [m.booster for m in models]
+    gain = np.mean([b.feature_importance("gain") for b in boosters], axis=0)
+    table = pd.DataFrame({"feature": boosters[0].feature_name(), "gain": gain / gain.sum()})
+    return table.sort_values("gain", ascending=False).round(6)

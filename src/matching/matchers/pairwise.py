@@ -1,0 +1,119 @@
+"""Matcher `pairwise`: a classifier network over both products and the pair features.
+
+Each product goes through a shared tower; the head sees u, v, |u - v|, u * v and the pair
+features (standardised on the fold's train rows, NaN as 0 plus a flag), trained with
+cross-entropy. Scores average both orders of the pair, so (a, b) and (b, a) score the same.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from matching.config import Network
+from matching.features.columns import feature_columns
+from matching.matchers.crossfit import InnerSplit
+from matching.matchers.networks import (
+    ProductBlocks,
+    ProductTower,
+    device_of,
+    fit_network,
+    pair_tensors,
+    score_in_chunks,
+    set_determinism,
+)
+
+
+class PairClassifier(nn.Module):
+    def __init__(self, widths: list[int], n_features: int, hidden: int, out_dim: int, dropout: float):
+        super().__init__()
+        self.tower = ProductTower(widths, hidden, out_dim, dropout)
+        self.head = nn.Sequential(
+            nn.Linear(4 * out_dim + 2 * n_features, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden // 2),
+            nn.ReLU(),
+            nn.Linear(hidden // 2, 1),
+        )
+        # Saved with the weights, so a loaded model standardises exactly as in training.
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+
+    def fit_feature_scaling(self, features: np.ndarray) -> None:
+        with warnings.catch_warnings():  # a feature may be NaN on every train row of a fold
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(features, axis=0), np.nanstd(features, axis=0)
+        self.feature_mean.copy_(torch.from_numpy(np.nan_to_num(mean).astype(np.float32)))
+        self.feature_std.copy_(
+            torch.from_numpy(np.where(np.nan_to_num(std) > 0, np.nan_to_num(std), 1.0).astype(np.float32))
+        )
+
+    def logit(self, values1, mask1, values2, mask2, features: torch.Tensor) -> torch.Tensor:
+        u, v = self.tower(values1, mask1), self.tower(values2, mask2)
+        missing = torch.isnan(features)
+        scaled = torch.where(missing, torch.zeros_like(features), (features - self.feature_mean) / self.feature_std)
+        return self.head(torch.cat([u, v, (u - v).abs(), u * v, scaled, missing.float()], dim=1)).squeeze(1)
+
+
+def build(architecture: dict) -> PairClassifier:
+    return PairClassifier(
+        architecture["widths"],
+        architecture["n_features"],
+        architecture["hidden"],
+        architecture["out_dim"],
+        architecture["dropout"],
+    )
+
+
+def pair_scorer(model: PairClassifier, blocks: ProductBlocks, pairs: pd.DataFrame, device: torch.device):
+    values, mask, left, right = pair_tensors(blocks, pairs, device)
+    features = torch.from_numpy(pairs[feature_columns(pairs)].to_numpy(np.float32, copy=True)).to(device)
+
+    def logit(rows: np.ndarray, swap: bool = False) -> torch.Tensor:
+        a, b = (right[rows], left[rows]) if swap else (left[rows], right[rows])
+        return model.logit(values[a], mask[a], values[b], mask[b], features[rows])
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        return score_in_chunks(
+            lambda batch: (torch.sigmoid(logit(batch)) + torch.sigmoid(logit(batch, True))) / 2, rows
+        )
+
+    return logit, score
+
+
+def fit_pairwise(
+    blocks: ProductBlocks, pairs: pd.DataFrame, settings: Network, seed: int, inner: InnerSplit, curves: list
+):
+    device = device_of(settings)
+    target = pairs["target"].to_numpy().astype(np.float32)
+    target_tensor = torch.from_numpy(target).to(device)
+    features = pairs[feature_columns(pairs)].to_numpy(np.float32)
+    architecture = {
+        "widths": blocks.widths,
+        "n_features": features.shape[1],
+        "hidden": settings.hidden,
+        "out_dim": settings.out_dim,
+        "dropout": settings.dropout,
+    }
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int):
+        set_determinism(seed + fold)
+        model = build(architecture)
+        model.fit_feature_scaling(features[train])
+        model = model.to(device)
+        logit, score = pair_scorer(model, blocks, pairs, device)
+        flips = np.random.default_rng(seed + fold)
+
+        def batch_loss(rows: np.ndarray) -> torch.Tensor:
+            swap = bool(flips.random() < 0.5)  # the head must not learn which side is which
+            return loss_fn(logit(rows, swap), target_tensor[rows])
+
+        return fit_network(model, batch_loss, score, train, valid, fold, inner, target, settings, seed + fold, curves)
+
+    return fit_predict, architecture

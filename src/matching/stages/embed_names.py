@@ -1,0 +1,39 @@
+"""Stage `embed_names`: the archive's ready `name_bert_64` vectors for the prepared products."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from matching import config, paths
+from matching.data import raw
+from matching.data.contract import NAME_DIM, vector_matrix
+from matching.data.ids import align
+from matching.io import run_stage, write_arrays
+
+
+def name_vectors(batches, wanted_ids: np.ndarray) -> np.ndarray:
+    """`name_bert_64` of the wanted products from the text file's batches (label, ids, table); a
+    product without one gets a NaN row."""
+    ids, matrices = [np.empty(0, np.int64)], [np.empty((0, NAME_DIM), np.float32)]
+    for label, batch_ids, table in batches:
+        ids.append(batch_ids)
+        matrices.append(vector_matrix(table.column("name_bert_64"), NAME_DIM, label, "name_bert_64")[0])
+    return align(np.concatenate(ids), np.concatenate(matrices), wanted_ids)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    layout = paths.project()
+    cfg = config.load(layout.params)
+    wanted = pd.read_parquet(layout.products, columns=["variantid"])["variantid"].to_numpy(np.int64)
+    batches = raw.raw_batches_for(layout.raw_dir(cfg.data.raw_dir), "text_and_bert", ["name_bert_64"], wanted)
+    vectors = name_vectors(batches, wanted)
+    write_arrays({"variantid": wanted, "vectors": vectors}, layout.embedding_file("names"))
+    print(f"embed names: {int((~np.isnan(vectors[:, 0])).sum())} of {len(wanted)} products have name_bert_64")
+
+
+if __name__ == "__main__":
+    run_stage(main)

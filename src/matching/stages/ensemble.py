@@ -1,0 +1,63 @@
+"""Stage `ensemble`: combine the matchers' out-of-fold scores, and say whether that beats the best one.
+
+`rank_mean` averages each matcher's rank-normalised scores. `stacking` fits a logistic regression
+on the matchers' out-of-fold scores, itself cross-fitted over the same folds, so the ensemble's own
+out-of-fold scores never come from a model that saw their row.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from matching import config, metric, paths
+from matching.features.columns import KEYS
+from matching.io import StageError, run_stage, write_json, write_parquet
+from matching.matchers.ensemble import combine
+
+
+def gather(layout: paths.Layout, matchers: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Out-of-fold and test scores of every matcher side by side, one column each."""
+    oof, test = None, None
+    for name in matchers:
+        if not layout.oof_file(name).exists():
+            raise StageError(f"{layout.oof_file(name)}: missing; train.matchers lists {name}, so run its stage first")
+        part, part_test = pd.read_parquet(layout.oof_file(name)), pd.read_parquet(layout.test_scores_file(name))
+        if oof is None:
+            oof, test = part.drop(columns="score"), part_test.drop(columns="score")
+        elif not (part[KEYS + ["fold"]].to_numpy() == oof[KEYS + ["fold"]].to_numpy()).all():
+            raise StageError(f"{layout.oof_file(name)}: rows or folds differ from {matchers[0]}'s; rerun `dvc repro`")
+        oof[name], test[name] = part["score"].to_numpy(), part_test["score"].to_numpy()
+    return oof, test
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    layout = paths.project()
+    cfg = config.load(layout.params)
+    matchers, method = list(cfg.train.matchers), cfg.ensemble.method
+    oof, test = gather(layout, matchers)
+    oof_score, test_score = combine(oof, test, matchers, method)
+    target, category = oof.target.to_numpy(), oof.category.to_numpy()
+    singles = {name: metric.competition_metric(target, oof[name].to_numpy(), category) for name in matchers}
+    best = max(singles, key=singles.get)
+    ensemble_metric = metric.competition_metric(target, oof_score, category)
+    write_parquet(oof.drop(columns=matchers).assign(score=oof_score), layout.oof_file(paths.ENSEMBLE_NAME))
+    write_parquet(test[KEYS].assign(score=test_score), layout.test_scores_file(paths.ENSEMBLE_NAME))
+    write_json(
+        {
+            "method": method,
+            "matchers": matchers,
+            "competition_metric": round(ensemble_metric, 6),
+            "best_single": best,
+            "best_single_metric": round(singles[best], 6),
+            "beats_best_single": bool(ensemble_metric > singles[best]),
+        },
+        layout.ensemble_metrics,
+    )
+    print(f"ensemble ({method} of {', '.join(matchers)}): {ensemble_metric:.4f} against {best}'s {singles[best]:.4f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,54 @@
+"""Stage `features`: pair features for train and test pairs, through the same code and in one call.
+
+One call over train and test pairs (never their targets): a product's candidates, which the
+`neighbours` group ranks, are all its pairs. `features.groups` picks the groups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+
+import numpy as np
+import pandas as pd
+
+from matching import config, paths
+from matching.features.columns import feature_columns
+from matching.features.pairs import pair_features
+from matching.features.products import ProductTables, product_tables
+from matching.io import read_arrays, run_stage, write_parquet
+
+
+def load_tables(layout: paths.Layout, settings: config.Features, seed: int) -> ProductTables:
+    """Products with their texts kept as Arrow strings; embedding files and photo sets are read only
+    while their group runs (one at a time: together they are the largest thing in memory)."""
+    products = pd.read_parquet(layout.products, dtype_backend="pyarrow")
+    embeddings = {m: functools.partial(np.load, layout.embedding_file(m), allow_pickle=False) for m in paths.MODALITIES}
+    return product_tables(
+        products,
+        embeddings,
+        functools.partial(read_arrays, layout.photo_sets),
+        settings.tfidf_max_features,
+        settings.tfidf_fit_sample,
+        seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    layout = paths.project()
+    cfg = config.load(layout.params)
+    tables = load_tables(layout, cfg.features, cfg.seed)
+    train, test = pd.read_parquet(layout.train_pairs), pd.read_parquet(layout.test_pairs)
+    both = pair_features(pd.concat([train, test], ignore_index=True), tables, list(cfg.features.groups))
+    train_features = both.iloc[: len(train)].astype({"target": train["target"].dtype})
+    for features, out_path in (
+        (train_features, layout.train_features),
+        (both.iloc[len(train) :].drop(columns="target"), layout.test_features),
+    ):
+        write_parquet(features.reset_index(drop=True), out_path)
+        print(f"features: {len(features)} pairs x {len(feature_columns(features))} features -> {out_path}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

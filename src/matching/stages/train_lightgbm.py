@@ -1,0 +1,39 @@
+"""Stage `train@lightgbm`: LightGBM cross-fitted on the pair features (`matching.matchers.lightgbm`)."""
+
+from __future__ import annotations
+
+from matching.features.columns import feature_columns
+from matching.io import run_stage, write_csv
+from matching.matchers import lightgbm
+from matching.matchers.crossfit import Timer, curve_frame
+from matching.stages.training import TrainingInputs, run_matcher
+
+NAME = "lightgbm"
+
+
+def train(inputs: TrainingInputs) -> str:
+    settings, layout = inputs.cfg.lightgbm, inputs.layout
+    with Timer() as timer:
+        oof, models, scoring, curves = lightgbm.train_lightgbm(
+            inputs.train, feature_columns(inputs.train), inputs.fold, inputs.inner, settings, inputs.cfg.seed
+        )
+    lightgbm.save_models(scoring, layout.model_dir(NAME))
+    # Test pairs are scored by the models as saved, so a model that cannot be loaded fails here.
+    test_scores = lightgbm.score(lightgbm.load_models(layout.model_dir(NAME)), inputs.test, settings.category_blend)
+    inputs.write_scores(NAME, oof, test_scores)
+    write_csv(lightgbm.importance_table(models), layout.importance_plot)
+    write_csv(curve_frame(curves), layout.learning_curve_file(NAME))
+    refit = "; test pairs scored by a refit on all train pairs" if settings.refit_full else ""
+    return (
+        f"{len(models)} folds in {timer.seconds:.1f} s, best iterations "
+        f"{[m.booster.best_iteration for m in models]}, category boosters {[len(m.by_category) for m in models]}"
+        + refit
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_matcher(NAME, train, argv)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,22 @@
+"""Stage `train@pairwise`: the pairwise classifier network (`matching.matchers.pairwise`)."""
+
+from __future__ import annotations
+
+from matching.io import run_stage
+from matching.matchers import pairwise
+from matching.stages.network_training import train_network
+from matching.stages.training import run_matcher
+
+NAME = "pairwise"
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_matcher(
+        NAME,
+        lambda inputs: train_network(NAME, pairwise.fit_pairwise, pairwise.build, pairwise.pair_scorer, inputs),
+        argv,
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

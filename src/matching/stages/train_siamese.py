@@ -1,0 +1,20 @@
+"""Stage `train@siamese`: the siamese network, contrastive loss (`matching.matchers.siamese`)."""
+
+from __future__ import annotations
+
+from matching.io import run_stage
+from matching.matchers import siamese
+from matching.stages.network_training import train_network
+from matching.stages.training import run_matcher
+
+NAME = "siamese"
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_matcher(
+        NAME, lambda inputs: train_network(NAME, siamese.fit_siamese, siamese.build, siamese.pair_scorer, inputs), argv
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

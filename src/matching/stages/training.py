@@ -1,0 +1,64 @@
+"""What the `train@<matcher>` stages share: reading the features, the folds and the inner split, writing scores.
+
+All matchers share the features, the folds (`train.folds`: product-disjoint or random pairs), the
+inner split early stopping reads (`train.inner_valid_share` of each fold's train rows) and the metric.
+Each writes out-of-fold scores, test scores from its saved models (so a model that cannot be loaded
+fails here, not later), its models and its learning curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from matching import config, paths
+from matching.features.columns import KEYS
+from matching.io import write_parquet
+from matching.matchers.crossfit import InnerSplit
+from matching.matchers.folds import make_folds
+
+
+def write_scores(
+    layout: paths.Layout,
+    name: str,
+    train: pd.DataFrame,
+    fold: np.ndarray,
+    oof: np.ndarray,
+    test: pd.DataFrame,
+    test_scores: np.ndarray,
+) -> None:
+    oof_frame = train[KEYS + ["target", "category"]].assign(fold=fold, score=oof)
+    write_parquet(oof_frame, layout.oof_file(name))
+    write_parquet(test[KEYS].assign(score=test_scores), layout.test_scores_file(name))
+
+
+@dataclass
+class TrainingInputs:
+    """What a matcher's stage trains on: the project, its config, features, folds and inner split."""
+
+    layout: paths.Layout
+    cfg: config.Config
+    train: pd.DataFrame
+    test: pd.DataFrame
+    fold: np.ndarray
+    inner: InnerSplit
+
+    def write_scores(self, name: str, oof: np.ndarray, test_scores: np.ndarray) -> None:
+        write_scores(self.layout, name, self.train, self.fold, oof, self.test, test_scores)
+
+
+def run_matcher(name: str, train_matcher: Callable[[TrainingInputs], str], argv: list[str] | None) -> None:
+    """A train stage's main: read what every matcher reads, train, print the matcher's summary."""
+    argparse.ArgumentParser(description=f"Stage train@{name}: cross-fit {name} on the pair features").parse_args(argv)
+    layout = paths.project()
+    cfg = config.load(layout.params)
+    train, test = pd.read_parquet(layout.train_features), pd.read_parquet(layout.test_features)
+    left, right = train.variantid1.to_numpy(), train.variantid2.to_numpy()
+    fold = make_folds(left, right, cfg.train.n_folds, cfg.seed, cfg.train.folds)
+    inner = InnerSplit(left, right, cfg.train.folds, cfg.train.inner_valid_share, cfg.seed)
+    summary = train_matcher(TrainingInputs(layout, cfg, train, test, fold, inner))
+    print(f"train {name} ({cfg.train.folds} folds): {summary}")
