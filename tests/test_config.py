@@ -81,6 +81,9 @@ def test_each_stage_lists_its_module_and_only_params_that_exist():
             deps = [_resolve(d, params, item) for d in body["deps"]]
             assert f"src/{module.replace('.', '/')}.py" in deps, f"{name} does not list its own module"
             for key in body.get("params", []):
+                if isinstance(key, dict):  # `params.yaml:` with no keys: every param of the file
+                    assert list(key) == ["params.yaml"] and not key["params.yaml"], name
+                    continue
                 node = params
                 for part in _resolve(key, params, item).split("."):
                     assert part in node, f"{name} lists params key {key} that params.yaml lacks"

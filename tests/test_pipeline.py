@@ -69,6 +69,16 @@ def test_submit_switch_reuses_trained_matchers(repo):
     run(["git", "checkout", "--", "params.yaml"], repo)
 
 
+def test_a_matcher_name_that_is_not_a_matcher_stops_the_dag_before_any_stage(repo):
+    overrides = 'train.matchers=[lightgbm,"lightgbm; touch pwned"]'
+    result = run(["dvc", "exp", "run", "-S", overrides], repo, check=False)
+    assert result.returncode != 0
+    assert "train.matchers is 'lightgbm; touch pwned'; use one of lightgbm" in result.stdout + result.stderr
+    assert not (repo / "pwned").exists()
+    assert "Running stage 'check_params'" in result.stdout and "Running stage 'train" not in result.stdout
+    run(["git", "checkout", "--", "params.yaml"], repo)
+
+
 def test_ozon_without_the_archive_says_what_is_missing(repo):
     result = run(["dvc", "exp", "run", "-S", "data=ozon"], repo, check=False)
     assert result.returncode != 0

@@ -42,6 +42,11 @@ class Layout:
         return self.root / "data"
 
     @property
+    def params_checked(self) -> Path:
+        """Written by the check_params stage, which every other stage depends on."""
+        return self.data / "params_checked.txt"
+
+    @property
     def demo_raw(self) -> Path:
         """Where the generate_demo stage writes the demo archive (`data.raw_dir` of data=demo)."""
         return self.data / "demo"
