@@ -120,6 +120,20 @@ def device_of(settings: Network) -> torch.device:
     return torch.device(resolve_device(settings.device))
 
 
+def fit_inputs(blocks: ProductBlocks, pairs: pd.DataFrame, settings: Network) -> tuple:
+    """What a network's fit needs beside its own layers: the device, the targets (as numpy and on the
+    device) and the architecture entries every network shares."""
+    device = device_of(settings)
+    target = pairs["target"].to_numpy().astype(np.float32)
+    architecture = {
+        "widths": blocks.widths,
+        "hidden": settings.hidden,
+        "out_dim": settings.out_dim,
+        "dropout": settings.dropout,
+    }
+    return device, target, torch.from_numpy(target).to(device), architecture
+
+
 def fit_network(
     model: nn.Module,
     batch_loss: Callable[[np.ndarray], torch.Tensor],

@@ -20,7 +20,7 @@ from matching.matchers.crossfit import InnerSplit
 from matching.matchers.networks import (
     ProductBlocks,
     ProductTower,
-    device_of,
+    fit_inputs,
     fit_network,
     pair_tensors,
     score_in_chunks,
@@ -89,17 +89,9 @@ def pair_scorer(model: PairClassifier, blocks: ProductBlocks, pairs: pd.DataFram
 def fit_pairwise(
     blocks: ProductBlocks, pairs: pd.DataFrame, settings: Network, seed: int, inner: InnerSplit, curves: list
 ):
-    device = device_of(settings)
-    target = pairs["target"].to_numpy().astype(np.float32)
-    target_tensor = torch.from_numpy(target).to(device)
+    device, target, target_tensor, architecture = fit_inputs(blocks, pairs, settings)
     features = pairs[feature_columns(pairs)].to_numpy(np.float32)
-    architecture = {
-        "widths": blocks.widths,
-        "n_features": features.shape[1],
-        "hidden": settings.hidden,
-        "out_dim": settings.out_dim,
-        "dropout": settings.dropout,
-    }
+    architecture["n_features"] = features.shape[1]
     loss_fn = nn.BCEWithLogitsLoss()
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int):

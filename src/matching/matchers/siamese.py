@@ -16,7 +16,7 @@ from matching.matchers.crossfit import InnerSplit
 from matching.matchers.networks import (
     ProductBlocks,
     ProductTower,
-    device_of,
+    fit_inputs,
     fit_network,
     pair_tensors,
     score_in_chunks,
@@ -58,15 +58,7 @@ def pair_scorer(model: Siamese, blocks: ProductBlocks, pairs: pd.DataFrame, devi
 def fit_siamese(
     blocks: ProductBlocks, pairs: pd.DataFrame, settings: SiameseNetwork, seed: int, inner: InnerSplit, curves: list
 ):
-    device = device_of(settings)
-    target = pairs["target"].to_numpy().astype(np.float32)
-    target_tensor = torch.from_numpy(target).to(device)
-    architecture = {
-        "widths": blocks.widths,
-        "hidden": settings.hidden,
-        "out_dim": settings.out_dim,
-        "dropout": settings.dropout,
-    }
+    device, target, target_tensor, architecture = fit_inputs(blocks, pairs, settings)
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int):
         set_determinism(seed + fold)
