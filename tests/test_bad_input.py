@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -104,16 +105,36 @@ def empty_train():
 
 def unrelated_pairs():
     table = pq.read_table(raw("train"))
-    for column in ("variantid1", "variantid2"):
-        table = table.set_column(
-            table.schema.get_field_index(column), column, pa.array([7 + i for i in range(table.num_rows)], pa.int64())
-        )
+    for side, column in enumerate(("variantid1", "variantid2")):
+        ids = [7 + i + side * table.num_rows for i in range(table.num_rows)]
+        table = table.set_column(table.schema.get_field_index(column), column, pa.array(ids, pa.int64()))
     pq.write_table(table, raw("train"))
 
 
 def wide_photo():
     row = first_row_with_extra_photos()
     edit_column("resnet", "pic_embeddings_resnet_v1", set_item(row, lambda photos: [photos[0] + [0.5]] + photos[1:]))
+
+
+def invalid_utf8_name():
+    table = pq.read_table(raw("text_and_bert"))
+    names = [name.encode() for name in table.column("name").to_pylist()]
+    names[3] = b"\xd0\x9a\xff broken"  # a Cyrillic letter, then a byte no UTF-8 text holds
+    broken = pa.array(names, pa.binary()).view(pa.string())
+    pq.write_table(table.set_column(table.schema.get_field_index("name"), "name", broken), raw("text_and_bert"))
+
+
+def corrupt_page():
+    """2,000 zeroed bytes inside the extra photos' first data page; the footer stays intact."""
+    column = pq.ParquetFile(raw("resnet")).metadata.row_group(0).column(2)
+    data = bytearray(raw("resnet").read_bytes())
+    start = column.data_page_offset + column.total_compressed_size // 2
+    data[start : start + 2000] = bytes(2000)
+    raw("resnet").write_bytes(bytes(data))
+
+
+def one_class():
+    edit_column("train", "target", lambda targets: [1] * len(targets))
 
 
 BAD_INPUTS = {
@@ -123,7 +144,7 @@ BAD_INPUTS = {
     "a column renamed": (rename_column, r"text_and_bert\.parquet: missing column name \(has .*title"),
     "ids duplicated": (
         lambda: edit_column("attributes", "variantid", lambda ids: ids[:9] + [ids[8]] + ids[10:]),
-        r"attributes\.parquet: column variantid repeats id \d+ \(first at row 8\)",
+        r"attributes\.parquet: column variantid repeats id \d+ \(first at row 8, again at row 9\)",
     ),
     "a pair naming an unknown id": (
         lambda: edit_column("train", "variantid2", set_item(7, 1)),
@@ -165,6 +186,27 @@ BAD_INPUTS = {
         unrelated_pairs,
         r"train\.parquet: column variantid1 names product 7 at row 0",
     ),
+    "ids repeated in the photo file": (
+        lambda: edit_column("resnet", "variantid", lambda ids: ids[:9] + [ids[8]] + ids[10:]),
+        r"resnet\.parquet: column variantid repeats id \d+ \(first at row 8, again at row 9\)",
+    ),
+    "attribute values that are numbers": (
+        lambda: edit_column("attributes", "characteristic_attributes_mapping", set_item(2, '{"Вес": [500]}')),
+        r"characteristic_attributes_mapping at row \d+ is dict JSON, expected an object of lists of strings",
+    ),
+    "attribute values that are objects": (
+        lambda: edit_column("attributes", "characteristic_attributes_mapping", set_item(1, '{"Цвет": [{"a": 1}]}')),
+        r"characteristic_attributes_mapping at row \d+ is dict JSON, expected an object of lists of strings",
+    ),
+    "a name that is not UTF-8": (
+        invalid_utf8_name,
+        r"text_and_bert\.parquet: column name is not valid UTF-8 at row 3 \(b'\\xd0\\x9a\\xff broken'\)",
+    ),
+    "a corrupted page": (corrupt_page, r"resnet\.parquet: a corrupt page \(.+\); replace the file with the original"),
+    "a train file of one class": (
+        one_class,
+        r"train\.parquet: every train pair left after cleaning and sampling has target 1; the matchers need both",
+    ),
     "a text column that is not strings": (
         lambda: edit_column("text_and_bert", "name", lambda names: list(range(len(names))), pa.int64()),
         r"text_and_bert\.parquet: column name has type int64, expected strings",
@@ -196,3 +238,27 @@ def test_nan_inside_embeddings_is_repaired_and_counted(repo_copy):
     assert report["repaired"]["name_bert_64_with_nan_made_missing"] == 1
     assert report["repaired"]["photos_with_nan_dropped"] == 2
     assert report["repaired"]["null_descriptions_left_missing"] > 0
+
+
+def test_self_pairs_repeats_and_both_orientations_are_repaired_and_counted(repo_copy):
+    train, test = pq.read_table(raw("train")).to_pandas(), pq.read_table(raw("test")).to_pandas()
+    train.loc[0, "variantid2"] = train.loc[0, "variantid1"]  # a product paired with itself
+    reversed_pair = test.iloc[[1]].rename(columns={"variantid1": "variantid2", "variantid2": "variantid1"})
+    self_pair = test.iloc[[2]].assign(variantid2=test.variantid1.iloc[2])
+    test = pd.concat([test] + [test.iloc[[0]]] * 5 + [reversed_pair, self_pair], ignore_index=True)
+    pq.write_table(pa.Table.from_pandas(train, preserve_index=False), raw("train"))
+    pq.write_table(pa.Table.from_pandas(test, preserve_index=False), raw("test"))
+    result = run_prepare()
+    assert result.returncode == 0, result.stderr
+    report = json.loads(LAYOUT.data_report.read_text())
+    assert report["cleaning"]["self_pairs_dropped_from_train"] == 1
+    assert report["test_rows"] == {
+        "rows": len(test),
+        "distinct_pairs_scored": len(test) - 7,
+        "rows_repeating_a_pair": 5,
+        "pairs_in_both_orientations": 1,
+        "self_pairs_scored_1": 1,
+    }
+    prepared = pd.read_parquet(LAYOUT.train_pairs)
+    assert not (prepared.variantid1 == prepared.variantid2).any()
+    assert len(pd.read_parquet(LAYOUT.test_pairs)) == len(test), "every test row stays, to be scored"

@@ -2,12 +2,13 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from conftest import LAYOUT
-from matching.io import DataError
+from matching.io import DataError, StageError
 from matching.stages.prepare import clean_train_pairs, prepare, sample_pairs
 
 
@@ -28,6 +29,7 @@ def test_reversed_duplicates_collapse_and_contradictions_go():
     kept, counts = clean_train_pairs(train, pairs([(9, 10)]))
     assert kept.values.tolist() == [[1, 2, 1], [5, 6, 0]]
     assert counts == {
+        "self_pairs_dropped_from_train": 0,
         "test_pairs_dropped_from_train": 0,
         "repeated_pairs_collapsed": 1,
         "contradicting_pairs_dropped": 2,
@@ -65,3 +67,18 @@ def test_split_product_files_are_accepted(raw_dir):
         pq.write_table(table.slice(half), raw_dir / f"{name}_test.parquet")
     prepare(raw_dir, sample=1.0, seed=0)
     assert len(pd.read_parquet(LAYOUT.products)) > 0
+
+
+def test_each_test_pair_is_scored_once_and_every_row_gets_its_score():
+    from matching.data.cleaning import distinct_test_pairs, scores_of_rows
+    from matching.stages.predict import submission
+
+    test = pd.DataFrame({"variantid1": [1, 3, 1, 4, 1, 5, 2], "variantid2": [2, 4, 2, 3, 2, 5, 1]})
+    distinct = distinct_test_pairs(test)
+    assert distinct.values.tolist() == [[1, 2], [3, 4]]  # repeats, the other orientation and (5, 5) left out
+    scored = distinct.assign(score=[0.25, 0.75])
+    np.testing.assert_array_equal(scores_of_rows(test, scored), [0.25, 0.75, 0.25, 0.75, 0.25, 1.0, 0.25])
+    frame = submission(test, scored)
+    assert frame[["variantid1", "variantid2"]].equals(test) and frame.target.tolist()[:2] == [0.25, 0.75]
+    with pytest.raises(StageError, match="test row 1 has no score"):
+        submission(test, scored.iloc[:1])

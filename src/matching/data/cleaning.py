@@ -1,4 +1,5 @@
-"""Cleaning the pairs: test pairs out of train, repeats collapsed, contradictions dropped, sampling."""
+"""Cleaning the pairs: test pairs out of train, repeats collapsed, contradictions and self pairs dropped,
+sampling; test pairs made distinct for scoring and the scores given back to every test row."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ def unordered_key(left: np.ndarray, right: np.ndarray) -> pd.MultiIndex:
 
 
 def clean_train_pairs(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Drop test pairs (either orientation), collapse repeated pairs, drop contradicting ones."""
+    """Drop self pairs and test pairs (either orientation), collapse repeated pairs, drop contradicting ones."""
+    self_pair = (train.variantid1 == train.variantid2).to_numpy()
+    train = train[~self_pair]
     train_key = unordered_key(train.variantid1.to_numpy(), train.variantid2.to_numpy())
     test_key = unordered_key(test.variantid1.to_numpy(), test.variantid2.to_numpy())
     in_test = train_key.isin(test_key)
@@ -25,6 +28,7 @@ def clean_train_pairs(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataF
     repeated = train_key.duplicated(keep="first")
     kept = train[~contradicting & ~repeated].reset_index(drop=True)
     counts = {
+        "self_pairs_dropped_from_train": int(self_pair.sum()),
         "test_pairs_dropped_from_train": int(in_test.sum()),
         "repeated_pairs_collapsed": int((repeated & ~contradicting).sum()),
         "contradicting_pairs_dropped": int(contradicting.sum()),
@@ -50,3 +54,51 @@ def check_known_ids(pairs: pd.DataFrame, known: np.ndarray, label: str) -> None:
                 f"({int(unknown.sum())} rows in all) that is not in attributes.parquet; "
                 "use product files from the same archive as the pairs"
             )
+
+
+def check_both_classes(train: pd.DataFrame, label: str) -> None:
+    """The matchers, the stacker and the metric need matching and non-matching train pairs."""
+    classes = np.unique(train["target"].to_numpy())
+    if len(classes) < 2:
+        raise DataError(
+            f"{label}: every train pair left after cleaning and sampling has target {int(classes[0])}; "
+            "the matchers need both 0 and 1: use the whole train file or raise data.sample"
+        )
+
+
+def distinct_test_pairs(test: pd.DataFrame) -> pd.DataFrame:
+    """The pairs to score: each pair once whatever its orientation or repeats (the first row's
+    orientation kept), self pairs left out (a product matches itself)."""
+    key = unordered_key(test.variantid1.to_numpy(), test.variantid2.to_numpy())
+    keep = ~key.duplicated(keep="first") & (test.variantid1 != test.variantid2).to_numpy()
+    return test.loc[keep, ["variantid1", "variantid2"]].reset_index(drop=True)
+
+
+def scores_of_rows(test: pd.DataFrame, scored: pd.DataFrame) -> np.ndarray:
+    """Every test row's score from the distinct pairs' scores (`scored`: variantid1, variantid2,
+    score), whatever the row's orientation; a self pair scores 1. NaN where a pair was not scored."""
+    rows = unordered_key(test.variantid1.to_numpy(), test.variantid2.to_numpy())
+    known = pd.Series(
+        scored["score"].to_numpy(), index=unordered_key(scored.variantid1.to_numpy(), scored.variantid2.to_numpy())
+    )
+    scores = known.reindex(rows).to_numpy(np.float64, copy=True)
+    scores[(test.variantid1 == test.variantid2).to_numpy()] = 1.0
+    return scores
+
+
+def test_pair_counts(test: pd.DataFrame) -> dict:
+    """What the data report says of the test rows: repeats, both orientations, self pairs."""
+    left, right = test.variantid1.to_numpy(), test.variantid2.to_numpy()
+    key = unordered_key(left, right)
+    oriented = pd.MultiIndex.from_arrays([left, right])
+    distinct_oriented = oriented[~oriented.duplicated()]
+    both = pd.Series(
+        1, index=unordered_key(distinct_oriented.get_level_values(0), distinct_oriented.get_level_values(1))
+    )
+    return {
+        "rows": len(test),
+        "distinct_pairs_scored": int((~key.duplicated() & (left != right)).sum()),
+        "rows_repeating_a_pair": int(oriented.duplicated().sum()),
+        "pairs_in_both_orientations": int((both.groupby(level=[0, 1]).size() > 1).sum()),
+        "self_pairs_scored_1": int((left == right).sum()),
+    }

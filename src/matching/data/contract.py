@@ -7,6 +7,7 @@ file, the column, the first bad row and what to do.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -32,15 +33,24 @@ def check_ids(table: pa.Table, column: str, label: str, unique: bool) -> np.ndar
         raise DataError(f"{label}: column {column} is null at row {row}; every row needs an id")
     ids = values.to_numpy().astype(np.int64, copy=False)
     if unique:
-        order = np.argsort(ids, kind="stable")
-        repeated = ids[order][1:] == ids[order][:-1]
-        if repeated.any():
-            dup = ids[order][1:][repeated][0]
-            raise DataError(
-                f"{label}: column {column} repeats id {dup} (first at row {_first_bad(ids == dup)}); "
-                "keep one row per product"
-            )
+        check_unique(ids, lambda row: (label, row), column)
     return ids
+
+
+def check_unique(ids: np.ndarray, where: Callable[[int], tuple[str, int]], column: str = "variantid") -> None:
+    """Refuse an id that appears twice; `where` turns a position in `ids` into (file label, row)."""
+    order = np.argsort(ids, kind="stable")
+    repeated = ids[order][1:] == ids[order][:-1]
+    if repeated.any():
+        first = order[1:][repeated].min()  # the earliest second occurrence
+        dup = ids[first]
+        label, row = where(int(_first_bad(ids == dup)))
+        second_label, second_row = where(int(first))
+        again = f"row {second_row}" if second_label == label else f"{second_label} row {second_row}"
+        raise DataError(
+            f"{label}: column {column} repeats id {dup} (first at row {row}, again at {again}); "
+            "keep one row per product"
+        )
 
 
 def check_target(table: pa.Table, label: str) -> np.ndarray:
@@ -63,6 +73,7 @@ def check_strings(table: pa.Table, column: str, label: str, nullable: bool) -> N
     if not nullable and values.null_count:
         row = _first_bad(values.is_null().to_numpy(zero_copy_only=False))
         raise DataError(f"{label}: column {column} is null at row {row}; fill it or drop the product")
+    check_utf8(values, label, column)
 
 
 def _is_list(type_: pa.DataType) -> bool:
@@ -148,6 +159,27 @@ def photo_sets(column: pa.ChunkedArray, label: str, name: str, single: bool) -> 
     return offsets, photos, int((~keep).sum())
 
 
+def _lists_of_strings(mapping: dict) -> bool:
+    return all(isinstance(v, list) and all(isinstance(item, str) for item in v) for v in mapping.values())
+
+
+def check_utf8(column: pa.ChunkedArray, label: str, name: str) -> None:
+    """Refuse text that is not valid UTF-8 (parquet readers do not check it; Arrow's string
+    functions later fail on it), naming the first bad row."""
+    try:
+        column.validate(full=True)
+        return
+    except pa.ArrowInvalid:
+        pass
+    for row, value in enumerate(column.cast(pa.binary()).to_pylist()):
+        try:
+            value is None or value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{label}: column {name} is not valid UTF-8 at row {row} ({value[:40]!r}); re-export the file as UTF-8"
+            ) from None
+
+
 def check_json_objects(
     column: pa.ChunkedArray, label: str, name: str, list_values: bool, keep_keys: tuple[str, ...] = ()
 ) -> dict[str, list]:
@@ -165,7 +197,7 @@ def check_json_objects(
                     f"{label}: column {name} is not JSON at row {row} ({str(text)[:40]!r}); "
                     "export the column as JSON strings"
                 ) from None
-            if not isinstance(value, dict) or (list_values and not all(isinstance(v, list) for v in value.values())):
+            if not isinstance(value, dict) or (list_values and not _lists_of_strings(value)):
                 expected = "an object of lists of strings" if list_values else "an object"
                 raise DataError(
                     f"{label}: column {name} at row {row} is {type(value).__name__} JSON, expected {expected}"

@@ -3,6 +3,7 @@ streamed. The only module that opens the raw files; stages call it at their edge
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,9 +49,10 @@ def check_layout(raw_dir: Path) -> None:
 
 
 def open_parquet(path: Path, columns: tuple[str, ...] | list[str]) -> pq.ParquetFile:
-    """Open a parquet file; one that is not parquet or lacks a column is named in the error."""
+    """Open a parquet file; one that is not parquet or lacks a column is named in the error. Pages
+    are checked against their CRC checksums where the file carries them (the demo's files do)."""
     try:
-        handle = pq.ParquetFile(path)
+        handle = pq.ParquetFile(path, page_checksum_verification=True)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"{path}: not a readable parquet file ({error}); replace it with the original file")
     names = handle.schema_arrow.names
@@ -62,8 +64,19 @@ def open_parquet(path: Path, columns: tuple[str, ...] | list[str]) -> pq.Parquet
     return handle
 
 
+@contextlib.contextmanager
+def readable(path: Path) -> Iterator[None]:
+    """A page that fails its checksum or does not decode becomes one line naming the file."""
+    try:
+        yield
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path}: a corrupt page ({error}); replace the file with the original") from None
+
+
 def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
-    return open_parquet(path, columns).read(columns=list(columns))
+    handle = open_parquet(path, columns)
+    with readable(path):
+        return handle.read(columns=list(columns))
 
 
 def iter_batches(raw_dir: Path, name: str, columns: list[str]) -> Iterator[tuple[str, int, pa.RecordBatch]]:
@@ -74,7 +87,9 @@ def iter_batches(raw_dir: Path, name: str, columns: list[str]) -> Iterator[tuple
         # Row group by row group: ParquetFile.iter_batches holds on to the buffers of the groups it
         # has read (about 3 GB after 12 groups of the full-size photo file), read_row_group does not.
         for group in range(handle.num_row_groups):
-            for batch in handle.read_row_group(group, columns=columns).to_batches(max_chunksize=BATCH_ROWS):
+            with readable(path):
+                table = handle.read_row_group(group, columns=columns)
+            for batch in table.to_batches(max_chunksize=BATCH_ROWS):
                 yield str(path), offset, batch
                 offset += batch.num_rows
 

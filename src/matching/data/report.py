@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from matching.data import contract
+from matching.data.cleaning import test_pair_counts
 
 Batch = tuple[str, int, pa.RecordBatch]
 
@@ -40,9 +41,13 @@ def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], 
         stats["name_bert_nan_repaired"] += repaired
         seen_names += int(mask.sum())
     main, extra = contract.MAIN_PHOTO, contract.EXTRA_PHOTOS
+    photo_ids, where = [], []  # every id of the photo file(s), and the (file, first row) of each batch
     for label, offset, batch in photo_batches:
         table = pa.Table.from_batches([batch])
-        mask = np.isin(table.column("variantid").to_numpy(), keep)
+        ids = contract.check_ids(table, "variantid", _row_label(label, offset), unique=False)
+        photo_ids.append(ids)
+        where.append((label, offset, len(ids)))
+        mask = np.isin(ids, keep)
         offsets, _, dropped_main = contract.photo_sets(table.column(main), _row_label(label, offset), main, single=True)
         stats["main_photo_missing"] += int((np.diff(offsets)[mask] == 0).sum())
         offsets, _, dropped_extra = contract.photo_sets(
@@ -53,6 +58,14 @@ def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], 
         stats["extra_photos_total"] += int(counts.sum())
         stats["photos_nan_dropped"] += dropped_main + dropped_extra
         seen_photos += int(mask.sum())
+    # A repeated product would gain the other row's photos and a negative missing share.
+    starts = np.cumsum([0] + [n for _, _, n in where])
+
+    def file_row(position: int) -> tuple[str, int]:
+        batch = int(np.searchsorted(starts, position, "right")) - 1
+        return where[batch][0], where[batch][1] + position - int(starts[batch])
+
+    contract.check_unique(np.concatenate(photo_ids) if photo_ids else np.empty(0, np.int64), file_row)
     stats["name_bert_missing"] += len(keep) - seen_names
     stats["main_photo_missing"] += len(keep) - seen_photos
     stats["extra_photos_missing"] += len(keep) - seen_photos
@@ -82,6 +95,7 @@ def data_report(
         "rows": {"train_pairs": len(train), "test_pairs": len(test), "products": n},
         "positive_share": float(train.target.mean()),
         "cleaning": cleaning,
+        "test_rows": test_pair_counts(test),
         "repaired": {
             "name_bert_64_with_nan_made_missing": vectors["name_bert_nan_repaired"],
             "photos_with_nan_dropped": vectors["photos_nan_dropped"],

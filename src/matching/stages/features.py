@@ -1,7 +1,7 @@
 """Stage `features`: pair features for train and test pairs, through the same code and in one call.
 
-One call over train and test pairs (never their targets): a product's candidates, which the
-`neighbours` group ranks, are all its pairs. `features.groups` picks the groups.
+One call over train and distinct test pairs (never their targets): a product's candidates, which the
+`neighbours` group ranks, are all its pairs, each counted once. `features.groups` picks the groups.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from matching import config, paths
+from matching.data.cleaning import distinct_test_pairs
 from matching.features.columns import feature_columns
 from matching.features.pairs import pair_features
 from matching.features.products import ProductTables, product_tables
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     cfg = config.load(layout.params)
     tables = load_tables(layout, cfg.features, cfg.seed)
-    train, test = pd.read_parquet(layout.train_pairs), pd.read_parquet(layout.test_pairs)
+    # Each test pair once (repeats, the other orientation and self pairs get their score in predict).
+    train, test = pd.read_parquet(layout.train_pairs), distinct_test_pairs(pd.read_parquet(layout.test_pairs))
     both = pair_features(pd.concat([train, test], ignore_index=True), tables, list(cfg.features.groups))
     train_features = both.iloc[: len(train)].astype({"target": train["target"].dtype})
     for features, out_path in (

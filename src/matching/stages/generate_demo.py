@@ -22,7 +22,7 @@ from matching.io import atomic_path, run_stage
 def write_tables(tables: dict[str, pa.Table], out_dir: Path) -> None:
     for name, table in tables.items():
         with atomic_path(out_dir / f"{name}.parquet") as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, write_page_checksum=True)
 
 
 def write_demo(size: DemoSize, seed: int, out_dir: Path) -> dict[str, int]:
@@ -35,7 +35,7 @@ def write_demo(size: DemoSize, seed: int, out_dir: Path) -> dict[str, int]:
             for name, records in batch.items():
                 if name not in writers:
                     tmp = stack.enter_context(atomic_path(out_dir / f"{name}.parquet"))
-                    writers[name] = stack.enter_context(pq.ParquetWriter(tmp, records.schema))
+                    writers[name] = stack.enter_context(pq.ParquetWriter(tmp, records.schema, write_page_checksum=True))
                 writers[name].write_batch(records)
     return {"train": tables["train"].num_rows, "test": tables["test"].num_rows, "products": len(ids)}
 

@@ -1,8 +1,9 @@
-"""Stage `predict`: the chosen model's score for every test pair, once, in test order.
+"""Stage `predict`: the submitted model's score for every test row, in test order.
 
 Writes `data/submission.csv` (`variantid1, variantid2, target`); `target` is a probability, since
 a 0/1 cut would destroy the ranking the competition metric reads. `train.submit` picks a matcher
-or the ensemble; each of them scored the test pairs with its saved fold models.
+or the ensemble; each of them scored the distinct test pairs with its saved models, and every test
+row gets its pair's score: a repeated row or the other orientation the same score, a self pair 1.
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ import numpy as np
 import pandas as pd
 
 from matching import config, paths
+from matching.data.cleaning import scores_of_rows
 from matching.features.columns import KEYS
 from matching.io import StageError, run_stage, write_csv
 
 
 def submission(test_pairs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """The submission frame; refuses scores that are not the test pairs in test order."""
-    if len(scores) != len(test_pairs) or not (scores[KEYS].to_numpy() == test_pairs[KEYS].to_numpy()).all():
-        raise StageError("test scores do not cover the test pairs in test order; rerun `dvc repro`")
-    return test_pairs[KEYS].assign(target=np.clip(scores["score"].to_numpy(), 0.0, 1.0))
+    """The submission frame; refuses scores that leave a test row without a score."""
+    row_scores = scores_of_rows(test_pairs, scores)
+    if np.isnan(row_scores).any():
+        row = int(np.flatnonzero(np.isnan(row_scores))[0])
+        raise StageError(
+            f"test row {row} has no score: the test scores are older than the test pairs; rerun `dvc repro`"
+        )
+    return test_pairs[KEYS].assign(target=np.clip(row_scores, 0.0, 1.0))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from matching import config, paths
 from matching.data import contract, raw
-from matching.data.cleaning import check_known_ids, clean_train_pairs, sample_pairs
+from matching.data.cleaning import check_both_classes, check_known_ids, clean_train_pairs, sample_pairs
 from matching.data.products import build_products
 from matching.data.report import data_report, scan_vectors
 from matching.io import DataError, run_stage, write_csv, write_json, write_parquet, write_table
@@ -31,6 +31,7 @@ def prepare(raw_dir: Path, sample: float, seed: int, layout: paths.Layout | None
             f"{raw_dir / 'train.parquet'}: no pairs left after cleaning and sampling; "
             "check the file or raise data.sample"
         )
+    check_both_classes(train, str(raw_dir / "train.parquet"))
 
     attributes = raw.read_product_file(raw_dir, "attributes")
     known = contract.check_ids(attributes, "variantid", str(raw_dir / "attributes.parquet"), unique=True)
