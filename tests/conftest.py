@@ -106,14 +106,17 @@ def tiny_bert(tmp_path_factory) -> Path:
     return folder / "st"
 
 
-def run(args, cwd, check=True):
+def run(args, cwd, check=True, env=None, cpus=None):
+    """Run a command with the project's environment (plus `env`), on the cores `cpus` if given."""
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
         "HF_HUB_OFFLINE": "1",
+        **(env or {}),
     }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, preexec_fn=pin)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -129,8 +132,9 @@ def shrink(config_text: str) -> str:
     return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
 
 
-def make_repo(root: Path) -> Path:
-    """A git + DVC repository holding this project's pipeline, shrunk to a tiny demo, run once."""
+def make_repo(root: Path, env=None, cpus=None) -> Path:
+    """A git + DVC repository holding this project's pipeline, shrunk to a tiny demo, run once (with
+    `env` and on `cpus`, if given)."""
     for name in ("dvc.yaml", "conf", "src", ".dvcignore", ".gitignore", "data/raw/README.md"):
         source = REPO / name
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -145,5 +149,5 @@ def make_repo(root: Path) -> Path:
     run(["git", "config", "user.email", "test@example.com"], root)
     run(["dvc", "init", "-q", "-f"], root)
     run(["dvc", "config", "hydra.enabled", "true"], root)
-    run(["dvc", "repro"], root)
+    run(["dvc", "repro"], root, env=env, cpus=cpus)
     return root

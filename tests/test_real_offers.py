@@ -44,5 +44,8 @@ def test_labels_change_nothing_but_the_test_scores(tmp_path, demo_tables, monkey
     scored_b = real_offers.test_scores(work_a, "lightgbm", test.assign(target=second))
     assert scored_a["threshold"] == scored_b["threshold"] and scored_a["oof_f1"] == scored_b["oof_f1"]
     assert scored_a["test_f1"] != scored_b["test_f1"]
-    with pytest.raises(SystemExit, match="order"):
-        real_offers.test_scores(work_a, "lightgbm", test.iloc[::-1].assign(target=first))
+    # Labels are matched to the scores by pair, not by position.
+    assert real_offers.test_scores(work_a, "lightgbm", test.assign(target=first).iloc[::-1]) == scored_a
+    stranger = test.assign(target=first).head(1).assign(variantid2=-1)
+    with pytest.raises(SystemExit, match="names pairs that test.parquet lacks"):
+        real_offers.test_scores(work_a, "lightgbm", stranger)
