@@ -109,7 +109,8 @@ def test_sentence_transformers_backend_runs_a_local_model_folder(tiny_bert):
     texts = ["Смартфон Samsung черный", "Кастрюля Tefal", "Смартфон Samsung черный", "Наушники Xiaomi белые"]
     vectors = encode(texts)
     assert vectors.shape == (4, 32) and vectors.dtype == np.float32
-    np.testing.assert_allclose(vectors[0], vectors[2], rtol=1e-5)
+    # Same text, other batch position: equal up to float noise (3e-8 seen on a value of 3e-4).
+    np.testing.assert_allclose(vectors[0], vectors[2], rtol=1e-5, atol=1e-6)
     # Length-sorted batches must give each text its own vector back, in the caller's order.
     single = np.stack([encode([t])[0] for t in texts])
     np.testing.assert_allclose(vectors, single, rtol=1e-4, atol=1e-5)
