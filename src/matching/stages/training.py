@@ -22,20 +22,6 @@ from matching.matchers.crossfit import InnerSplit
 from matching.matchers.folds import make_folds
 
 
-def write_scores(
-    layout: paths.Layout,
-    name: str,
-    train: pd.DataFrame,
-    fold: np.ndarray,
-    oof: np.ndarray,
-    test: pd.DataFrame,
-    test_scores: np.ndarray,
-) -> None:
-    oof_frame = train[KEYS + ["target", "category"]].assign(fold=fold, score=oof)
-    write_parquet(oof_frame, layout.oof_file(name))
-    write_parquet(test[KEYS].assign(score=test_scores), layout.test_scores_file(name))
-
-
 @dataclass
 class TrainingInputs:
     """What a matcher's stage trains on: the project, its config, features, folds and inner split."""
@@ -48,7 +34,10 @@ class TrainingInputs:
     inner: InnerSplit
 
     def write_scores(self, name: str, oof: np.ndarray, test_scores: np.ndarray) -> None:
-        write_scores(self.layout, name, self.train, self.fold, oof, self.test, test_scores)
+        """The matcher's out-of-fold scores (with target, category and fold) and its test scores."""
+        oof_frame = self.train[KEYS + ["target", "category"]].assign(fold=self.fold, score=oof)
+        write_parquet(oof_frame, self.layout.oof_file(name))
+        write_parquet(self.test[KEYS].assign(score=test_scores), self.layout.test_scores_file(name))
 
 
 def run_matcher(name: str, train_matcher: Callable[[TrainingInputs], str], argv: list[str] | None) -> None:
