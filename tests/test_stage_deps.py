@@ -97,3 +97,27 @@ def test_the_closure_sees_through_packages_and_function_level_imports():
     assert "matching/encoders/transformer.py" in closure  # imported inside make_encoder only
     assert "matching/encoders/__init__.py" in closure
     assert "matching/features/pairs.py" not in closure
+
+
+def _out_paths(stage: dict) -> list[str]:
+    return [next(iter(out)) if isinstance(out, dict) else out for out in stage.get("outs", [])]
+
+
+def test_every_data_dep_is_an_output_of_another_stage():
+    """A stage that reads data/ or models/ reads what another stage declares as an output; else DVC,
+    finding the stage unchanged in dvc.lock, skips it and a fresh clone lacks the file."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw_dir = params["data"]["raw_dir"]
+    outs = {name: _out_paths(stage) for name, stage in STAGES.items()}
+    for name, stage in STAGES.items():
+        assert outs[name], f"{name} declares no outputs"
+        for dep in stage["deps"]:
+            if not dep.startswith(("data/", "models/")) or dep == raw_dir:
+                continue
+            producers = [
+                other
+                for other, paths in outs.items()
+                if other != name
+                and any(dep == out or dep.startswith(out + "/") or out.startswith(dep + "/") for out in paths)
+            ]
+            assert producers, f"{name} depends on {dep}, which no stage declares as an output"
