@@ -1,7 +1,8 @@
 """Wall time, peak memory and throughput of every stage, on a demo of any size, and of a no-op rerun.
 
 Builds a scratch git + DVC copy of this pipeline, generates the demo at the real volumes of
-conf/demo/full.yaml (or a fraction of them), runs `dvc repro` with the lexical encoder, and prints
+conf/demo/full.yaml (or a fraction of them; with its volume=full settings), runs `dvc repro` with the
+lexical encoder, and prints
 one row per stage from the line each stage ends with; then times `dvc repro` again with nothing
 to do.
 
@@ -23,6 +24,11 @@ from pathlib import Path
 
 import yaml
 
+# The environment as the user gave it: importing `matching` sets thread variables in this process
+# (MATCHING_THREADS, OMP_WAIT_POLICY), and the stages must set their own, as in a user's `dvc repro`.
+USER_ENV = dict(os.environ)
+from matching import compose_params  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGE_LINE = re.compile(r"^stage (?P<stage>.+?): (?P<seconds>[\d.]+) s, peak memory (?P<gib>[\d.]+) GiB$", re.M)
 
@@ -30,10 +36,13 @@ STAGE_LINE = re.compile(r"^stage (?P<stage>.+?): (?P<seconds>[\d.]+) s, peak mem
 def run(args: list[str], cwd: Path, log: Path | None = None) -> str:
     """Run a command in the scratch repo; its output is appended to `log` as it comes."""
     env = {
-        **os.environ,
+        **USER_ENV,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
         "HF_HUB_OFFLINE": "1",
+        # The scratch copy's own source, not the editable install's: editing src/ while a long
+        # benchmark runs must not change what it measures.
+        "PYTHONPATH": str(cwd / "src"),
     }
     with open(log or os.devnull, "a") as sink:
         result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -45,13 +54,18 @@ def run(args: list[str], cwd: Path, log: Path | None = None) -> str:
     return result.stdout
 
 
-def scratch_repo(root: Path, fraction: float, matchers: list[str]) -> None:
+def scratch_repo(root: Path, fraction: float | None, matchers: list[str]) -> None:
+    """A git + DVC copy of the pipeline in `root`: the demo at `fraction` of the real volumes (None: the
+    default demo of params.yaml), the given matchers."""
     for name in ("dvc.yaml", "conf", "src", ".dvcignore", ".gitignore", "data/raw/README.md"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, root / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    full = yaml.safe_load((ROOT / "conf" / "demo" / "full.yaml").read_text())
-    params["demo"].update({key: int(full[key] * fraction) for key in ("n_train_pairs", "n_test_pairs", "n_products")})
+    if fraction is not None:
+        # What `dvc exp run -S demo=full` composes (volume=full comes with it), at `fraction` of its sizes.
+        params = compose_params.composed(["demo=full"], ROOT / "conf")
+        sizes = ("n_train_pairs", "n_test_pairs", "n_products")
+        params["demo"].update({key: int(params["demo"][key] * fraction) for key in sizes})
     params["train"].update(matchers=matchers, submit="ensemble")
     (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False))
     run(["git", "init", "-q"], root)
@@ -61,12 +75,32 @@ def scratch_repo(root: Path, fraction: float, matchers: list[str]) -> None:
     run(["dvc", "config", "cache.type", "hardlink,copy"], root)
 
 
+def sweep_point(root: Path, setting: str) -> str:
+    """Wall time of `dvc exp run -S setting` on the finished pipeline (what it reruns, and each stage's line)."""
+    run(["git", "config", "user.name", "benchmark"], root)  # dvc exp run commits the experiment
+    run(["git", "config", "user.email", "benchmark@localhost"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "pipeline run by benchmarks/scale.py", "--allow-empty"], root)
+    start = time.perf_counter()
+    output = run(["dvc", "exp", "run", "-S", setting], root)
+    seconds = time.perf_counter() - start
+    lines = "".join(f"  {m[0]}\n" for m in STAGE_LINE.finditer(output))
+    return f"{'dvc exp run -S ' + setting:<28}{seconds:>9.1f}\n{lines}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fraction", type=float, default=1.0, help="of the real volumes (1.0: all of them)")
     parser.add_argument("--matchers", nargs="+", default=["lightgbm"], help="train stages to run")
     parser.add_argument("--keep", type=Path, help="keep the scratch repository here instead of a temporary folder")
+    parser.add_argument("--until", nargs="+", default=[], help="run only these stages and what they need")
+    parser.add_argument(
+        "--sweep",
+        metavar="KEY=VALUE",
+        help="then time one sweep point: `dvc exp run -S KEY=VALUE` (e.g. lightgbm.num_leaves=63)",
+    )
     args = parser.parse_args()
+    sweep = ""
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch) / "repo"
         log = root / "repro.log"
@@ -75,13 +109,15 @@ def main() -> None:
             scratch_repo(root, args.fraction, args.matchers)
         start = time.perf_counter()
         try:
-            run(["dvc", "repro"], root, log)
+            run(["dvc", "repro", *args.until], root, log)
         finally:
             with open(log, "a") as sink:
                 sink.write(f"dvc repro took {time.perf_counter() - start:.1f} s\n")
         start = time.perf_counter()
-        run(["dvc", "repro"], root)
+        run(["dvc", "repro", *args.until], root)
         noop = time.perf_counter() - start
+        if args.sweep:
+            sweep = sweep_point(root, args.sweep)
         output = log.read_text()
         report = yaml.safe_load((root / "metrics" / "data_report.json").read_text())
     products, pairs = report["rows"]["products"], report["rows"]["train_pairs"] + report["rows"]["test_pairs"]
@@ -102,6 +138,7 @@ def main() -> None:
     runs = [float(x) for x in re.findall(r"^dvc repro took ([\d.]+) s$", output, re.M)]
     print(f"{'dvc repro, whole DAG':<28}{sum(runs):>9.1f}" + (f"  (in {len(runs)} runs)" if len(runs) > 1 else ""))
     print(f"{'dvc repro, nothing to do':<28}{noop:>9.1f}")
+    print(sweep, end="")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Hydra composition of conf/ and its agreement with params.yaml and dvc.yaml."""
 
 import itertools
+import os
 import re
 import subprocess
 import sys
@@ -27,11 +28,16 @@ def test_committed_params_are_the_composed_default():
 
 
 @pytest.mark.parametrize(
-    "data,submit,encoder,demo",
-    list(itertools.product(options("data"), options("submit"), options("encoder"), options("demo"))),
+    "data,submit,encoder,demo,volume",
+    list(
+        itertools.product(
+            options("data"), options("submit"), options("encoder"), options("demo"), options("volume") + [None]
+        )
+    ),
 )
-def test_every_config_composes_and_passes_the_typed_check(data, submit, encoder, demo):
-    params = composed([f"data={data}", f"submit={submit}", f"encoder={encoder}", f"demo={demo}"])
+def test_every_config_composes_and_passes_the_typed_check(data, submit, encoder, demo, volume):
+    overrides = [f"data={data}", f"submit={submit}", f"encoder={encoder}", f"demo={demo}"]
+    params = composed(overrides + ([f"volume={volume}"] if volume else []))
     checked = config.from_dict(params)
     assert checked.data.name == data
     assert checked.train.submit == submit
@@ -50,6 +56,23 @@ def test_ozon_names_the_real_hub_models_and_demo_runs_offline():
     assert ozon["data"]["raw_dir"] == "data/raw"
     offline = composed(["data=ozon", "encoder=lexical"])
     assert offline["embed"]["attributes"]["backend"] == "lexical" and offline["data"]["name"] == "ozon"
+
+
+def test_the_real_volumes_bring_the_full_volume_settings_and_an_override_undoes_them():
+    small = composed()
+    for overrides in (["data=ozon"], ["demo=full"], ["volume=full"]):
+        full = composed(overrides)
+        assert full["lightgbm"]["learning_rate"] > small["lightgbm"]["learning_rate"]
+        assert full["lightgbm"]["early_stopping_rounds"] < small["lightgbm"]["early_stopping_rounds"]
+        for network in ("siamese", "pairwise"):
+            assert full[network]["batch_size"] > small[network]["batch_size"]
+            assert full[network]["min_delta"] > small[network]["min_delta"] == 0.0
+        assert full["lightgbm"]["num_leaves"] == small["lightgbm"]["num_leaves"]  # only what volume=full names
+    undone = composed(["demo=full", "volume=small"])
+    assert {k: undone[k] for k in ("lightgbm", "siamese", "pairwise")} == {
+        k: small[k] for k in ("lightgbm", "siamese", "pairwise")
+    }
+    assert undone["demo"]["n_products"] == 2252569
 
 
 def test_an_override_reaches_params():
@@ -124,6 +147,7 @@ def _params_with(dotted, value):
         ("data.sample", 0, "data.sample is 0"),
         ("ensemble.method", "vote", "ensemble.method is 'vote'; use one of stacking, rank_mean"),
         ("lightgbm.num_leafs", 63, "lightgbm.num_leafs is 63; use a LightGBM parameter name"),
+        ("lightgbm.n_jobs", 4, "lightgbm.n_jobs is 4; use the MATCHING_THREADS environment variable"),
         ("lightgbm.refit_full", "yes", "lightgbm.refit_full is 'yes'; use true or false"),
         ("pairwise.margin", 1.0, "pairwise.margin is 1.0; use only the keys device, hidden"),
     ],
@@ -158,3 +182,54 @@ def test_a_stage_refuses_bad_params_in_one_line_before_any_work(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "error: params.yaml: train.n_folds is 1; use an integer >= 2"
     assert not (tmp_path / "models").exists()
+
+
+def _thread_settings(env: dict) -> subprocess.CompletedProcess:
+    """What a fresh interpreter's `matching` makes of MATCHING_THREADS (it is read at import)."""
+    code = (
+        "import os, matching, lightgbm, torch; from matching.matchers.lightgbm import booster_params;"
+        "from matching import config; cfg = config.from_dict(__import__('yaml').safe_load(open('params.yaml')));"
+        "print(matching.THREADS, os.environ['OMP_NUM_THREADS'], booster_params(cfg.lightgbm, 1)['num_threads'],"
+        " __import__('matching.matchers.networks').matchers.networks.torch.get_num_threads())"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True
+    )
+
+
+def test_matching_threads_is_the_one_thread_setting():
+    result = _thread_settings({"MATCHING_THREADS": "3", "OMP_NUM_THREADS": "7"})
+    assert result.stdout.split() == ["3", "3", "3", "3"], result.stderr
+
+
+def test_threads_default_to_the_cores_this_process_may_use():
+    result = _thread_settings({"MATCHING_THREADS": ""})
+    cores = str(len(os.sched_getaffinity(0)))
+    assert result.stdout.split() == [cores] * 4, result.stderr
+
+
+def test_small_work_runs_on_one_thread_and_large_work_on_all():
+    code = (
+        "import matching; from matching.matchers.lightgbm import booster_params; from matching import config;"
+        "cfg = config.from_dict(__import__('yaml').safe_load(open('params.yaml'))).lightgbm;"
+        "print(*(booster_params(cfg, 1, rows)['num_threads'] for rows in (1_000, matching.SMALL_WORK_ROWS)))"
+    )
+    for threads, expected in (("3", ["1", "3"]), ("1", ["1", "1"])):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            env={**os.environ, "MATCHING_THREADS": threads},
+            capture_output=True,
+            text=True,
+        )
+        assert result.stdout.split() == expected, result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_thread_count_is_refused_in_one_line(value):
+    result = _thread_settings({"MATCHING_THREADS": value})
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"error: MATCHING_THREADS is {value!r}; use a whole number of threads >= 1 "
+        f"(this machine: {len(os.sched_getaffinity(0))} cores)"
+    ]

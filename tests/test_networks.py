@@ -1,9 +1,12 @@
-"""The networks' product matrix: one row per product, blocks scaled, missing vectors masked."""
+"""The networks' product matrix (one row per product, blocks scaled, missing vectors masked) and fitting loop."""
 
 import numpy as np
+from torch import nn
 
+from matching.config import Network
 from matching.io import array_shapes, write_arrays
-from matching.matchers.networks import product_blocks
+from matching.matchers.crossfit import InnerSplit
+from matching.matchers.networks import fit_network, product_blocks
 
 
 def test_product_blocks_from_lazy_files_match_the_in_memory_build(tmp_path):
@@ -26,3 +29,35 @@ def test_product_blocks_from_lazy_files_match_the_in_memory_build(tmp_path):
     np.testing.assert_array_equal(blocks.mask, [[1, 1], [0, 0], [1, 0], [0, 1], [0, 0]])
     np.testing.assert_allclose(blocks.values[[0, 3], 2:], [[0, 2 / 3, 0], [0, 0, 4 / 3]])
     assert list(blocks.rows(np.array([40, 99]))) == [3, 4]
+
+
+def test_early_stopping_reads_the_inner_split_every_validate_every_pairs_and_keeps_the_best_weights():
+    n = 200
+    target = (np.arange(n) % 2).astype(np.float32)
+    inner = InnerSplit(np.arange(n), np.arange(n) + n, "pairs", 0.2, seed=0)
+    train, valid = np.arange(150), np.arange(150, n)
+    fit, stop = inner(train, 0)
+    settings = Network(
+        "cpu", 4, 4, 0.0, 0.01, 0.0, batch_size=10, validate_every=25, max_epochs=10, patience=3, min_delta=0.0
+    )
+    model = nn.Linear(1, 1)
+    # PR-AUC of the inner split at each read: the best is the 2nd, then 3 reads without a better one.
+    quality = iter([0.3, 0.9, 0.5, 0.6, 0.4, 0.95])
+    weights_at_read = []
+
+    def predict(rows: np.ndarray) -> np.ndarray:
+        if len(weights_at_read) == 5:  # after the stop: the held-out fold, by the kept weights
+            assert np.array_equal(rows, valid)
+            return np.zeros(len(rows))
+        weights_at_read.append(model.weight.item())
+        noise = np.random.default_rng(1).random(len(rows))
+        return np.where(np.random.default_rng(0).random(len(rows)) < next(quality), target[rows], noise)
+
+    curves: list = []
+    fit_network(
+        model, lambda rows: model.weight.sum() * len(rows), predict, train, valid, 0, inner, target, settings, 0, curves
+    )
+    parts = -(-len(fit) // 25)  # reads an epoch
+    assert [row["epoch"] for row in curves[0]] == [round(k / parts, 4) for k in range(1, 6)]
+    assert model.weight.item() == weights_at_read[1] != weights_at_read[-1]
+    assert len(stop) > 0

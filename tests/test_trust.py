@@ -45,10 +45,10 @@ def test_same_params_give_byte_identical_results(twins):
 
 
 def test_one_thread_on_one_core_gives_the_same_bytes(twins, tmp_path):
-    """The same pipeline with OMP_NUM_THREADS=1 on one core: BLAS, LightGBM, torch and the TF-IDF
+    """The same pipeline with MATCHING_THREADS=1 on one core: BLAS, LightGBM, torch and the TF-IDF
     workers all run with another thread count, and every result keeps its bytes."""
     first, _ = twins
-    single = make_repo(tmp_path / "single", env={"OMP_NUM_THREADS": "1"}, cpus={0})
+    single = make_repo(tmp_path / "single", env={"MATCHING_THREADS": "1"}, cpus={0})
     assert results(single) == results(first)
     assert (single / "dvc.lock").read_text() == (first / "dvc.lock").read_text()
 

@@ -1,10 +1,44 @@
-"""Multimodal product matching for the Ozon E-CUP 2024 archive."""
+"""Multimodal product matching for the Ozon E-CUP 2024 archive.
+
+Threads are one setting, `MATCHING_THREADS` (default: the cores this process may run on), read here
+before any stage imports numpy, torch or LightGBM: LightGBM, torch and the TF-IDF workers take
+`THREADS`; results are the same bytes on any count (tests/test_trust.py), so it is an environment
+variable, not a param that would rerun stages.
+"""
 
 import os
 
+
+def _thread_count() -> int:
+    cores = len(os.sched_getaffinity(0))
+    value = os.environ.get("MATCHING_THREADS", "").strip()
+    if not value:
+        return cores
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(
+            f"error: MATCHING_THREADS is {value!r}; use a whole number of threads >= 1 (this machine: {cores} cores)"
+        )
+    return int(value)
+
+
+THREADS = _thread_count()
+# Below this many rows a fit runs on one thread: its parallel regions are too short to pay for waking
+# a sleeping thread (the demo's LightGBM fit took 23 s on two passive threads, 13 s on one, and one
+# thread leaves the other core to whatever shares the machine).
+SMALL_WORK_ROWS = 100_000
+
+
+def threads_for(rows: int) -> int:
+    """Threads for a fit over `rows` rows: `THREADS`, or one for small work."""
+    return THREADS if rows >= SMALL_WORK_ROWS else 1
+
+
+os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(THREADS)
+# OpenMP threads (LightGBM, torch) that wait at a barrier sleep instead of spinning: with another
+# process on the cores a spinning thread burns the slice its descheduled sibling needs, and a stage
+# ran 4-5x slower beside one busy process instead of 2x (benchmarks/sharing.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # numpy's BLAS and LAPACK (OpenBLAS: the lexical encoder's SVD, photo pooling) run on one thread in every
-# stage, whatever the machine or OMP_NUM_THREADS says: a multi-threaded OpenBLAS gives other low-order bits
-# with another thread count, so outputs and dvc.lock would change from machine to machine. Set here, before
-# any stage imports numpy; that work is small. Torch (its own MKL), LightGBM and the TF-IDF worker processes
-# keep their threads; tests/test_trust.py checks their outputs on one core against two.
+# stage, whatever the machine: a multi-threaded OpenBLAS gives other low-order bits with another thread
+# count, so outputs and dvc.lock would change from machine to machine. That work is small.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"

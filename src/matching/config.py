@@ -127,8 +127,15 @@ class LightGBM:
     def __post_init__(self) -> None:
         from lightgbm.basic import _ConfigAliases  # the names LightGBM accepts, aliases included
 
-        known = {name for names in _ConfigAliases._get_all_param_aliases().values() for name in names}
+        aliases = _ConfigAliases._get_all_param_aliases()
+        known = {name for names in aliases.values() for name in names}
         for key, value in self.booster.items():
+            if key in aliases["num_threads"]:
+                fail(
+                    f"lightgbm.{key}",
+                    value,
+                    "the MATCHING_THREADS environment variable instead (threads change no result)",
+                )
             if key not in known:
                 fail(f"lightgbm.{key}", value, "a LightGBM parameter name (https://lightgbm.readthedocs.io)")
             if not isinstance(value, (bool, int, float, str)):
@@ -144,8 +151,10 @@ class Network:
     learning_rate: float = field(metadata=between(0.0, 10.0, low_open=True))
     weight_decay: float = field(metadata={"min": 0.0})
     batch_size: int = field(metadata=positive())
+    validate_every: int = field(metadata=positive())
     max_epochs: int = field(metadata=positive())
     patience: int = field(metadata=positive())
+    min_delta: float = field(metadata={"min": 0.0})
 
 
 @dataclass(frozen=True)

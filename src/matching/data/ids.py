@@ -13,6 +13,12 @@ def positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(sorted_ids[found] == ids, found, -1)
 
 
+def contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """`np.isin(ids, sorted_ids)` by binary search: np.isin sorts both arrays on every call, and a
+    batch of 65,536 ids against 2.25 M products cost about 2 s a batch (a minute a raw file)."""
+    return positions(sorted_ids, ids) >= 0
+
+
 def align(found_ids: np.ndarray, found: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
     """Rows of `found` reordered to `wanted_ids`; a product not found gets a NaN row."""
     out = np.full((len(wanted_ids),) + found.shape[1:], np.nan, dtype=np.float32)

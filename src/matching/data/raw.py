@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from matching.data import contract
+from matching.data.ids import contains
 from matching.io import DataError
 
 BATCH_ROWS = 65_536
@@ -104,9 +105,10 @@ def raw_batches_for(
     raw_dir: Path, name: str, columns: list[str], wanted_ids: np.ndarray
 ) -> Iterator[tuple[str, np.ndarray, pa.Table]]:
     """Batches of a raw product file cut to the wanted products: (label, ids, table)."""
+    wanted_ids = np.sort(wanted_ids)
     for label, _, batch in iter_batches(raw_dir, name, ["variantid"] + columns):
         ids = batch.column(0).to_numpy().astype(np.int64, copy=False)
-        mask = np.isin(ids, wanted_ids)
+        mask = contains(wanted_ids, ids)
         if mask.any():
             yield label, ids[mask], pa.Table.from_batches([batch]).filter(pa.array(mask))
 

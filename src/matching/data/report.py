@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from matching.data import contract
 from matching.data.cleaning import test_pair_counts
+from matching.data.ids import contains
 
 Batch = tuple[str, int, pa.RecordBatch]
 
@@ -33,7 +34,7 @@ def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], 
     seen_names, seen_photos = 0, 0
     for label, offset, batch in name_batches:
         table = pa.Table.from_batches([batch])
-        mask = np.isin(table.column("variantid").to_numpy(), keep)
+        mask = contains(keep, table.column("variantid").to_numpy())
         matrix, repaired = contract.vector_matrix(
             table.column("name_bert_64"), contract.NAME_DIM, _row_label(label, offset), "name_bert_64"
         )
@@ -47,7 +48,7 @@ def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], 
         ids = contract.check_ids(table, "variantid", _row_label(label, offset), unique=False)
         photo_ids.append(ids)
         where.append((label, offset, len(ids)))
-        mask = np.isin(ids, keep)
+        mask = contains(keep, ids)
         offsets, _, dropped_main = contract.photo_sets(table.column(main), _row_label(label, offset), main, single=True)
         stats["main_photo_missing"] += int((np.diff(offsets)[mask] == 0).sum())
         offsets, _, dropped_extra = contract.photo_sets(

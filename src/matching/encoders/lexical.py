@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
+from matching import THREADS
 from matching.encoders.base import TextEncoder
 
 
@@ -54,12 +54,12 @@ def lexical_encoder(
 
 
 def transform_in_parallel(vectorizer, texts: list[str], min_texts: int = 20_000):
-    """`vectorizer.transform(texts)` split over one process a core: scikit-learn counts character
+    """`vectorizer.transform(texts)` split over `MATCHING_THREADS` processes: scikit-learn counts character
     n-grams in Python, so this is the slow part of TF-IDF on millions of texts."""
     from joblib import Parallel, delayed
     from scipy import sparse
 
-    jobs = len(os.sched_getaffinity(0))
+    jobs = THREADS
     if jobs < 2 or len(texts) < min_texts:
         return vectorizer.transform(texts)
     step = -(-len(texts) // jobs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from matching import THREADS
 from matching.config import ConfigError, resolve_device
 from matching.encoders.base import TextEncoder
 from matching.io import atomic_path
@@ -24,14 +24,14 @@ def load_sentence_transformer(model: str, device: str, max_length: int, precisio
     """A SentenceTransformer from a hub name or a local folder, at the given precision.
 
     int8 is dynamic quantisation of the linear layers (CPU); bfloat16 halves the weights (GPU, or
-    CPUs with bf16 units). Torch uses every core this process may run on.
+    CPUs with bf16 units). Torch runs `MATCHING_THREADS` threads.
     """
     import torch
     from sentence_transformers import SentenceTransformer
 
     if precision not in PRECISIONS:
         raise ConfigError(f"params.yaml: embed precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(THREADS)
     device = resolve_device(device)
     encoder = SentenceTransformer(model, device=device)
     encoder.max_seq_length = max_length

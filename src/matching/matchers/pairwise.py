@@ -44,10 +44,17 @@ class PairClassifier(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
 
-    def fit_feature_scaling(self, features: np.ndarray) -> None:
+    def fit_feature_scaling(self, features: np.ndarray, rows: np.ndarray, columns_at_once: int = 16) -> None:
+        """Mean and standard deviation of each feature over `rows`, a few columns at a time: nanstd's
+        temporaries over all columns of a million rows took the stage past 8 GiB."""
+        stats = []
         with warnings.catch_warnings():  # a feature may be NaN on every train row of a fold
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean, std = np.nanmean(features, axis=0), np.nanstd(features, axis=0)
+            for first in range(0, features.shape[1], columns_at_once):
+                block = features[rows, first : first + columns_at_once]
+                stats.append((np.nanmean(block, axis=0), np.nanstd(block, axis=0)))
+        mean = np.concatenate([m for m, _ in stats]) if stats else np.zeros(0, np.float32)
+        std = np.concatenate([s for _, s in stats]) if stats else np.zeros(0, np.float32)
         self.feature_mean.copy_(torch.from_numpy(np.nan_to_num(mean).astype(np.float32)))
         self.feature_std.copy_(
             torch.from_numpy(np.where(np.nan_to_num(std) > 0, np.nan_to_num(std), 1.0).astype(np.float32))
@@ -70,9 +77,21 @@ def build(architecture: dict) -> PairClassifier:
     )
 
 
-def pair_scorer(model: PairClassifier, blocks: ProductBlocks, pairs: pd.DataFrame, device: torch.device):
+def pair_features(pairs: pd.DataFrame) -> np.ndarray:
+    return pairs[feature_columns(pairs)].to_numpy(np.float32, copy=True)
+
+
+def pair_scorer(
+    model: PairClassifier,
+    blocks: ProductBlocks,
+    pairs: pd.DataFrame,
+    device: torch.device,
+    features: np.ndarray | None = None,
+):
+    """Logits and scores for rows of `pairs`; `features` (`pair_features(pairs)`, computed once by a fit
+    that scores every fold) spares a copy of the feature matrix a fold."""
     values, mask, left, right = pair_tensors(blocks, pairs, device)
-    features = torch.from_numpy(pairs[feature_columns(pairs)].to_numpy(np.float32, copy=True)).to(device)
+    features = torch.from_numpy(pair_features(pairs) if features is None else features).to(device)
 
     def logit(rows: np.ndarray, swap: bool = False) -> torch.Tensor:
         a, b = (right[rows], left[rows]) if swap else (left[rows], right[rows])
@@ -90,16 +109,16 @@ def fit_pairwise(
     blocks: ProductBlocks, pairs: pd.DataFrame, settings: Network, seed: int, inner: InnerSplit, curves: list
 ):
     device, target, target_tensor, architecture = fit_inputs(blocks, pairs, settings)
-    features = pairs[feature_columns(pairs)].to_numpy(np.float32)
+    features = pair_features(pairs)
     architecture["n_features"] = features.shape[1]
     loss_fn = nn.BCEWithLogitsLoss()
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int):
         set_determinism(seed + fold)
         model = build(architecture)
-        model.fit_feature_scaling(features[train])
+        model.fit_feature_scaling(features, train)
         model = model.to(device)
-        logit, score = pair_scorer(model, blocks, pairs, device)
+        logit, score = pair_scorer(model, blocks, pairs, device, features)
         flips = np.random.default_rng(seed + fold)
 
         def batch_loss(rows: np.ndarray) -> torch.Tensor:

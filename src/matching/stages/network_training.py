@@ -46,4 +46,4 @@ def train_network(name: str, fit: Callable, build: Callable, pair_scorer: Callab
         )
     inputs.write_scores(name, oof, test_scores)
     write_csv(curve_frame(curves), layout.learning_curve_file(name))
-    return f"{len(models)} folds in {timer.seconds:.1f} s, epochs {[len(c) for c in curves]}"
+    return f"{len(models)} folds in {timer.seconds:.1f} s, epochs {[c[-1]['epoch'] for c in curves]}"
