@@ -27,7 +27,7 @@ from matching.features.pairs import ALL_GROUPS  # noqa: E402
 from matching.io import write_json  # noqa: E402
 from matching.matchers.crossfit import InnerSplit, cross_fit  # noqa: E402
 from matching.matchers.folds import make_folds  # noqa: E402
-from matching.matchers.lightgbm import fit_booster  # noqa: E402
+from matching.matchers.lightgbm import binned, booster_params, fit_booster  # noqa: E402
 from real_offers import ROOT, build_features, labelless_copy, write_params  # noqa: E402
 
 LAYOUT = paths.Layout(Path("."))
@@ -41,6 +41,7 @@ def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
     inner = InnerSplit(left, right, cfg.train.folds, cfg.train.inner_valid_share, cfg.seed)
     target, category = features.target.to_numpy(), features.category.to_numpy()
     settings = dataclasses.replace(cfg.lightgbm, category_blend=0.0)
+    booster = booster_params(settings, cfg.seed, len(features))
     table = {}
     for removed in [None] + ALL_GROUPS:
         # A group goes with the neighbour ranks of its columns (nbr_text_... goes with text_).
@@ -48,7 +49,8 @@ def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
         columns = [c for c in feature_columns(features) if not c.startswith(gone)]
         if removed is not None and len(columns) == len(feature_columns(features)):
             continue  # the group gave no columns here (e.g. no photos)
-        oof, _ = cross_fit(fold, fit_booster(features[columns], target, category, settings, cfg.seed, inner, []))
+        data = binned(features[columns], target, booster)
+        oof, _ = cross_fit(fold, fit_booster(features[columns], data, category, settings, booster, inner, []))
         table["all groups" if removed is None else f"without {removed}"] = {
             "competition_metric": round(metric.competition_metric(target, oof, category), 4),
             "pr_auc": round(metric.pr_auc(target, oof), 4),

@@ -69,14 +69,13 @@ def fit_booster(
     data: lgb.Dataset,
     category: np.ndarray,
     settings: LightGBM,
-    seed: int,
+    params: dict,
     inner: InnerSplit,
     curves: list,
 ):
     """A `fit_predict` for `cross_fit`: early stopping on the inner split of the fold's train rows;
     its average precision by iteration goes to `curves` (LightGBM's PR-AUC is average precision).
     Category boosters train on the fold's train rows of their category for the global model's rounds."""
-    params = booster_params(settings, seed, data.num_data())
     blend = settings.category_blend
     y = data.get_label()
 
@@ -124,7 +123,7 @@ def train_lightgbm(
     params = booster_params(settings, seed, len(train))
     x = train[columns]
     data = binned(x, train["target"].to_numpy(), params)
-    oof, models = cross_fit(fold, fit_booster(x, data, train["category"].to_numpy(), settings, seed, inner, curves))
+    oof, models = cross_fit(fold, fit_booster(x, data, train["category"].to_numpy(), settings, params, inner, curves))
     scoring = models
     if settings.refit_full:
         # One model on every train pair for the mean early-stopped length: test scores then come from
