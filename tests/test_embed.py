@@ -171,14 +171,3 @@ def test_int8_encoding_stays_close_to_float32(tiny_bert):
     quantised = sentence_transformer_encoder(**settings, precision="int8")(texts)
     cosine = (full * quantised).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(quantised, axis=1)
     assert cosine.min() > 0.95
-
-
-def test_tfidf_transform_split_over_processes_equals_one_transform():
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    from matching.encoders.lexical import transform_in_parallel
-
-    texts = [f"смартфон samsung {i} {c}" for i, c in enumerate(["черный", "белый", "синий"] * 20)]
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(texts)
-    split = transform_in_parallel(vectorizer, texts, min_texts=1)
-    assert (split != vectorizer.transform(texts)).nnz == 0

@@ -246,3 +246,22 @@ def test_features_in_chunks_of_pairs_equal_features_in_one_go(monkeypatch, demo_
     chunked = pair_features(pairs, tables, ALL)
     pd.testing.assert_frame_equal(whole, chunked)
     assert whole["code_shared"].notna().all() and (whole["attr_shared_keys"] > 0).any()
+
+
+def test_code_in_other_text_is_the_larger_share_of_codes_found_in_the_other_text():
+    products = (
+        offers()
+        .iloc[:3]
+        .assign(
+            variantid=[1, 2, 3],
+            name=["Роутер GBU421 X100", "Роутер GBU421W6", "Роутер без артикула"],
+            description=[None, "новый", "подходит к GBU421"],
+            attributes=["{}"] * 3,
+        )
+    )
+    tables = product_tables(products, {}, None, 1000)
+    pairs = pd.DataFrame({"variantid1": [1, 2, 1, 1], "variantid2": [2, 1, 3, 99]})
+    found = pair_features(pairs, tables, ["codes"])["code_in_other_text"].tolist()
+    # 1 -> 2: gbu421 is inside gbu421w6, x100 is not (1/2); 2 -> 1: gbu421w6 is not in 1's text (0).
+    # 1 -> 3: gbu421 is in 3's description, x100 is not; 3 has no codes. 99 is unknown.
+    assert found[:3] == [0.5, 0.5, 0.5] and np.isnan(found[3])

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.dtypes import StringDType
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Prefix
 from rapidfuzz.process import cpdist
 
-from matching.features.arrays import Arrays, in_chunks, jaccard, shared_counts
+from matching.features.arrays import Arrays, in_chunks, jaccard, ratio, shared_counts
 from matching.features.products import ProductTables
 
 
@@ -57,17 +58,16 @@ def _closest_codes(rows: list[np.ndarray], tables: ProductTables, both: np.ndarr
 
 def _code_in_other_text(rows: list[np.ndarray], tables: ProductTables) -> np.ndarray:
     """Share of one product's codes found anywhere in the other's text, the larger of both ways."""
-    out = np.full(len(rows[0]), np.nan, dtype=np.float32)
-    codes = [tables.code_strings[np.maximum(r, 0)] for r in rows]
-    texts = [tables.flat_text(r) for r in rows]
-    for i in range(len(out)):
-        if rows[0][i] < 0 or rows[1][i] < 0:
-            continue
-        shares = [
-            np.mean([c in texts[other][i] for c in codes[side][i].split()])
-            for side, other in ((0, 1), (1, 0))
-            if codes[side][i]
-        ]
-        if shares:
-            out[i] = max(shares)
-    return out
+    texts = [np.array(tables.flat_text(r), dtype=StringDType()) for r in rows]
+    shares = []
+    for side, other in ((0, 1), (1, 0)):
+        items = tables.codes.of_pairs(rows[side], ["code"])
+        pair = items["pair"].to_numpy()
+        code_texts = np.array(tables.code_texts[items["code"].to_numpy()], dtype=StringDType())
+        found = np.strings.find(texts[other][pair], code_texts) >= 0  # one C loop over every (pair, code)
+        shares.append(
+            ratio(np.bincount(pair, weights=found, minlength=len(rows[0])), np.bincount(pair, minlength=len(rows[0])))
+        )
+    out = np.fmax(*shares)
+    out[(rows[0] < 0) | (rows[1] < 0)] = np.nan
+    return out.astype(np.float32)

@@ -61,7 +61,7 @@ def _unique_token_weight(words: list[sparse.csr_matrix], name_words: Tfidf, rows
     """How much the words one name has and the other lacks weigh (inverse document frequency): a
     rare word on one side only ("upgrade", "pro", a model suffix) speaks against a match."""
     unknown = (rows[0] < 0) | (rows[1] < 0)
-    if name_words.vectorizer is None:
+    if name_words.vocabulary is None:
         nothing = np.full(len(rows[0]), np.nan, dtype=np.float32)
         return {
             k: nothing.copy()
@@ -69,7 +69,7 @@ def _unique_token_weight(words: list[sparse.csr_matrix], name_words: Tfidf, rows
         }
     a, b = words
     shared = a.multiply(b)
-    weights = sparse.diags(name_words.vectorizer.idf_.astype(np.float32))
+    weights = sparse.diags(name_words.vocabulary.idf)
     only = [((a - shared) @ weights).tocsr(), ((b - shared) @ weights).tocsr()]
     total = [np.asarray(m.sum(axis=1)).ravel() for m in only]
     largest = [np.asarray(m.max(axis=1).todense()).ravel() for m in only]

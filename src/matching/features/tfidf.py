@@ -8,14 +8,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from matching.encoders.lexical import fit_sample_rows, transform_in_parallel
+from matching.encoders.lexical import fit_sample_rows
+from matching.encoders.tfidf import TfidfVocabulary, fit_tfidf_vocabulary
 
 
-def strings_at(texts: pa.Array, rows: np.ndarray) -> list[str]:
-    """Python strings of `rows` (a row of -1 gives "") for a chunk of pairs."""
-    return texts.take(pa.array(np.maximum(rows, 0))).fill_null("").to_pylist()
+def texts_at(texts: pa.Array, rows: np.ndarray) -> pa.Array:
+    """The texts of product `rows` for a chunk of pairs; a row of -1 (an unknown product) gives null."""
+    taken = texts.take(pa.array(np.maximum(rows, 0)))
+    return pc.if_else(pa.array(rows < 0), pa.scalar(None, taken.type), taken)
 
 
 def sparse_cosine(a: sparse.csr_matrix, b: sparse.csr_matrix, rows: list[np.ndarray]) -> np.ndarray:
@@ -27,15 +28,16 @@ def sparse_cosine(a: sparse.csr_matrix, b: sparse.csr_matrix, rows: list[np.ndar
 
 @dataclass
 class Tfidf:
-    """A TF-IDF vectoriser fitted on a sample of the distinct texts, and every product's text."""
+    """A TF-IDF vocabulary fitted on a sample of the distinct texts (None: no text had a term), and every
+    product's text."""
 
-    vectorizer: TfidfVectorizer | None
+    vocabulary: TfidfVocabulary | None
     texts: pa.Array
 
     def rows(self, product_rows: np.ndarray) -> sparse.csr_matrix:
-        if self.vectorizer is None:
+        if self.vocabulary is None:
             return sparse.csr_matrix((len(product_rows), 1), dtype=np.float32)
-        return transform_in_parallel(self.vectorizer, strings_at(self.texts, product_rows)).tocsr()
+        return self.vocabulary.transform(texts_at(self.texts, product_rows))
 
     def cosine(self, rows: list[np.ndarray]) -> np.ndarray:
         return sparse_cosine(self.rows(rows[0]), self.rows(rows[1]), rows)
@@ -48,12 +50,4 @@ def fit_tfidf(
     distinct = pc.unique(texts).drop_null()
     if len(distinct) > fit_sample:
         distinct = distinct.take(pa.array(fit_sample_rows(len(distinct), fit_sample, seed)))
-    words = {"token_pattern": r"(?u)\b\w+\b"} if analyzer == "word" else {}
-    vectorizer = TfidfVectorizer(
-        analyzer=analyzer, ngram_range=ngrams, max_features=max_features, sublinear_tf=True, dtype=np.float32, **words
-    )
-    try:
-        vectorizer.fit(distinct.to_pylist())
-    except ValueError:  # no text at all (e.g. no product has a description)
-        return Tfidf(None, texts)
-    return Tfidf(vectorizer, texts)
+    return Tfidf(fit_tfidf_vocabulary(distinct, analyzer, ngrams, max_features), texts)
