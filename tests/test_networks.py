@@ -1,15 +1,16 @@
 """The networks' product matrix (one row per product, blocks scaled, missing vectors masked) and fitting loop."""
 
 import numpy as np
+import pytest
 from torch import nn
 
 from matching.config import Network
-from matching.io import array_shapes, write_arrays
+from matching.io import DataError, StoredArrays, write_arrays
 from matching.matchers.crossfit import InnerSplit
 from matching.matchers.networks import fit_network, product_blocks
 
 
-def test_product_blocks_from_lazy_files_match_the_in_memory_build(tmp_path):
+def test_product_blocks_from_mapped_files_match_the_in_memory_build(tmp_path):
     names = {"variantid": np.array([30, 10, 20]), "vectors": np.array([[3, 0], [1, 0], [np.nan, np.nan]], np.float32)}
     photos = {
         "variantid": np.array([10, 40]),
@@ -18,9 +19,10 @@ def test_product_blocks_from_lazy_files_match_the_in_memory_build(tmp_path):
     }
     write_arrays(names, tmp_path / "names.npz")
     write_arrays(photos, tmp_path / "photos.npz")
-    assert array_shapes(tmp_path / "photos.npz") == {"variantid": (2,), "main": (2, 3), "extra_count": (2,)}
-    lazy = {m: np.load(tmp_path / f"{m}.npz") for m in ("names", "photos")}
-    blocks = product_blocks(lazy, {m: array_shapes(tmp_path / f"{m}.npz") for m in lazy})
+    stored = {m: StoredArrays(tmp_path / f"{m}.npz") for m in ("names", "photos")}
+    assert {k: v.shape for k, v in stored["photos"].items()} == {"variantid": (2,), "main": (2, 3), "extra_count": (2,)}
+    assert not stored["photos"]["main"].flags.writeable  # mapped from the file, not copied
+    blocks = product_blocks(stored)
     eager = product_blocks({"names": names, "photos": photos})
     np.testing.assert_array_equal(blocks.values, eager.values)
     assert blocks.widths == [2, 3] and list(blocks.ids) == [10, 20, 30, 40]
@@ -29,6 +31,20 @@ def test_product_blocks_from_lazy_files_match_the_in_memory_build(tmp_path):
     np.testing.assert_array_equal(blocks.mask, [[1, 1], [0, 0], [1, 0], [0, 1], [0, 0]])
     np.testing.assert_allclose(blocks.values[[0, 3], 2:], [[0, 2 / 3, 0], [0, 0, 4 / 3]])
     assert list(blocks.rows(np.array([40, 99]))) == [3, 4]
+
+
+def test_product_blocks_of_files_in_one_sorted_order_equal_those_of_shuffled_files():
+    rng = np.random.default_rng(0)
+    ids = np.arange(10, 60, 10)
+    names = {"variantid": ids, "vectors": rng.random((5, 3)).astype(np.float32)}
+    photos = {"variantid": ids, "main": rng.random((5, 2)).astype(np.float32)}
+    names["vectors"][1] = np.nan
+    in_order = product_blocks({"names": names, "photos": photos})
+    order = np.array([3, 0, 4, 2, 1])
+    shuffled = product_blocks({"names": {k: v[order] for k, v in names.items()}, "photos": photos})
+    np.testing.assert_allclose(in_order.values, shuffled.values, rtol=1e-6)
+    np.testing.assert_array_equal(in_order.mask, shuffled.mask)
+    assert in_order.mask[1, 0] == 0 and not in_order.values[1, :3].any()
 
 
 def test_early_stopping_reads_the_inner_split_every_validate_every_pairs_and_keeps_the_best_weights():
@@ -61,3 +77,16 @@ def test_early_stopping_reads_the_inner_split_every_validate_every_pairs_and_kee
     assert [row["epoch"] for row in curves[0]] == [round(k / parts, 4) for k in range(1, 6)]
     assert model.weight.item() == weights_at_read[1] != weights_at_read[-1]
     assert len(stop) > 0
+
+
+def test_stored_arrays_map_what_write_arrays_wrote_and_refuse_a_compressed_file(tmp_path):
+    arrays = {"ids": np.arange(5), "matrix": np.arange(12, dtype=np.float32).reshape(4, 3), "empty": np.zeros((0, 2))}
+    write_arrays(arrays, tmp_path / "a.npz")
+    stored = StoredArrays(tmp_path / "a.npz")
+    assert sorted(stored) == sorted(arrays)
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(stored[name], value)
+        assert stored[name].dtype == value.dtype and stored[name].shape == value.shape
+    np.savez_compressed(tmp_path / "b.npz", x=np.arange(3))
+    with pytest.raises(DataError, match=r"b\.npz: x\.npy is compressed; rerun the stage"):
+        StoredArrays(tmp_path / "b.npz")

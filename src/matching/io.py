@@ -10,11 +10,12 @@ import contextlib
 import json
 import os
 import resource
+import struct
 import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,23 +111,50 @@ def write_arrays(arrays: dict[str, np.ndarray | list[np.ndarray] | Stream], path
                 raise ValueError(f"{path}: array {name} got {written} rows, its header says {value.shape[0]}")
 
 
-def read_arrays(path: Path | str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+class StoredArrays(Mapping):
+    """The arrays of a .npz that `write_arrays` wrote (members stored, not compressed), mapped from the
+    file read-only instead of copied out of the zip: an array costs no read until its pages are touched,
+    and it is unmapped once dropped (each lookup maps it anew)."""
 
-
-def array_shapes(path: Path | str) -> dict[str, tuple[int, ...]]:
-    """Shape of every array in a .npz, read from the headers alone."""
-    shapes = {}
-    with zipfile.ZipFile(path) as archive:
-        for member in archive.namelist():
-            with archive.open(member) as handle:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.headers: dict[str, tuple[int, tuple[int, ...], bool, np.dtype]] = {}
+        with open(self.path, "rb") as handle, zipfile.ZipFile(handle) as archive:
+            for info in archive.infolist():
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise DataError(f"{self.path}: {info.filename} is compressed; rerun the stage that writes the file")
+                handle.seek(info.header_offset + 26)  # the local header's name and extra field lengths
+                name_length, extra_length = struct.unpack("<HH", handle.read(4))
+                handle.seek(info.header_offset + 30 + name_length + extra_length)
                 version = np.lib.format.read_magic(handle)
                 read_header = (
                     np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
                 )
-                shapes[member.removesuffix(".npy")] = read_header(handle)[0]
-    return shapes
+                shape, fortran, dtype = read_header(handle)
+                if dtype.hasobject:
+                    raise DataError(
+                        f"{self.path}: {info.filename} holds Python objects; rerun the stage that writes it"
+                    )
+                self.headers[info.filename.removesuffix(".npy")] = (handle.tell(), shape, fortran, dtype)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        offset, shape, fortran, dtype = self.headers[name]
+        if int(np.prod(shape)) == 0:
+            return np.zeros(shape, dtype=dtype)
+        mapped = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+        return mapped.view(np.ndarray)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.headers)
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+
+def read_arrays(path: Path | str) -> dict[str, np.ndarray]:
+    """Every array of a .npz, memory-mapped (read-only)."""
+    stored = StoredArrays(path)
+    return {name: stored[name] for name in stored}
 
 
 def run_stage(main: Callable[[list[str] | None], None]) -> None:

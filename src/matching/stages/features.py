@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import functools
 
-import numpy as np
 import pandas as pd
 
 from matching import config, paths
@@ -17,14 +16,14 @@ from matching.data.cleaning import distinct_test_pairs
 from matching.features.columns import feature_columns
 from matching.features.pairs import pair_features
 from matching.features.products import ProductTables, product_tables
-from matching.io import read_arrays, run_stage, write_parquet
+from matching.io import StoredArrays, read_arrays, run_stage, write_parquet
 
 
 def load_tables(layout: paths.Layout, settings: config.Features, seed: int) -> ProductTables:
     """Products with their texts kept as Arrow strings; embedding files and photo sets are read only
     while their group runs (one at a time: together they are the largest thing in memory)."""
     products = pd.read_parquet(layout.products, dtype_backend="pyarrow")
-    embeddings = {m: functools.partial(np.load, layout.embedding_file(m), allow_pickle=False) for m in paths.MODALITIES}
+    embeddings = {m: functools.partial(StoredArrays, layout.embedding_file(m)) for m in paths.MODALITIES}
     return product_tables(
         products,
         embeddings,

@@ -3,14 +3,13 @@ cross-fitting, safetensors weights, test scores from the weights as saved, learn
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from matching import paths
-from matching.io import array_shapes, write_csv
+from matching.io import StoredArrays, write_csv
 from matching.matchers import networks
 from matching.matchers.crossfit import Timer, cross_fit, curve_frame
 from matching.stages.training import TrainingInputs
@@ -18,10 +17,7 @@ from matching.stages.training import TrainingInputs
 
 def load_product_blocks(layout: paths.Layout) -> networks.ProductBlocks:
     """Every product's modality vectors, read one embedding at a time into one preallocated matrix."""
-    files = {m: layout.embedding_file(m) for m in paths.MODALITIES}
-    with contextlib.ExitStack() as stack:
-        lazy = {m: stack.enter_context(np.load(path, allow_pickle=False)) for m, path in files.items()}
-        return networks.product_blocks(lazy, {m: array_shapes(path) for m, path in files.items()})
+    return networks.product_blocks({m: StoredArrays(layout.embedding_file(m)) for m in paths.MODALITIES})
 
 
 def train_network(name: str, fit: Callable, build: Callable, pair_scorer: Callable, inputs: TrainingInputs) -> str:
