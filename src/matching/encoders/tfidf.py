@@ -57,12 +57,11 @@ class TfidfVocabulary:
     def _term_columns(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """(text, vocabulary column) of every term occurrence that is in the vocabulary."""
         if self.analyzer == "word":
-            docs, words = _words(texts, WORD_SEPARATORS)
-            columns = pc.index_in(words, value_set=self.terms)
-            found = pc.is_valid(columns).to_numpy(zero_copy_only=False)
-            return docs[found], columns.drop_null().to_numpy().astype(np.int64)
-        docs, grams = _char_wb_ngrams(texts, self.alphabet, self.ngrams)
-        columns = pc.index_in(pa.array(grams), value_set=pa.array(self.terms))  # a hash lookup: 5x a binary search
+            docs, terms = _words(texts, WORD_SEPARATORS)
+        else:
+            docs, grams = _char_wb_ngrams(texts, self.alphabet, self.ngrams)
+            terms = pa.array(grams)
+        columns = pc.index_in(terms, value_set=pa.array(self.terms))  # a hash lookup: 5x a binary search
         found = pc.is_valid(columns).to_numpy(zero_copy_only=False)
         return docs[found], columns.drop_null().to_numpy().astype(np.int64)
 
@@ -172,8 +171,7 @@ def _char_wb_ngrams(
     lengths = pc.utf8_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
     padded = lengths + 2
     starts = np.cumsum(padded) - padded
-    ranks = np.zeros(int(padded.sum()), dtype=np.uint64)
-    ranks[:] = np.searchsorted(alphabet, ord(" ")) + 1
+    ranks = np.full(int(padded.sum()), np.searchsorted(alphabet, ord(" ")) + 1, dtype=np.uint64)
     point_starts = np.cumsum(lengths) - lengths
     slot = np.searchsorted(alphabet, points)
     known = alphabet[np.minimum(slot, max(len(alphabet) - 1, 0))] == points if len(alphabet) else slot < 0

@@ -10,7 +10,7 @@ from scipy import sparse
 
 from matching.features.arrays import Arrays, in_chunks, jaccard, ratio, shared_counts, take
 from matching.features.products import ProductTables
-from matching.features.tfidf import Tfidf
+from matching.features.tfidf import Tfidf, sparse_cosine
 
 
 def text_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
@@ -21,11 +21,11 @@ def text_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
 def _text_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     a, b = tables.names[np.maximum(rows[0], 0)], tables.names[np.maximum(rows[1], 0)]
     missing = (rows[0] < 0) | (rows[1] < 0) | (a == "") | (b == "")
-    columns = {
-        f"text_{name}_tfidf_cos": tfidf.cosine(rows)
-        for name, tfidf in tables.tfidf.items()
-        if not name.startswith("attributes")
+    # Each side's TF-IDF rows once: the name words' rows also give the token counts below.
+    sides = {
+        name: [tfidf.rows(r) for r in rows] for name, tfidf in tables.tfidf.items() if not name.startswith("attributes")
     }
+    columns = {f"text_{name}_tfidf_cos": sparse_cosine(*side_rows, rows) for name, side_rows in sides.items()}
     for label, scorer in (
         ("ratio", fuzz.ratio),
         ("partial_ratio", fuzz.partial_ratio),
@@ -35,7 +35,7 @@ def _text_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
         scores = cpdist(list(a), list(b), scorer=scorer, workers=-1, dtype=np.float32) / 100.0
         columns[f"text_name_{label}"] = np.where(missing, np.nan, scores)
     name_words = tables.tfidf["name_word"]
-    words = [(name_words.rows(r) > 0).astype(np.float32).tocsr() for r in rows]
+    words = [(side > 0).astype(np.float32).tocsr() for side in sides["name_word"]]
     counts = {
         "a": np.asarray(words[0].sum(axis=1)).ravel(),
         "b": np.asarray(words[1].sum(axis=1)).ravel(),
