@@ -25,6 +25,7 @@ BITS = 16  # per character of a packed n-gram
 MAX_NGRAM = 64 // BITS
 OTHER = (1 << BITS) - 1  # rank of a character outside the alphabet: no n-gram holding it is kept
 WORD_SEPARATORS = r"[^\p{L}\p{N}_]+"  # scikit-learn's token pattern (?u)\b\w+\b, as a split
+WHITESPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x{85}\p{Z}]+"  # what Python's str.split() splits on (RE2's \s is ASCII)
 CHUNK_TEXTS = 25_000  # texts a worker thread takes at a time: numpy, Arrow and scipy release the GIL
 
 
@@ -166,7 +167,7 @@ def _char_wb_ngrams(
     """(text index, packed n-gram) of scikit-learn's `char_wb` analyzer: each whitespace-separated word
     padded with one space each side gives its n-grams for n in `ngrams`; a padded word shorter than the
     smallest n gives itself once. `keep_other=False` drops n-grams holding a character outside `alphabet`."""
-    word_docs, words = _words(texts, r"\s+")
+    word_docs, words = _words(texts, WHITESPACE)
     points = _code_points(words)
     lengths = pc.utf8_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
     padded = lengths + 2
