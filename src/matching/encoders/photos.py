@@ -33,12 +33,15 @@ def pool_photo_sets(offsets: np.ndarray, photos: np.ndarray) -> dict[str, np.nda
         stack = photos[offsets[rows][:, None] + np.arange(k)]  # (m, k, dim)
         mean[rows] = stack.mean(axis=1)
         # Dimensions are the samples, photos the features: centre each photo over its dimensions.
-        centred = np.swapaxes(stack, 1, 2).astype(np.float64)  # (m, dim, k)
-        centred -= centred.mean(axis=1, keepdims=True)
-        u, s, vt = np.linalg.svd(centred, full_matrices=False)
+        centred = stack.astype(np.float64)
+        centred -= centred.mean(axis=2, keepdims=True)  # (m, k, dim)
+        # The first right singular vector of the (dim, k) matrix is the top eigenvector of its k x k
+        # Gram matrix: a batch of tiny eigenproblems instead of SVDs of (dim, k) matrices.
+        gram = centred @ np.swapaxes(centred, 1, 2)  # (m, k, k)
+        top = np.linalg.eigh(gram)[1][:, :, -1]  # (m, k), eigenvalues ascending
         # The component's weights over photos should mostly add up: flip it where they sum negative.
-        sign = np.where(vt[:, 0, :].sum(axis=1) < 0, -1.0, 1.0)
-        pca[rows] = (u[:, :, 0] * (s[:, 0] * sign)[:, None]).astype(np.float32)
+        top *= np.where(top.sum(axis=1) < 0, -1.0, 1.0)[:, None]
+        pca[rows] = np.einsum("mkd,mk->md", centred, top).astype(np.float32)  # u * s of the SVD
     return {"extra_pca": pca, "extra_mean": mean, "extra_count": counts.astype(np.float32)}
 
 
@@ -70,12 +73,16 @@ def photo_vectors(
         extra_offsets, extra_photos = photo_sets(table.column(EXTRA), label, EXTRA, single=False)[:2]
         for name, values in pool_photo_sets(extra_offsets, extra_photos).items():
             out[name][rows] = values
-        # Each product's set: its main photo (if any), then its extras.
+        # Each product's set: its main photo (if any), then its extras, placed straight into the batch's block.
         extra_counts = np.diff(extra_offsets)
-        owner = np.concatenate([np.flatnonzero(has), np.repeat(np.arange(len(batch_ids)), extra_counts)])
-        spill.write(unit_half(np.concatenate([main_photos, extra_photos])[np.argsort(owner, kind="stable")]).tobytes())
         batch_counts = has.astype(np.int64) + extra_counts
-        starts[rows] = stored + np.cumsum(batch_counts) - batch_counts
+        first = np.cumsum(batch_counts) - batch_counts
+        block = np.empty((int(batch_counts.sum()), PHOTO_DIM), dtype=np.float16)
+        block[first[has]] = unit_half(main_photos)
+        owner = np.repeat(np.arange(len(batch_ids)), extra_counts)
+        block[first[owner] + has[owner] + np.arange(len(owner)) - extra_offsets[owner]] = unit_half(extra_photos)
+        spill.write(block.tobytes())
+        starts[rows] = stored + first
         counts[rows], has_main[rows] = batch_counts, has
         stored += int(batch_counts.sum())
     spill.seek(0)
