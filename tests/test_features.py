@@ -1,6 +1,7 @@
 """Pair features on hand-made products: joins by id, distances, categories, attributes, names."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from matching.features.arrays import vector_distances
 from matching.features.columns import feature_columns
 from matching.features.neighbours import best_of_others
 from matching.features.pairs import ALL_GROUPS, pair_features
-from matching.features.products import product_tables
+from matching.features.products import UNITS, product_tables
 
 ALL = ALL_GROUPS
 
@@ -265,3 +266,43 @@ def test_code_in_other_text_is_the_larger_share_of_codes_found_in_the_other_text
     # 1 -> 2: gbu421 is inside gbu421w6, x100 is not (1/2); 2 -> 1: gbu421w6 is not in 1's text (0).
     # 1 -> 3: gbu421 is in 3's description, x100 is not; 3 has no codes. 99 is unknown.
     assert found[:3] == [0.5, 0.5, 0.5] and np.isnan(found[3])
+
+
+# The definitions the Arrow (RE2) scans of product_tables follow, written with Python's `re`, which has
+# the lookarounds RE2 lacks: a code is a word run holding a digit, trimmed of - . / at its ends.
+PYTHON_CODE = re.compile(r"(?<![\w])(?=[\w\-./]*\d)[\w][\w\-./]*[\w](?![\w])")
+PYTHON_NUMBER_UNIT = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*(" + "|".join(sorted(map(re.escape, UNITS), key=len, reverse=True)) + r")(?![\w])"
+)
+TRICKY_NAMES = [
+    "кабель usb-c/lightning 1.5 м, 2шт.",
+    "--ab12-- .x9. __q_7 a 1,5 кг 200\u00a0мл",  # trimmed ends, underscores, a no-break space
+    "mah5000 5000mah 10 mm 3 m2 4 gb/8 gb 12.5",  # a unit must end a word; a decimal is no code
+    "ноутбук hp 15s-fq2023ur 8 гб ssd 256 гб 2.4 ггц",
+    "мягкая игрушка медведь 50 см",
+    "",
+    "sm-g991b sm-g991b 2021 21.5 1/2 x-5 мм",
+]
+
+
+def python_codes(text):
+    found = (re.sub(r"[\-./_\s]", "", c) for c in PYTHON_CODE.findall(text) if not re.fullmatch(r"\d+[.,]\d+", c))
+    return " ".join(sorted({c for c in found if len(c) >= 3 and not c.isdigit() or len(c) >= 4}))
+
+
+def python_numbers(text):
+    first = {}
+    for number, unit in PYTHON_NUMBER_UNIT.findall(text):
+        quantity, factor = UNITS[unit]
+        first.setdefault(quantity, np.float32(float(number.replace(",", ".")) * factor))
+    return first
+
+
+def test_codes_and_numbers_follow_their_python_regex_definitions():
+    tables = product_tables(named_products(TRICKY_NAMES), {}, None, 1000)
+    for row, name in enumerate(TRICKY_NAMES):
+        assert tables.code_strings[row] == python_codes(name), name
+        found = {q: v[row] for q, v in tables.numbers.items() if not np.isnan(v[row])}
+        assert found == python_numbers(name), name
+    # usb-c holds no digit; "2шт" is both a code and a count.
+    assert tables.code_strings[0] == "2шт" and tables.numbers["length"][0] == 1500.0 and tables.numbers["count"][0] == 2

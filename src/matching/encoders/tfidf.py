@@ -25,7 +25,8 @@ BITS = 16  # per character of a packed n-gram
 MAX_NGRAM = 64 // BITS
 OTHER = (1 << BITS) - 1  # rank of a character outside the alphabet: no n-gram holding it is kept
 WORD_SEPARATORS = r"[^\p{L}\p{N}_]+"  # scikit-learn's token pattern (?u)\b\w+\b, as a split
-WHITESPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x{85}\p{Z}]+"  # what Python's str.split() splits on (RE2's \s is ASCII)
+UNICODE_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x{85}\p{Z}]"  # Python's str.isspace(), as RE2 (its \s is ASCII)
+WHITESPACE = UNICODE_SPACE + "+"  # what Python's str.split() splits on
 CHUNK_TEXTS = 25_000  # texts a worker thread takes at a time: numpy, Arrow and scipy release the GIL
 
 

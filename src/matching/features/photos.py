@@ -9,7 +9,7 @@ from matching.features.arrays import Arrays, loaded
 from matching.features.products import ProductTables
 
 
-def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_combinations: int = 500_000) -> Arrays:
+def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_photos: int = 1 << 19) -> Arrays:
     """Statistics of the cosine matrix between the two products' photo sets (main photo first), the
     main photo against the other's extra photos, and the difference in photo counts."""
     sets = loaded(tables.photo_sets)
@@ -25,34 +25,36 @@ def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_combination
     columns["photo_count_absdiff"] = np.where(
         (side_rows[0] >= 0) & (side_rows[1] >= 0), np.abs(ka - kb), np.nan
     ).astype(np.float32)
-
-    combos = ka * kb
-    start = 0
-    while start < len(combos):
-        stop = start + max(1, int(np.searchsorted(np.cumsum(combos[start:]), chunk_combinations)))
-        _photo_chunk(np.arange(start, min(stop, len(combos))), side_rows, ka, kb, starts, has_main, photos, columns)
-        start = stop
+    # Pairs grouped by their two set sizes: each group is one batch of (ka x 128) @ (128 x kb) products,
+    # every photo read once a pair rather than once per cell of the cosine matrix.
+    both = np.flatnonzero((ka > 0) & (kb > 0))
+    size_key = ka[both].astype(np.int64) * (int(kb.max()) + 1) + kb[both]
+    by_size = both[np.argsort(size_key, kind="stable")]
+    bounds = np.flatnonzero(np.diff(np.sort(size_key))) + 1
+    for group in np.split(by_size, bounds):
+        if len(group) == 0:
+            continue
+        a, b = int(ka[group[0]]), int(kb[group[0]])
+        step = max(1, chunk_photos // (a + b))
+        for chunk in np.split(group, np.arange(step, len(group), step)):
+            ra, rb = side_rows[0][chunk], side_rows[1][chunk]
+            _photo_chunk(chunk, photos, starts[ra], starts[rb], a, b, has_main[ra], has_main[rb], columns)
     return columns
 
 
-def _photo_chunk(chunk, side_rows, ka, kb, starts, has_main, photos, columns) -> None:
-    n = (ka * kb)[chunk]
-    chunk, n = chunk[n > 0], n[n > 0]
-    if len(chunk) == 0:
-        return
-    pair = np.repeat(np.arange(len(chunk)), n)
-    within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    i, j = within // kb[chunk][pair], within % kb[chunk][pair]
-    ra, rb = side_rows[0][chunk][pair], side_rows[1][chunk][pair]
-    cos = np.einsum("ij,ij->i", photos[starts[ra] + i].astype(np.float32), photos[starts[rb] + j].astype(np.float32))
-    first = np.concatenate([[0], np.cumsum(n)[:-1]])
-    columns["photo_cos_min"][chunk] = np.minimum.reduceat(cos, first)
-    columns["photo_cos_max"][chunk] = np.maximum.reduceat(cos, first)
-    mean = np.add.reduceat(cos, first) / n
-    columns["photo_cos_mean"][chunk] = mean
-    columns["photo_cos_std"][chunk] = np.sqrt(np.maximum(np.add.reduceat(cos**2, first) / n - mean**2, 0))
+def _photo_chunk(chunk, photos, start_a, start_b, a, b, main_a, main_b, columns) -> None:
+    set_a = photos[start_a[:, None] + np.arange(a)].astype(np.float32)  # (m, a, 128)
+    set_b = photos[start_b[:, None] + np.arange(b)].astype(np.float32)
+    cos = (set_a @ np.swapaxes(set_b, 1, 2)).reshape(len(chunk), a * b)
+    columns["photo_cos_min"][chunk] = cos.min(axis=1)
+    columns["photo_cos_max"][chunk] = cos.max(axis=1)
+    columns["photo_cos_mean"][chunk] = cos.mean(axis=1)
+    columns["photo_cos_std"][chunk] = cos.std(axis=1)
     # Main photo of one side (photo 0 where it has one) against the other side's extra photos.
-    cross = ((i == 0) & has_main[ra] & (j > 0)) | ((j == 0) & has_main[rb] & (i > 0))
-    best = np.full(len(chunk), -np.inf)
-    np.maximum.at(best, pair[cross], cos[cross])
+    grid = cos.reshape(len(chunk), a, b)
+    best = np.full(len(chunk), -np.inf, dtype=np.float32)
+    if b > 1:
+        best = np.where(main_a, np.maximum(best, grid[:, 0, 1:].max(axis=1)), best)
+    if a > 1:
+        best = np.where(main_b, np.maximum(best, grid[:, 1:, 0].max(axis=1)), best)
     columns["photo_main_vs_other_max"][chunk] = np.where(np.isfinite(best), best, np.nan)

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from matching.encoders.tfidf import UNICODE_SPACE
 from matching.features.arrays import ItemRows, Source
 from matching.features.tfidf import Tfidf, fit_tfidf
 
@@ -28,13 +29,15 @@ CATEGORY_LEVELS = ("1", "2", "3", "4")
 TOP_KEYS = 8  # per-key equality for this many of the category's most frequent attribute keys
 
 
-CODE = re.compile(r"(?<![\w])(?=[\w\-./]*\d)[\w][\w\-./]*[\w](?![\w])")
+# A code is a run of word characters and - . / holding a digit, without the - . / at its ends (RE2 has no
+# lookarounds, so runs are split out and trimmed; Python's \w is [\pL\pN_]).
+CODE_RUN_SEPARATORS = r"[^\pL\pN_\-./]+"
 
 
 SEPARATORS = re.compile(r"[\-./_\s]")
 
 
-DECIMAL = re.compile(r"\d+[.,]\d+")  # a price or a measure, not a code
+DECIMAL = r"^\p{Nd}+[.,]\p{Nd}+$"  # a price or a measure, not a code
 
 
 UNITS = {  # unit -> (quantity, factor to the base unit)
@@ -81,10 +84,11 @@ UNITS = {  # unit -> (quantity, factor to the base unit)
 QUANTITIES = sorted({q for q, _ in UNITS.values()})
 
 
-NUMBER_UNIT = re.compile(
-    r"(\d+(?:[.,]\d+)?)\s*(" + "|".join(sorted(map(re.escape, UNITS), key=len, reverse=True)) + r")(?![\w])",
-    re.IGNORECASE,
-)
+def number_unit_pattern(units: list[str]) -> str:
+    """RE2 pattern of a number followed by one of `units` as a whole word (the boundary is consumed:
+    RE2 has no lookahead); groups `number` and `unit`."""
+    alternatives = "|".join(sorted(map(re.escape, units), key=len, reverse=True))
+    return rf"(?i)(?P<number>[0-9]+(?:[.,][0-9]+)?){UNICODE_SPACE}*(?P<unit>{alternatives})(?:[^\pL\pN_]|$)"
 
 
 KEY_UNIT = re.compile(
@@ -184,11 +188,11 @@ def _attribute_rows(mappings: pa.Array, chunk: int = 65_536) -> tuple[pd.DataFra
 
 
 def _numbers(
-    names: np.ndarray, attribute_text: pa.Array, attributes: pd.DataFrame, key_text: np.ndarray, value_text: np.ndarray
+    texts: pa.Array, attributes: pd.DataFrame, key_text: np.ndarray, value_text: np.ndarray
 ) -> dict[str, np.ndarray]:
     """First value of each quantity per product: from attribute keys with a unit (`Вес товара, г`),
-    then from values and names with a unit (`500 г`, `2 l`)."""
-    n = len(names)
+    then from `texts` (name and attribute values) with a unit (`500 г`, `2 l`)."""
+    n = len(texts)
     found: dict[str, np.ndarray] = {q: np.full(n, np.nan, dtype=np.float32) for q in QUANTITIES}
     key_units = [KEY_UNIT.search(k) for k in key_text]
     key_quantity = np.array([UNITS[u.group(1).lower()][0] if u else "" for u in key_units], dtype=object)
@@ -208,34 +212,46 @@ def _numbers(
         keyed = keyed[(keyed["quantity"] != "") & keyed["value"].notna()].drop_duplicates(["product", "quantity"])
         for quantity, group in keyed.groupby("quantity"):
             found[quantity][group["product"].to_numpy()] = group["value"].to_numpy(np.float32)
-    texts = pc.binary_join_element_wise(pa.array(names, pa.string()), attribute_text, " ")
-    for start in range(0, n, 65_536):
-        for product, text in enumerate(texts.slice(start, 65_536).to_pylist(), start):
-            for number, unit in NUMBER_UNIT.findall(text):
-                quantity, factor = UNITS[unit.lower()]
-                if np.isnan(found[quantity][product]):
-                    found[quantity][product] = float(number.replace(",", ".")) * factor
+    # Then the first number with a unit of the quantity in the name and attribute values: one RE2 scan a quantity.
+    for quantity in QUANTITIES:
+        units = [u for u, (q, _) in UNITS.items() if q == quantity]
+        match = pc.extract_regex(texts, number_unit_pattern(units))
+        number = pc.replace_substring(pc.struct_field(match, "number"), ",", ".").cast(pa.float64())
+        unit = pc.index_in(pc.utf8_lower(pc.struct_field(match, "unit")), pa.array(units))
+        number, unit = number.to_numpy(zero_copy_only=False), unit.to_numpy(zero_copy_only=False)
+        factor = np.array([UNITS[u][1] for u in units], dtype=np.float64)
+        fill = np.isnan(found[quantity]) & ~np.isnan(number)
+        found[quantity][fill] = number[fill] * factor[unit[fill].astype(np.int64)]
     return found
 
 
-def _codes(names: np.ndarray, attribute_text: pa.Array, n: int) -> tuple[ItemRows, np.ndarray, np.ndarray]:
+def _codes(texts: pa.Array) -> tuple[ItemRows, np.ndarray, np.ndarray]:
     """Letter-and-digit tokens (model numbers, articles) of each product's name and attribute values,
     separators removed; all-digit tokens count from 4 digits on, decimals (prices) not at all.
-    Returns the rows (product, code), each product's codes joined by spaces, and each code's text."""
-    product, found = array("q"), []
-    strings = []
-    texts = pc.binary_join_element_wise(pa.array(names, pa.string()), attribute_text, " ")
-    for start in range(0, n, 65_536):
-        for row, text in enumerate(texts.slice(start, 65_536).to_pylist(), start):
-            tokens = (SEPARATORS.sub("", c) for c in CODE.findall(text) if not DECIMAL.fullmatch(c))
-            codes = sorted({code for code in tokens if len(code) >= 3 and not code.isdigit() or len(code) >= 4})
-            product.extend([row] * len(codes))
-            found.extend(codes)
-            strings.append(" ".join(codes))
-    frame = pd.DataFrame({"product": np.frombuffer(product, np.int64), "code_text": np.array(found, dtype=object)})
-    code, code_texts = pd.factorize(frame["code_text"])
-    frame = pd.DataFrame({"product": frame["product"], "code": code})
-    return ItemRows.of(frame, n), np.array(strings, dtype=object), np.asarray(code_texts, dtype=object)
+    Returns the rows (product, code), each product's distinct codes sorted and joined by spaces, and
+    each code's text."""
+    runs = pc.split_pattern_regex(texts, CODE_RUN_SEPARATORS)
+    product = pc.list_parent_indices(runs)
+    run = pc.utf8_trim(pc.list_flatten(runs), "-./")
+    keep = pc.and_(
+        pc.and_(pc.greater_equal(pc.utf8_length(run), 2), pc.match_substring_regex(run, r"\p{Nd}")),
+        pc.invert(pc.match_substring_regex(run, DECIMAL)),
+    )
+    product, code = product.filter(keep), pc.replace_substring_regex(run.filter(keep), r"[\-./_]", "")
+    length = pc.utf8_length(code)
+    long_enough = pc.or_(pc.greater_equal(length, 4), pc.and_(pc.equal(length, 3), pc.invert(pc.utf8_is_digit(code))))
+    found = pa.table({"product": product.filter(long_enough), "code": code.filter(long_enough)})
+    found = found.group_by(["product", "code"]).aggregate([]).sort_by([("product", "ascending"), ("code", "ascending")])
+    encoded = pc.dictionary_encode(found["code"]).combine_chunks()  # codes numbered in order of first appearance
+    product = found["product"].to_numpy().astype(np.int64)
+    per_product = np.searchsorted(product, np.arange(len(texts) + 1)).astype(np.int32)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(per_product), found["code"].combine_chunks()), " ")
+    frame = pd.DataFrame({"product": product, "code": encoded.indices.to_numpy().astype(np.int64)})
+    return (
+        ItemRows.of(frame, len(texts)),
+        joined.to_numpy(zero_copy_only=False),
+        encoded.dictionary.to_numpy(zero_copy_only=False),
+    )
 
 
 def _name_numbers(names: pa.Array) -> ItemRows:
@@ -312,7 +328,8 @@ def product_tables(
     brands = np.full(n, -1, dtype=np.int64)
     brands[brand_rows["product"].to_numpy()] = brand_rows["value"].to_numpy()  # one value code, one brand text
 
-    codes, code_strings, code_texts = _codes(names, attribute_text, n)
+    name_and_attributes = pc.binary_join_element_wise(names_arrow, attribute_text, " ")
+    codes, code_strings, code_texts = _codes(name_and_attributes)
     tfidf = {
         "name_char": fit_tfidf(names_arrow, "char_wb", (2, 4), max_features, fit_sample, seed),
         "name_word": fit_tfidf(names_arrow, "word", (1, 1), max_features, fit_sample, seed),
@@ -333,7 +350,7 @@ def product_tables(
         name_numbers=_name_numbers(names_arrow),
         code_strings=code_strings,
         code_texts=code_texts,
-        numbers=_numbers(names, attribute_text, attributes, key_text, value_text),
+        numbers=_numbers(name_and_attributes, attributes, key_text, value_text),
         colours=ItemRows.of(colours, n),
         brands=brands,
         brand_text=brand_text,
