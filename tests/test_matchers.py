@@ -133,9 +133,9 @@ def test_stacked_ensemble_of_a_fold_ignores_that_folds_labels():
     target = rng.integers(0, 2, 400)
     fold = np.repeat([0, 1, 2, 3], 100)
     scores = np.clip(target[:, None] * 0.3 + rng.random((400, 2)) * 0.7, 0.01, 0.99)
-    base, _ = ensembling.stacking(scores, target, fold, scores[:5])
+    base, _, _ = ensembling.stacking(scores, target, fold, scores[:5])
     flipped = target.copy()
     flipped[fold == 2] = 1 - flipped[fold == 2]
-    again, _ = ensembling.stacking(scores, flipped, fold, scores[:5])
+    again, _, _ = ensembling.stacking(scores, flipped, fold, scores[:5])
     np.testing.assert_allclose(again[fold == 2], base[fold == 2])
     assert not np.allclose(again[fold != 2], base[fold != 2])

@@ -172,7 +172,12 @@ def test_no_test_pair_reaches_training_and_folds_share_no_product(twins):
 def test_nothing_loaded_from_models_can_run_code(twins):
     root, _ = twins
     suffixes = {p.suffix for p in (root / "models").rglob("*") if p.is_file()} - {""}
-    assert suffixes <= {".txt", ".safetensors", ".json"}, suffixes
+    assert suffixes <= {".txt", ".safetensors", ".json", ".npz", ".parquet"}, suffixes
+    saved_arrays = sorted((root / "models").rglob("*.npz"))
+    assert {p.parent.name for p in saved_arrays} >= {"attributes", "descriptions", "features"}
+    for path in saved_arrays:  # plain arrays: an object (pickled) member would raise here
+        with np.load(path, allow_pickle=False) as arrays:
+            assert all(arrays[name].dtype.kind in "iuf" for name in arrays.files), path
     sources = list((REPO / "src" / "matching").rglob("*.py"))
     for source in sources:
         tree = ast.parse(source.read_text())
@@ -208,5 +213,7 @@ def test_nothing_loaded_from_models_can_run_code(twins):
             ):
                 keywords = {k.arg: k.value for k in node.keywords}
                 assert keywords["allow_pickle"].value is False, source.name
+            if isinstance(node, ast.Call):
+                assert getattr(node.func, "attr", getattr(node.func, "id", None)) != "read_pickle", source.name
     assert sorted((root / "models" / "siamese").glob("fold_*.safetensors"))
     assert np.isfinite(pd.read_csv(root / "data" / "submission.csv").target).all()

@@ -116,6 +116,16 @@ class Layout:
         return self.root / "models" / name
 
     @property
+    def feature_transforms(self) -> Path:
+        """What the features stage fitted on the products (`matching.features.fitted`)."""
+        return self.root / "models" / "features"
+
+    def encoder_dir(self, modality: str) -> Path:
+        """What embed_text fitted or used for a text modality: `lexical.npz` (TF-IDF and SVD as plain
+        arrays) or `transformer.json` (the model and its settings), for scoring new products alike."""
+        return self.root / "models" / "encoders" / modality
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics"
 

@@ -9,7 +9,7 @@ counted and looked up with Arrow's hash kernels. Words stay Arrow strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,6 +27,7 @@ OTHER = (1 << BITS) - 1  # rank of a character outside the alphabet: no n-gram h
 WORD_SEPARATORS = r"[^\p{L}\p{N}_]+"  # scikit-learn's token pattern (?u)\b\w+\b, as a split
 UNICODE_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f\x{85}\p{Z}]"  # Python's str.isspace(), as RE2 (its \s is ASCII)
 WHITESPACE = UNICODE_SPACE + "+"  # what Python's str.split() splits on
+ANALYZERS = ("char_wb", "word")  # their positions are what saved vocabularies hold
 CHUNK_TEXTS = 25_000  # texts a worker thread takes at a time: numpy, Arrow and scipy release the GIL
 
 
@@ -46,6 +47,41 @@ class TfidfVocabulary:
         if not parts:
             return sparse.csr_matrix((0, len(self.idf)), dtype=np.float32)
         return sparse.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Plain numeric arrays (words as UTF-8 bytes and offsets) for `io.write_arrays`: loading
+        them back runs no code, unlike a pickled vectoriser."""
+        if self.analyzer == "word":
+            words = pa.array(self.terms, pa.large_string())
+            offsets = np.frombuffer(words.buffers()[1], np.int64)[words.offset : words.offset + len(words) + 1]
+            data = words.buffers()[2]
+            utf8 = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]] if data else np.zeros(0, np.uint8)
+            terms = {"term_utf8": utf8.copy(), "term_offsets": offsets - offsets[0]}
+        else:
+            terms = {"terms": np.asarray(self.terms, np.uint64)}
+        header = {"analyzer": ANALYZERS.index(self.analyzer), "ngrams": self.ngrams}
+        arrays = {
+            "header": np.array([header["analyzer"], *header["ngrams"]], np.int64),
+            "alphabet": self.alphabet.astype(np.uint32),
+            "idf": self.idf.astype(np.float32),
+            **terms,
+        }
+        return {prefix + name: value for name, value in arrays.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "") -> TfidfVocabulary:
+        """The vocabulary `to_arrays` gave (from `io.read_arrays`: memory-mapped, never unpickled)."""
+        analyzer, low, high = (int(v) for v in arrays[prefix + "header"])
+        if analyzer == ANALYZERS.index("word"):
+            offsets = np.asarray(arrays[prefix + "term_offsets"], np.int64)
+            utf8 = np.asarray(arrays[prefix + "term_utf8"], np.uint8)
+            terms = pa.LargeStringArray.from_buffers(
+                len(offsets) - 1, pa.py_buffer(offsets.tobytes()), pa.py_buffer(utf8.tobytes())
+            )
+        else:
+            terms = np.array(arrays[prefix + "terms"], np.uint64)
+        alphabet, idf = np.array(arrays[prefix + "alphabet"], np.uint32), np.array(arrays[prefix + "idf"], np.float32)
+        return cls(ANALYZERS[analyzer], (low, high), alphabet, terms, idf)
 
     def _transform_chunk(self, texts: pa.Array) -> sparse.csr_matrix:
         docs, columns = self._term_columns(texts)
@@ -73,7 +109,7 @@ def fit_tfidf_vocabulary(
 ) -> TfidfVocabulary | None:
     """The `max_features` most frequent terms of `texts` (ties by term) and their smooth idf; None when
     the texts hold no term at all."""
-    if analyzer not in ("char_wb", "word"):
+    if analyzer not in ANALYZERS:
         raise ValueError(f"analyzer {analyzer!r}: use 'char_wb' or 'word'")
     if not 1 <= ngrams[0] <= ngrams[1] <= MAX_NGRAM:
         raise ValueError(f"n-gram range {ngrams}: use 1 <= min <= max <= {MAX_NGRAM}")

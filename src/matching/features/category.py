@@ -13,9 +13,9 @@ def category_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     columns = {}
     for level in CATEGORY_LEVELS:
         codes = tables.categories[level].astype(np.float32)
-        frequency = np.bincount(np.maximum(codes, 0).astype(np.int64)).astype(np.float32) / max(tables.n, 1)
+        frequency = np.append(tables.category_frequency[level], np.float32(np.nan))  # code -1 -> NaN
         codes[codes < 0] = np.nan
         a, b = take(codes, rows[0]), take(codes, rows[1])
         columns[f"cat_{level}_equal"] = np.where(np.isnan(a) | np.isnan(b), np.nan, (a == b).astype(np.float32))
-        columns[f"cat_{level}_frequency"] = np.where(np.isnan(a), np.nan, frequency[np.nan_to_num(a).astype(np.int64)])
+        columns[f"cat_{level}_frequency"] = frequency[np.where(np.isnan(a), -1, a).astype(np.int64)]
     return columns

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from matching.encoders.tfidf import UNICODE_SPACE
 from matching.features.arrays import ItemRows, Source
-from matching.features.tfidf import Tfidf, fit_tfidf
+from matching.features.fitted import TFIDF, FeatureTransforms, category_frequencies, fit_text_vocabulary
+from matching.features.tfidf import Tfidf
 
 CATEGORY_LEVELS = ("1", "2", "3", "4")
 
@@ -123,12 +124,13 @@ class ProductTables:
     ids: np.ndarray  # variantid of each row
     categories: dict[str, np.ndarray]  # level -> category code per product (-1: none)
     category_names: dict[str, np.ndarray]  # level -> name of each code
+    category_frequency: dict[str, np.ndarray]  # level -> share of the fitted products in each code's category
     names: np.ndarray  # normalised names (Python strings: rapidfuzz and substring tests)
     name_lengths: np.ndarray
     texts: dict[str, pa.Array]  # normalised name, attribute values, description ("" if none)
     descriptions_present: np.ndarray
     attributes: ItemRows  # product, key, value (codes), number (plain numeric value or NaN)
-    top_keys: pd.DataFrame  # category (level-2 code), key, slot: the category's most frequent keys
+    top_keys: pd.DataFrame  # category (level-2 code), key (code), slot: the category's most frequent keys
     codes: ItemRows  # product, code (codes)
     name_numbers: ItemRows  # product, item (codes of the numbers written in the name)
     code_strings: np.ndarray  # per product: its codes joined by spaces
@@ -138,6 +140,7 @@ class ProductTables:
     brands: np.ndarray  # per product brand code (-1 if none)
     brand_text: np.ndarray  # per product normalised brand
     tfidf: dict[str, Tfidf] = field(default_factory=dict)
+    transforms: FeatureTransforms | None = None  # what was fitted (or loaded) to build these tables
     embeddings: Mapping[str, Source] = field(default_factory=dict)
     photo_sets: Source | None = None
 
@@ -276,13 +279,32 @@ def _category_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.array(encoded.dictionary.to_pylist(), dtype=object)
 
 
-def _top_keys(attributes: pd.DataFrame, category: np.ndarray) -> pd.DataFrame:
-    """The TOP_KEYS most frequent attribute keys of each level-2 category, ranked (ties by key code)."""
+def _top_keys(attributes: pd.DataFrame, category: np.ndarray, category_names: np.ndarray, key_text: np.ndarray):
+    """The TOP_KEYS most frequent attribute keys of each level-2 category, ranked (ties by first appearance),
+    by name: (category, key, slot)."""
     keyed = pd.DataFrame({"category": category[attributes["product"].to_numpy()], "key": attributes["key"].to_numpy()})
+    keyed = keyed[keyed["category"] >= 0]
     ranked = keyed.groupby(["category", "key"]).size().rename("count").reset_index()
     ranked = ranked.sort_values(["category", "count", "key"], ascending=[True, False, True])
     ranked["slot"] = ranked.groupby("category").cumcount()
-    return ranked.loc[ranked["slot"] < TOP_KEYS, ["category", "key", "slot"]].reset_index(drop=True)
+    ranked = ranked[ranked["slot"] < TOP_KEYS]
+    return pd.DataFrame(
+        {
+            "category": category_names[ranked["category"].to_numpy()].astype(str),
+            "key": key_text[ranked["key"].to_numpy()].astype(str),
+            "slot": ranked["slot"].to_numpy(np.int64),
+        }
+    )
+
+
+def _codes_of(names: pd.Series, known: np.ndarray) -> np.ndarray:
+    """Positions of `names` in `known` (-1 where absent)."""
+    return (
+        pc.index_in(pa.array(names.to_numpy(dtype=object), pa.string()), pa.array(known, pa.string()))
+        .fill_null(-1)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64)
+    )
 
 
 def product_tables(
@@ -292,7 +314,10 @@ def product_tables(
     max_features: int,
     fit_sample: int = 200_000,
     seed: int = 0,
+    transforms: FeatureTransforms | None = None,
 ) -> ProductTables:
+    """Per-product inputs of the pair features. TF-IDF vocabularies, category shares and top keys come from
+    `transforms` when given (saved by an earlier run), else are fitted on these products."""
     if not products["variantid"].is_monotonic_increasing:  # prepare writes them sorted: no copy then
         products = products.sort_values("variantid", kind="stable")
     products = products.reset_index(drop=True)
@@ -330,22 +355,38 @@ def product_tables(
 
     name_and_attributes = pc.binary_join_element_wise(names_arrow, attribute_text, " ")
     codes, code_strings, code_texts = _codes(name_and_attributes)
-    tfidf = {
-        "name_char": fit_tfidf(names_arrow, "char_wb", (2, 4), max_features, fit_sample, seed),
-        "name_word": fit_tfidf(names_arrow, "word", (1, 1), max_features, fit_sample, seed),
-        "description_word": fit_tfidf(description_text, "word", (1, 1), max_features, fit_sample, seed),
-        "attributes_char": fit_tfidf(attribute_text, "char_wb", (2, 4), max_features, fit_sample, seed),
-    }
+    texts = {"name": names_arrow, "attributes": attribute_text, "description": description_text}
+    if transforms is None:
+        transforms = FeatureTransforms(
+            {
+                name: fit_text_vocabulary(texts[source], analyzer, ngrams, max_features, fit_sample, seed)
+                for name, (source, analyzer, ngrams) in TFIDF.items()
+            },
+            category_frequencies(categories, category_names),
+            _top_keys(attributes, categories["2"], category_names["2"], key_text),
+        )
+    frequency = {level: np.zeros(len(names), np.float32) for level, names in category_names.items()}
+    fitted = transforms.category_frequency
+    for level in CATEGORY_LEVELS:
+        at_level = fitted[fitted["level"] == level]
+        found = _codes_of(at_level["category"], category_names[level])
+        frequency[level][found[found >= 0]] = at_level["frequency"].to_numpy(np.float32)[found >= 0]
+    top_keys = transforms.top_keys.assign(
+        category=_codes_of(transforms.top_keys["category"], category_names["2"]),
+        key=_codes_of(transforms.top_keys["key"], key_text),
+    )
+    top_keys = top_keys[(top_keys["category"] >= 0) & (top_keys["key"] >= 0)].reset_index(drop=True)
     return ProductTables(
         ids=products["variantid"].to_numpy(np.int64),
         categories=categories,
         category_names=category_names,
+        category_frequency=frequency,
         names=names,
         name_lengths=pc.utf8_length(names_arrow).to_numpy().astype(np.float32),
-        texts={"name": names_arrow, "attributes": attribute_text, "description": description_text},
+        texts=texts,
         descriptions_present=products["description"].notna().to_numpy(np.float32),
         attributes=ItemRows.of(attributes, n),
-        top_keys=_top_keys(attributes, categories["2"]),
+        top_keys=top_keys,
         codes=codes,
         name_numbers=_name_numbers(names_arrow),
         code_strings=code_strings,
@@ -354,7 +395,8 @@ def product_tables(
         colours=ItemRows.of(colours, n),
         brands=brands,
         brand_text=brand_text,
-        tfidf=tfidf,
+        tfidf={name: Tfidf(transforms.tfidf[name], texts[source]) for name, (source, _, _) in TFIDF.items()},
+        transforms=transforms,
         embeddings=embeddings,
         photo_sets=photo_sets,
     )

@@ -1,4 +1,4 @@
-"""TF-IDF fitted once on a sample of distinct texts, rows transformed per chunk of pairs."""
+"""TF-IDF rows of products for a chunk of pairs (vocabularies: `matching.features.fitted`), and their cosines."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 
-from matching.encoders.lexical import fit_sample_rows
-from matching.encoders.tfidf import TfidfVocabulary, fit_tfidf_vocabulary
+from matching.encoders.tfidf import TfidfVocabulary
 
 
 def texts_at(texts: pa.Array, rows: np.ndarray) -> pa.Array:
@@ -41,13 +40,3 @@ class Tfidf:
 
     def cosine(self, rows: list[np.ndarray]) -> np.ndarray:
         return sparse_cosine(self.rows(rows[0]), self.rows(rows[1]), rows)
-
-
-def fit_tfidf(
-    texts: pa.Array, analyzer: str, ngrams: tuple[int, int], max_features: int, fit_sample: int, seed: int
-) -> Tfidf:
-    """TF-IDF (rows L2-normalised) fitted once on at most `fit_sample` distinct texts, drawn by seed."""
-    distinct = pc.unique(texts).drop_null()
-    if len(distinct) > fit_sample:
-        distinct = distinct.take(pa.array(fit_sample_rows(len(distinct), fit_sample, seed)))
-    return Tfidf(fit_tfidf_vocabulary(distinct, analyzer, ngrams, max_features), texts)

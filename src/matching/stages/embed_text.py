@@ -7,6 +7,7 @@ configured backend (`embed.<modality>.backend`). A product without the text gets
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,25 +16,49 @@ import pandas as pd
 from matching import config, paths
 from matching.config import Lexical, TextEmbedding
 from matching.encoders.base import TextEncoder, encode_distinct
+from matching.encoders.lexical import LexicalEncoder
 from matching.encoders.texts import TEXT_OF
-from matching.io import run_stage, write_arrays
+from matching.io import run_stage, write_arrays, write_json
 
 
 def make_encoder(
-    settings: TextEmbedding, device: str, lexical: Lexical, seed: int, cache_dir: Path | None = None
+    settings: TextEmbedding,
+    device: str,
+    lexical: Lexical,
+    seed: int,
+    cache_dir: Path | None = None,
+    fitted: list | None = None,
 ) -> TextEncoder:
-    """The encoder `settings.backend` names (the config allows only these two)."""
+    """The encoder `settings.backend` names (the config allows only these two); a lexical encoder fits
+    on the texts it encodes and appends what it fitted to `fitted`."""
     if settings.backend == "lexical":
         from matching.encoders.lexical import lexical_encoder
 
-        return lexical_encoder(
-            lexical.dim, lexical.ngram_min, lexical.ngram_max, lexical.max_features, seed, lexical.fit_sample
-        )
+        return lexical_encoder(seed, fitted, **dataclasses.asdict(lexical))
     from matching.encoders.transformer import sentence_transformer_encoder
 
     return sentence_transformer_encoder(
         settings.model, device, settings.batch_size, settings.max_length, settings.precision, cache_dir
     )
+
+
+def save_encoder(folder: Path, settings: TextEmbedding, lexical: LexicalEncoder | None) -> None:
+    """The fitted lexical encoder, or the transformer's settings, alone in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():
+        stale.unlink()
+    if lexical is not None:
+        lexical.save(folder / "lexical.npz")
+    elif settings.backend != "lexical":
+        write_json(
+            {
+                "backend": settings.backend,
+                "model": settings.model,
+                "max_length": settings.max_length,
+                "precision": settings.precision,
+            },
+            folder / "transformer.json",
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,8 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     settings = getattr(cfg.embed, args.modality)
     products = pd.read_parquet(layout.products, columns=["variantid", "attributes", "description"])
     texts = TEXT_OF[args.modality](products)
-    encoder = make_encoder(settings, cfg.embed.device, cfg.embed.lexical, cfg.seed, layout.encode_cache / args.modality)
+    fitted: list = []
+    encoder = make_encoder(
+        settings, cfg.embed.device, cfg.embed.lexical, cfg.seed, layout.encode_cache / args.modality, fitted
+    )
     vectors = encode_distinct(texts, encoder)
+    save_encoder(layout.encoder_dir(args.modality), settings, fitted[0] if fitted else None)
     write_arrays(
         {"variantid": products["variantid"].to_numpy(np.int64), "vectors": vectors},
         layout.embedding_file(args.modality),

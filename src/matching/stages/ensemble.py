@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     cfg = config.load(layout.params)
     matchers, method = list(cfg.train.matchers), cfg.ensemble.method
     oof, test = gather(layout, matchers)
-    oof_score, test_score = combine(oof, test, matchers, method)
+    oof_score, test_score, fitted = combine(oof, test, matchers, method)
     target, category = oof.target.to_numpy(), oof.category.to_numpy()
     singles = {name: metric.competition_metric(target, oof[name].to_numpy(), category) for name in matchers}
     best = max(singles, key=singles.get)
     ensemble_metric = metric.competition_metric(target, oof_score, category)
+    write_json(fitted, layout.model_dir(paths.ENSEMBLE_NAME) / "ensemble.json")  # plain JSON: loads without code
     write_parquet(oof.drop(columns=matchers).assign(score=oof_score), layout.oof_file(paths.ENSEMBLE_NAME))
     write_parquet(test[KEYS].assign(score=test_score), layout.test_scores_file(paths.ENSEMBLE_NAME))
     write_json(

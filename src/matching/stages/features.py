@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     cfg = config.load(layout.params)
     tables = load_tables(layout, cfg.features, cfg.seed)
+    tables.transforms.save(layout.feature_transforms)
     # Each test pair once (repeats, the other orientation and self pairs get their score in predict).
     train, test = pd.read_parquet(layout.train_pairs), distinct_test_pairs(pd.read_parquet(layout.test_pairs))
     both = pair_features(pd.concat([train, test], ignore_index=True), tables, list(cfg.features.groups))
