@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from matching.encoders.base import TextEncoder
-from matching.encoders.tfidf import TfidfVocabulary, fit_tfidf_vocabulary, in_text_chunks
+from matching.encoders.tfidf import TfidfVocabulary, arrow_texts, fit_tfidf_vocabulary, in_text_chunks
 from matching.io import read_arrays, write_arrays
 
 
@@ -27,7 +27,7 @@ class LexicalEncoder:
     dim: int  # width of every vector; columns past the components are zeros
 
     def encode(self, texts: Sequence[str] | pa.Array, chunk: int = 65_536) -> np.ndarray:
-        texts = texts if isinstance(texts, pa.Array) else pa.array(list(texts), type=pa.large_string())
+        texts = arrow_texts(texts)
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         if self.vocabulary is None or len(self.components) == 0:
             return vectors
@@ -63,7 +63,7 @@ def fit_lexical(
     """TF-IDF and SVD fitted on a seeded sample of at most `fit_sample` of `texts` (all when fewer)."""
     from sklearn.decomposition import TruncatedSVD
 
-    texts = texts if isinstance(texts, pa.Array) else pa.array(list(texts), type=pa.large_string())
+    texts = arrow_texts(texts)
     sample_texts = texts.take(pa.array(fit_sample_rows(len(texts), fit_sample, seed)))
     vocabulary = fit_tfidf_vocabulary(sample_texts, "char_wb", (ngram_min, ngram_max), max_features)
     components = np.zeros((0, 0), dtype=np.float32)
@@ -84,6 +84,7 @@ def lexical_encoder(
     appended to `fitted` (the stage saves it)."""
 
     def encode(texts: Sequence[str]) -> np.ndarray:
+        texts = arrow_texts(texts)  # once: fitting and encoding both read the Arrow array
         encoder = fit_lexical(texts, seed=seed, **settings)
         if fitted is not None:
             fitted.append(encoder)

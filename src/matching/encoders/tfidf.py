@@ -43,7 +43,7 @@ class TfidfVocabulary:
 
     def transform(self, texts: pa.Array | Sequence[str | None], threads: int = THREADS) -> sparse.csr_matrix:
         """One L2-normalised row a text (float32); a null or empty text gives an empty row."""
-        parts = in_text_chunks(self._transform_chunk, _arrow(texts), threads)
+        parts = in_text_chunks(self._transform_chunk, arrow_texts(texts), threads)
         if not parts:
             return sparse.csr_matrix((0, len(self.idf)), dtype=np.float32)
         return sparse.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
@@ -59,9 +59,8 @@ class TfidfVocabulary:
             terms = {"term_utf8": utf8.copy(), "term_offsets": offsets - offsets[0]}
         else:
             terms = {"terms": np.asarray(self.terms, np.uint64)}
-        header = {"analyzer": ANALYZERS.index(self.analyzer), "ngrams": self.ngrams}
         arrays = {
-            "header": np.array([header["analyzer"], *header["ngrams"]], np.int64),
+            "header": np.array([ANALYZERS.index(self.analyzer), *self.ngrams], np.int64),
             "alphabet": self.alphabet.astype(np.uint32),
             "idf": self.idf.astype(np.float32),
             **terms,
@@ -113,7 +112,7 @@ def fit_tfidf_vocabulary(
         raise ValueError(f"analyzer {analyzer!r}: use 'char_wb' or 'word'")
     if not 1 <= ngrams[0] <= ngrams[1] <= MAX_NGRAM:
         raise ValueError(f"n-gram range {ngrams}: use 1 <= min <= max <= {MAX_NGRAM}")
-    texts = _arrow(texts)
+    texts = arrow_texts(texts)
     if analyzer == "word":
         _, words = _words(texts, WORD_SEPARATORS)
         counts = pc.value_counts(words).flatten()
@@ -160,7 +159,8 @@ def in_text_chunks(work, texts: pa.Array, threads: int = THREADS, chunk: int = 0
         return list(pool.map(work, chunks))
 
 
-def _arrow(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.Array:
+def arrow_texts(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> pa.Array:
+    """Texts as one Arrow large_string array (no copy when they already are one)."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     if not isinstance(texts, pa.Array):

@@ -29,11 +29,9 @@ def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_photos: int
     # every photo read once a pair rather than once per cell of the cosine matrix.
     both = np.flatnonzero((ka > 0) & (kb > 0))
     size_key = ka[both].astype(np.int64) * (int(kb.max()) + 1) + kb[both]
-    by_size = both[np.argsort(size_key, kind="stable")]
-    bounds = np.flatnonzero(np.diff(np.sort(size_key))) + 1
-    for group in np.split(by_size, bounds):
-        if len(group) == 0:
-            continue
+    order = np.argsort(size_key, kind="stable")
+    bounds = np.flatnonzero(np.diff(size_key[order])) + 1
+    for group in np.split(both[order], bounds) if len(both) else []:
         a, b = int(ka[group[0]]), int(kb[group[0]])
         step = max(1, chunk_photos // (a + b))
         for chunk in np.split(group, np.arange(step, len(group), step)):

@@ -365,7 +365,7 @@ def product_tables(
             category_frequencies(categories, category_names),
             _top_keys(attributes, categories["2"], category_names["2"], key_text),
         )
-    frequency = {level: np.zeros(len(names), np.float32) for level, names in category_names.items()}
+    frequency = {level: np.zeros(len(known), np.float32) for level, known in category_names.items()}
     fitted = transforms.category_frequency
     for level in CATEGORY_LEVELS:
         at_level = fitted[fitted["level"] == level]
