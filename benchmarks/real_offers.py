@@ -83,7 +83,7 @@ def build_features(work: Path) -> None:
 
 def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict) -> None:
     """The DAG's stages in order, in `work`, on `raw_dir`."""
-    from matching.stages import ensemble, evaluate
+    from matching.stages import ensemble, evaluate, predict
 
     write_params(raw_dir, work, matchers, overrides)
     build_features(work)
@@ -92,6 +92,7 @@ def run_pipeline(raw_dir: Path, work: Path, matchers: list[str], overrides: dict
             __import__(f"matching.stages.train_{name}", fromlist=["main"]).main([])
         ensemble.main([])
         evaluate.main([])
+        predict.main([])
 
 
 def test_scores(work: Path, model: str, labels: pd.DataFrame) -> dict:
@@ -99,7 +100,8 @@ def test_scores(work: Path, model: str, labels: pd.DataFrame) -> dict:
     with working_dir(work):
         oof = pd.read_parquet(LAYOUT.oof_file(model))
         _, threshold = metric.best_f1(oof.target.to_numpy(), oof.score.to_numpy())
-        scores = pd.read_parquet(LAYOUT.test_scores_file(model))
+        predictions = pd.read_parquet(LAYOUT.test_predictions)
+        scores = predictions[["variantid1", "variantid2"]].assign(score=predictions[model])
         oof_summary = metric.summary(oof.target.to_numpy(), oof.score.to_numpy(), oof.category.to_numpy())
     # Test rows may repeat a pair: each row gets its pair's score, as in the submission.
     row_scores = scores_of_rows(labels, scores)

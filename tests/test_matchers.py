@@ -11,9 +11,12 @@ import yaml
 
 from conftest import LAYOUT, REPO
 from matching import metric, paths
+from matching.data.cleaning import scores_of_rows
 from matching.demo.generator import DemoSize, generate
+from matching.io import StageError
 from matching.matchers import ensemble as ensembling
 from matching.matchers.crossfit import cross_fit
+from matching.scoring import TrainedMatcher
 from matching.stages import embed_names, embed_photos, embed_text, ensemble, evaluate, features, predict
 from matching.stages.generate_demo import write_tables
 from matching.stages.prepare import prepare
@@ -65,8 +68,9 @@ def test_each_matcher_beats_chance_by_a_clear_margin(featurized, name):
     module.main([])
     quality, oof = oof_quality(name)
     assert quality > oof.target.mean() + MARGIN.get(name, 0.15)
-    test = pd.read_parquet(LAYOUT.test_scores_file(name))
-    assert len(test) == SMALL.n_test_pairs and test.score.between(0, 1).all()
+    if name == "lightautoml":  # no loadable model: its stage scores the test pairs itself
+        test = pd.read_parquet(LAYOUT.test_scores_file(name))
+        assert len(test) == SMALL.n_test_pairs and test.score.between(0, 1).all()
 
 
 def test_lightautoml_without_the_extra_says_how_to_install(featurized, monkeypatch):
@@ -100,18 +104,40 @@ def test_ensemble_evaluate_and_predict_follow_the_chosen_model(featurized):
         ensemble.main([])
         quality, oof = oof_quality("ensemble")
         assert quality > oof.target.mean() + 0.2
-    for model in ("siamese", "ensemble"):
+    test_pairs = pd.read_parquet(featurized / "data" / "demo" / "test.parquet")
+    shuffled = test_pairs.sample(frac=1.0, random_state=1)
+    for model in ("siamese", "ensemble"):  # the ensemble as rank_mean: new rows ranked against its reference
         params["train"]["submit"] = model
         params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
         evaluate.main([])
         predict.main([])
         submission = pd.read_csv(LAYOUT.submission)
-        scores = pd.read_parquet(LAYOUT.test_scores_file(model))
-        np.testing.assert_allclose(submission.target, scores.score.clip(0, 1))
+        predictions = pd.read_parquet(LAYOUT.test_predictions)
+        assert set(predictions) >= {"lightgbm", "siamese", "pairwise", "ensemble"}
+        np.testing.assert_allclose(
+            submission.target, scores_of_rows(submission, predictions.assign(score=predictions[model]))
+        )
         assert yaml.safe_load(LAYOUT.evaluate_metrics.read_text())["model"] == model
+        # The score command's path, from the archive's files, gives the pipeline's submission, in any row order.
+        matcher = TrainedMatcher.load(featurized)
+        scored = matcher.score(test_pairs, featurized / "data" / "demo")
+        assert scored[["variantid1", "variantid2"]].equals(submission[["variantid1", "variantid2"]])
+        np.testing.assert_allclose(scored.target, submission.target, rtol=0, atol=1e-6)
+        again = matcher.score(shuffled, featurized / "data" / "demo")
+        np.testing.assert_allclose(again.target, scored.target.to_numpy()[shuffled.index], rtol=0, atol=1e-6)
     table = yaml.safe_load(LAYOUT.matchers_metrics.read_text())
     assert set(table) == {"lightgbm", "siamese", "pairwise", "ensemble"}
     assert all(0 <= row["competition_metric"] <= 1 for row in table.values())
+
+
+def test_a_model_that_needs_lightautoml_cannot_score_new_pairs_and_says_why(featurized):
+    params = yaml.safe_load((featurized / "params.yaml").read_text())
+    params["train"].update(matchers=["lightgbm", "lightautoml"], submit="ensemble")
+    other = featurized / "automl_submitted"
+    other.mkdir()
+    (other / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    with pytest.raises(StageError, match="needs lightautoml, whose fitted models are Python pickles"):
+        TrainedMatcher.load(other)
 
 
 def test_out_of_fold_scores_never_come_from_a_model_that_saw_the_row():
@@ -133,9 +159,9 @@ def test_stacked_ensemble_of_a_fold_ignores_that_folds_labels():
     target = rng.integers(0, 2, 400)
     fold = np.repeat([0, 1, 2, 3], 100)
     scores = np.clip(target[:, None] * 0.3 + rng.random((400, 2)) * 0.7, 0.01, 0.99)
-    base, _, _ = ensembling.stacking(scores, target, fold, scores[:5])
+    base, _ = ensembling.stacking(scores, target, fold)
     flipped = target.copy()
     flipped[fold == 2] = 1 - flipped[fold == 2]
-    again, _, _ = ensembling.stacking(scores, flipped, fold, scores[:5])
+    again, _ = ensembling.stacking(scores, flipped, fold)
     np.testing.assert_allclose(again[fold == 2], base[fold == 2])
     assert not np.allclose(again[fold != 2], base[fold != 2])

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -38,6 +39,28 @@ def test_repro_leaves_every_declared_output_and_learns(repo):
 def test_repro_again_runs_nothing(repo):
     assert "didn't change, skipping" in run(["dvc", "repro"], repo).stdout
     assert run(["dvc", "status"], repo).stdout.strip().startswith("Data and pipelines are up to date")
+
+
+def test_the_score_command_on_the_test_pairs_gives_the_pipelines_submission(repo, tmp_path):
+    command = ["matching-score", "data/demo/test.parquet", "--products", "data/demo"]
+    result = run([*command, "--output", str(tmp_path / "scored.csv")], repo)
+    assert "pairs scored by ensemble" in result.stdout
+    scored, submission = pd.read_csv(tmp_path / "scored.csv"), pd.read_csv(repo / "data" / "submission.csv")
+    assert scored[["variantid1", "variantid2"]].equals(submission[["variantid1", "variantid2"]])
+    np.testing.assert_allclose(scored.target, submission.target, rtol=0, atol=1e-6)
+    assert "--products" in run(["python", "-m", "matching.scoring", "--help"], repo).stdout
+    # Bad input: one line naming the file, the column and the value, exit status 2, no output written.
+    pairs = pd.read_parquet(repo / "data" / "demo" / "test.parquet").head(5)
+    pairs.loc[3, "variantid2"] = 999
+    pairs.to_csv(tmp_path / "unknown.csv", index=False)
+    bad = run(
+        [*command[:1], str(tmp_path / "unknown.csv"), *command[2:], "--output", str(tmp_path / "out.csv")],
+        repo,
+        check=False,
+    )
+    assert bad.returncode == 2 and not (tmp_path / "out.csv").exists()
+    assert bad.stderr.strip().count("\n") == 0
+    assert "unknown.csv: column variantid2 names product 999 at row 3" in bad.stderr
 
 
 def test_experiments_change_params_and_compare_metrics(repo):

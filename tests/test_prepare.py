@@ -70,8 +70,7 @@ def test_split_product_files_are_accepted(raw_dir):
 
 
 def test_each_test_pair_is_scored_once_and_every_row_gets_its_score():
-    from matching.data.cleaning import distinct_test_pairs, scores_of_rows
-    from matching.stages.predict import submission
+    from matching.data.cleaning import distinct_test_pairs, scores_of_rows, submission
 
     test = pd.DataFrame({"variantid1": [1, 3, 1, 4, 1, 5, 2], "variantid2": [2, 4, 2, 3, 2, 5, 1]})
     distinct = distinct_test_pairs(test)
@@ -80,5 +79,15 @@ def test_each_test_pair_is_scored_once_and_every_row_gets_its_score():
     np.testing.assert_array_equal(scores_of_rows(test, scored), [0.25, 0.75, 0.25, 0.75, 0.25, 1.0, 0.25])
     frame = submission(test, scored)
     assert frame[["variantid1", "variantid2"]].equals(test) and frame.target.tolist()[:2] == [0.25, 0.75]
-    with pytest.raises(StageError, match="test row 1 has no score"):
+    with pytest.raises(StageError, match="pair row 1 has no score"):
         submission(test, scored.iloc[:1])
+
+
+def test_which_pairs_are_scored_and_how_does_not_depend_on_row_order():
+    from matching.data.cleaning import distinct_test_pairs
+
+    # (9, 8) is given one way only and keeps its orientation; (1, 2) both ways becomes (smaller, larger).
+    test = pd.DataFrame({"variantid1": [2, 9, 1, 2, 3], "variantid2": [1, 8, 2, 1, 3]})
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 2, 0, 4, 3]):
+        distinct = distinct_test_pairs(test.iloc[order])
+        assert sorted(distinct.values.tolist()) == [[1, 2], [9, 8]]

@@ -36,7 +36,7 @@ def test_labels_change_nothing_but_the_test_scores(tmp_path, demo_tables, monkey
         "data/features/train.parquet",
         "data/features/test.parquet",
         "data/scores/lightgbm/oof.parquet",
-        "data/scores/lightgbm/test.parquet",
+        "data/predictions/test.parquet",
     ):
         assert (work_a / relative).read_bytes() == (work_b / relative).read_bytes(), relative
     test = demo_tables["test"].to_pandas()

@@ -64,10 +64,24 @@ def test_saved_stacker_weights_give_the_stackers_probabilities():
     rng = np.random.default_rng(3)
     target = rng.integers(0, 2, 300)
     scores = np.clip(target[:, None] * 0.4 + rng.random((300, 3)) * 0.6, 0.01, 0.99)
-    _, test, weights = ensemble.stacking(scores, target, np.repeat([0, 1, 2], 100), scores[:20])
+    _, weights = ensemble.stacking(scores, target, np.repeat([0, 1, 2], 100))
     reference = LogisticRegression(C=1.0).fit(ensemble.logit(scores), target)
-    np.testing.assert_allclose(test, reference.predict_proba(ensemble.logit(scores[:20]))[:, 1], rtol=1e-10)
-    np.testing.assert_allclose(ensemble.stacked(json.loads(json.dumps(weights)), scores[:20]), test, rtol=1e-12)
+    expected = reference.predict_proba(ensemble.logit(scores[:20]))[:, 1]
+    np.testing.assert_allclose(ensemble.stacked(json.loads(json.dumps(weights)), scores[:20]), expected, rtol=1e-10)
+
+
+def test_saved_rank_reference_scores_a_row_alike_whatever_is_scored_with_it(tmp_path):
+    rng = np.random.default_rng(4)
+    oof = pd.DataFrame(rng.random((200, 2)).round(2), columns=["a", "b"]).assign(target=0, fold=0)
+    oof_scores, fitted, reference = ensemble.combine(oof, ["a", "b"], "rank_mean")
+    ensemble.save_ensemble(tmp_path, fitted, reference)
+    fitted, reference = ensemble.load_ensemble(tmp_path)
+    # Out-of-fold rows ranked against the reference get their rank_mean (ties averaged, as rankdata does).
+    np.testing.assert_allclose(ensemble.ensemble_scores(fitted, reference, oof[["a", "b"]].to_numpy()), oof_scores)
+    new = rng.random((30, 2))
+    alone = [ensemble.ensemble_scores(fitted, reference, new[i : i + 1])[0] for i in range(len(new))]
+    np.testing.assert_allclose(ensemble.ensemble_scores(fitted, reference, new), alone)
+    assert 0 < min(alone) and max(alone) < 1
 
 
 def catalog():

@@ -174,5 +174,6 @@ def run_stage(main: Callable[[list[str] | None], None]) -> None:
         sys.exit(2)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
     spec = getattr(sys.modules["__main__"], "__spec__", None)  # `python -m matching.x` runs as __main__
-    stage = " ".join([(spec.name if spec else main.__module__).rsplit(".", 1)[-1]] + sys.argv[1:])
+    module = (spec.name if spec else main.__module__).removesuffix(".__main__").removesuffix(".command")
+    stage = " ".join([module.rsplit(".", 1)[-1]] + sys.argv[1:])
     print(f"stage {stage}: {time.perf_counter() - start:.1f} s, peak memory {peak_gib:.2f} GiB")

@@ -112,6 +112,11 @@ class Layout:
     def submission(self) -> Path:
         return self.data / "submission.csv"
 
+    @property
+    def test_predictions(self) -> Path:
+        """Every matcher's and the ensemble's score of each distinct test pair, written by predict."""
+        return self.data / "predictions" / "test.parquet"
+
     def model_dir(self, name: str) -> Path:
         return self.root / "models" / name
 
@@ -119,6 +124,11 @@ class Layout:
     def feature_transforms(self) -> Path:
         """What the features stage fitted on the products (`matching.features.fitted`)."""
         return self.root / "models" / "features"
+
+    @property
+    def neighbour_candidates(self) -> Path:
+        """The train pairs' similarities that the `neighbours` group ranks new pairs among."""
+        return self.feature_transforms / "candidates.parquet"
 
     def encoder_dir(self, modality: str) -> Path:
         """What embed_text fitted or used for a text modality: `lexical.npz` (TF-IDF and SVD as plain

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from matching.io import DataError
+from matching.io import DataError, StageError
 
 
 def unordered_key(left: np.ndarray, right: np.ndarray) -> pd.MultiIndex:
@@ -67,11 +67,20 @@ def check_both_classes(train: pd.DataFrame, label: str) -> None:
 
 
 def distinct_test_pairs(test: pd.DataFrame) -> pd.DataFrame:
-    """The pairs to score: each pair once whatever its orientation or repeats (the first row's
-    orientation kept), self pairs left out (a product matches itself)."""
-    key = unordered_key(test.variantid1.to_numpy(), test.variantid2.to_numpy())
-    keep = ~key.duplicated(keep="first") & (test.variantid1 != test.variantid2).to_numpy()
-    return test.loc[keep, ["variantid1", "variantid2"]].reset_index(drop=True)
+    """The pairs to score: each pair once whatever its orientation or repeats, self pairs left out (a
+    product matches itself). A pair keeps its orientation unless the rows give it both ways, then it
+    is scored as (smaller id, larger id): which pairs are scored, and how, never depends on row order."""
+    left, right = test.variantid1.to_numpy(np.int64), test.variantid2.to_numpy(np.int64)
+    key = unordered_key(left, right)
+    low, high = key.get_level_values(0).to_numpy(), key.get_level_values(1).to_numpy()
+    both_ways = pd.Series(left < right).groupby([low, high]).transform("nunique").to_numpy() > 1
+    keep = ~key.duplicated(keep="first") & (left != right)
+    return pd.DataFrame(
+        {
+            "variantid1": np.where(both_ways, low, left)[keep],
+            "variantid2": np.where(both_ways, high, right)[keep],
+        }
+    )
 
 
 def scores_of_rows(test: pd.DataFrame, scored: pd.DataFrame) -> np.ndarray:
@@ -84,6 +93,16 @@ def scores_of_rows(test: pd.DataFrame, scored: pd.DataFrame) -> np.ndarray:
     scores = known.reindex(rows).to_numpy(np.float64, copy=True)
     scores[(test.variantid1 == test.variantid2).to_numpy()] = 1.0
     return scores
+
+
+def submission(pairs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Every row of `pairs` with its pair's score (`scores`: the distinct pairs' ids and score) as
+    `target`, a probability: a repeated row or the other orientation the same score, a self pair 1."""
+    row_scores = scores_of_rows(pairs, scores)
+    if np.isnan(row_scores).any():
+        row = int(np.flatnonzero(np.isnan(row_scores))[0])
+        raise StageError(f"pair row {row} has no score: the scores are older than the pairs; rerun `dvc repro`")
+    return pairs[["variantid1", "variantid2"]].reset_index(drop=True).assign(target=np.clip(row_scores, 0.0, 1.0))
 
 
 def test_pair_counts(test: pd.DataFrame) -> dict:

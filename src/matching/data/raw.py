@@ -80,19 +80,39 @@ def read_table(path: Path, columns: tuple[str, ...]) -> pa.Table:
         return handle.read(columns=list(columns))
 
 
-def iter_batches(raw_dir: Path, name: str, columns: list[str]) -> Iterator[tuple[str, int, pa.RecordBatch]]:
-    """Row batches of a product file (both layouts), with the file's name and the batch's first row."""
+def iter_batches(
+    raw_dir: Path, name: str, columns: list[str], wanted_ids: np.ndarray | None = None
+) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+    """Row batches of a product file (both layouts), with the file's name and the batch's first row.
+    With `wanted_ids` (sorted), a row group none of them is in is skipped, by its id statistics or by
+    its id column alone, before its other columns are read."""
     for path in product_file_paths(raw_dir, name):
         offset = 0
         handle = open_parquet(path, columns)
         # Row group by row group: ParquetFile.iter_batches holds on to the buffers of the groups it
         # has read (about 3 GB after 12 groups of the full-size photo file), read_row_group does not.
         for group in range(handle.num_row_groups):
+            rows = handle.metadata.row_group(group).num_rows
+            if wanted_ids is not None and not _may_hold(handle, path, group, wanted_ids):
+                offset += rows
+                continue
             with readable(path):
                 table = handle.read_row_group(group, columns=columns)
             for batch in table.to_batches(max_chunksize=BATCH_ROWS):
                 yield str(path), offset, batch
                 offset += batch.num_rows
+
+
+def _may_hold(handle: pq.ParquetFile, path: Path, group: int, wanted_ids: np.ndarray) -> bool:
+    """Whether a row group may hold one of the wanted ids: its min/max statistics first, then its ids."""
+    statistics = handle.metadata.row_group(group).column(handle.schema_arrow.get_field_index("variantid")).statistics
+    if statistics is not None and statistics.has_min_max:
+        first, last = np.searchsorted(wanted_ids, [statistics.min, statistics.max], side="left")
+        if first == last and (last == len(wanted_ids) or wanted_ids[last] != statistics.max):
+            return False
+    with readable(path):
+        ids = handle.read_row_group(group, columns=["variantid"]).column(0).to_numpy()
+    return bool(contains(wanted_ids, ids.astype(np.int64, copy=False)).any())
 
 
 def read_product_file(raw_dir: Path, name: str, columns: tuple[str, ...] | None = None) -> pa.Table:
@@ -102,15 +122,26 @@ def read_product_file(raw_dir: Path, name: str, columns: tuple[str, ...] | None 
 
 
 def raw_batches_for(
-    raw_dir: Path, name: str, columns: list[str], wanted_ids: np.ndarray
+    raw_dir: Path, name: str, columns: list[str], wanted_ids: np.ndarray, skip_groups: bool = False
 ) -> Iterator[tuple[str, np.ndarray, pa.Table]]:
-    """Batches of a raw product file cut to the wanted products: (label, ids, table)."""
+    """Batches of a raw product file cut to the wanted products: (label, ids, table). `skip_groups`
+    first reads a row group's ids alone and skips it if it holds no wanted product (worth it when the
+    wanted products are few)."""
     wanted_ids = np.sort(wanted_ids)
-    for label, _, batch in iter_batches(raw_dir, name, ["variantid"] + columns):
+    for label, _, batch in iter_batches(raw_dir, name, ["variantid"] + columns, wanted_ids if skip_groups else None):
         ids = batch.column(0).to_numpy().astype(np.int64, copy=False)
         mask = contains(wanted_ids, ids)
         if mask.any():
             yield label, ids[mask], pa.Table.from_batches([batch]).filter(pa.array(mask))
+
+
+def read_product_rows(raw_dir: Path, name: str, columns: tuple[str, ...], wanted_ids: np.ndarray) -> pa.Table:
+    """The rows of a product file (both layouts) whose variantid is wanted, row groups without one skipped."""
+    columns = ("variantid", *columns)
+    parts = [table for _, _, table in raw_batches_for(raw_dir, name, list(columns[1:]), wanted_ids, skip_groups=True)]
+    if parts:
+        return pa.concat_tables(parts, promote_options="permissive")
+    return open_parquet(product_file_paths(raw_dir, name)[0], columns).schema_arrow.empty_table().select(list(columns))
 
 
 def read_pairs(raw_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

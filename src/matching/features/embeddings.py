@@ -13,7 +13,8 @@ def embedding_group(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     """Distances of every embedding of every modality; per-product scalars as min, max, |difference|.
     One modality's file is in memory at a time."""
     columns: Arrays = {}
-    for modality, source in tables.embeddings.items():
+    for modality in sorted(tables.embeddings):  # columns in one order, however the tables were built
+        source = tables.embeddings[modality]
         arrays = loaded(source)  # a lazy np.load archive: one matrix in memory at a time
         ids = arrays["variantid"]
         order = np.argsort(ids, kind="stable")

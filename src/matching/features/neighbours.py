@@ -1,14 +1,20 @@
 """Feature group `neighbours`: how a pair's similarity compares with the product's other candidate pairs.
 
 A product usually has one match among its candidates, so "is this the most similar of the
-product's pairs, and by how much" says more than the similarity alone. The candidates are all
-pairs the stage is given, train and test together (never their targets): a product's pairs are
-the rows where it appears on either side. Computed from the other groups' columns, so it runs last.
+product's pairs, and by how much" says more than the similarity alone. A product's candidates are
+the pairs where it appears on either side, among the pairs featured together and the `candidates`
+given beside them (never their targets): the features stage features train and test pairs together;
+new pairs are featured with the training pairs as candidates (their similarities, saved by the
+features stage), so that a test file scored anew sees what the pipeline saw. Ranks depend on the
+values alone, never on the order of the pairs. Computed from the other groups' columns, so it runs last.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from matching.features.columns import KEYS
 
 # Similarities (higher: more alike) that are ranked, those of the groups that are on.
 SCORES = (
@@ -44,15 +50,26 @@ def best_of_others(product: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, 
     return best_other, row_rank
 
 
-def neighbour_group(rows: list[np.ndarray], columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """For each side's product (its row in the product tables; -1: unknown) and each
-    similarity in SCORES: the gap to the best of the product's other pairs and the pair's rank
-    among them; and each side's number of pairs."""
-    n_pairs = len(rows[0])
-    product = np.concatenate(rows)  # a product's pairs, whichever side it is on
+def neighbour_group(
+    pair_ids: list[np.ndarray],
+    known: np.ndarray,
+    columns: dict[str, np.ndarray],
+    candidates: pd.DataFrame | None = None,
+) -> dict[str, np.ndarray]:
+    """For each side's product (`pair_ids`: variantid1 and variantid2) and each similarity in SCORES:
+    the gap to the best of the product's other pairs and the pair's rank among them; and each side's
+    number of pairs. `known`: pairs whose products are both known (the others get NaN, as in the other
+    groups); `candidates`: more pairs (KEYS and the SCORES columns) that count among a product's pairs."""
+    n_pairs = len(pair_ids[0])
+    extra = candidates if candidates is not None else pd.DataFrame({k: np.empty(0, np.int64) for k in KEYS})
+    product = np.concatenate([*pair_ids, *(extra[k].to_numpy(np.int64) for k in KEYS)])
     out: dict[str, np.ndarray] = {}
     for name in (s for s in SCORES if s in columns):
-        score = np.tile(columns[name].astype(np.float64), 2)
+        if candidates is not None and name not in candidates:
+            raise ValueError(f"the candidate pairs lack {name}; rerun the features stage that saved them")
+        own = columns[name].astype(np.float64)
+        theirs = candidates[name].to_numpy(np.float64) if candidates is not None else np.empty(0)
+        score = np.concatenate([own, own, theirs, theirs])
         other, rank = best_of_others(product, score)
         missing = np.isnan(score)
         for side in (0, 1):
@@ -60,7 +77,6 @@ def neighbour_group(rows: list[np.ndarray], columns: dict[str, np.ndarray]) -> d
             out[f"nbr_{name}_gap{side + 1}"] = np.where(missing[part], np.nan, score[part] - other[part])
             out[f"nbr_{name}_rank{side + 1}"] = np.where(missing[part], np.nan, rank[part])
     _, index, counts = np.unique(product, return_inverse=True, return_counts=True)
-    known = (rows[0] >= 0) & (rows[1] >= 0)  # as in the other groups, a pair with an unknown product is all NaN
     for side in (0, 1):
         out[f"nbr_pairs{side + 1}"] = np.where(known, counts[index[side * n_pairs : (side + 1) * n_pairs]], np.nan)
     return {name: values.astype(np.float32) for name, values in out.items()}

@@ -37,11 +37,15 @@ GROUPS: dict[str, Callable[[list[np.ndarray], ProductTables], Arrays]] = {
 ALL_GROUPS = [*GROUPS, "neighbours"]
 
 
-def pair_features(pairs: pd.DataFrame, tables: ProductTables, groups: list[str]) -> pd.DataFrame:
+def pair_features(
+    pairs: pd.DataFrame, tables: ProductTables, groups: list[str], candidates: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Features of `pairs` from the chosen groups, in the pairs' order. `neighbours` compares each
-    pair with the other rows of `pairs` that share a product: pass all candidate pairs at once."""
+    pair with the other rows of `pairs` and of `candidates` (KEYS and similarity columns of pairs
+    featured earlier) that share a product."""
     pairs = pairs.reset_index(drop=True)
-    rows = [positions(tables.ids, pairs[k].to_numpy(np.int64)) for k in KEYS]
+    ids = [pairs[k].to_numpy(np.int64) for k in KEYS]
+    rows = [positions(tables.ids, side) for side in ids]
     meta = pairs[[c for c in META if c in pairs]].copy()
     code = np.where(rows[0] >= 0, tables.categories["2"][np.maximum(rows[0], 0)], -1)
     names = np.append(tables.category_names["2"], "unknown").astype(object)
@@ -50,5 +54,5 @@ def pair_features(pairs: pd.DataFrame, tables: ProductTables, groups: list[str])
     for group in (g for g in groups if g in GROUPS):
         columns.update(GROUPS[group](rows, tables))
     if "neighbours" in groups:
-        columns.update(neighbour_group(rows, columns))
+        columns.update(neighbour_group(ids, (rows[0] >= 0) & (rows[1] >= 0), columns, candidates))
     return pd.concat([meta, pd.DataFrame(columns).astype(np.float32)], axis=1)

@@ -39,14 +39,19 @@ class ProductBlocks:
     values: np.ndarray  # (n + 1, total width) float32, missing -> 0
     mask: np.ndarray  # (n + 1, blocks) float32, 1 where the block is present
     widths: list[int]
+    norms: list[float]  # each block's divisor: the mean norm of its vectors over the products it was fitted on
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         found = positions(self.ids, ids)
         return np.where(found >= 0, found, len(self.ids))
 
 
-def product_blocks(embeddings: Mapping[str, Mapping[str, np.ndarray]]) -> ProductBlocks:
-    """Stack every vector-valued embedding of every modality, aligned on variantid.
+def product_blocks(
+    embeddings: Mapping[str, Mapping[str, np.ndarray]], norms: list[float] | None = None
+) -> ProductBlocks:
+    """Stack every vector-valued embedding of every modality, aligned on variantid, each block divided
+    by its mean vector norm over these products, or by `norms` (saved with a trained network, so that
+    new products are scaled as the training products were).
 
     The matrix is allocated once and each embedding is read only while it is copied in: `embeddings`
     may be memory-mapped files (`io.StoredArrays`), so the full-size product matrix (2.25 M x 576
@@ -64,9 +69,11 @@ def product_blocks(embeddings: Mapping[str, Mapping[str, np.ndarray]]) -> Produc
         for name, shape in sorted(shapes[m].items())
         if name != "variantid" and len(shape) == 2
     ]
+    if norms is not None and len(norms) != len(layout):
+        raise ValueError(f"{len(norms)} saved block norms for {len(layout)} embedding blocks; retrain the networks")
     values = np.zeros((len(ids) + 1, sum(width for _, _, width in layout)), dtype=np.float32)
     mask = np.zeros((len(ids) + 1, len(layout)), dtype=np.float32)
-    start = 0
+    start, used_norms = 0, []
     for index, (modality, name, width) in enumerate(layout):
         rows = np.searchsorted(ids, embeddings[modality]["variantid"])
         in_order = len(rows) == len(ids) and bool(np.array_equal(rows, np.arange(len(ids))))
@@ -87,11 +94,13 @@ def product_blocks(embeddings: Mapping[str, Mapping[str, np.ndarray]]) -> Produc
                 values[rows[chunk][ok], columns] = block[ok]
             mask[rows[chunk][ok], index] = 1.0
         norm = norm_sum / present if present and norm_sum > 0 else 1.0
+        norm = norms[index] if norms is not None else norm
+        used_norms.append(norm)
         for first in range(0, len(values), CHUNK_ROWS):
             values[first : first + CHUNK_ROWS, columns] /= norm
         start += width
         del matrix
-    return ProductBlocks(ids, values, mask, [width for _, _, width in layout])
+    return ProductBlocks(ids, values, mask, [width for _, _, width in layout], used_norms)
 
 
 def pair_tensors(blocks: ProductBlocks, pairs: pd.DataFrame, device: torch.device):
@@ -149,6 +158,7 @@ def fit_inputs(blocks: ProductBlocks, pairs: pd.DataFrame, settings: Network) ->
     target = pairs["target"].to_numpy().astype(np.float32)
     architecture = {
         "widths": blocks.widths,
+        "norms": blocks.norms,
         "hidden": settings.hidden,
         "out_dim": settings.out_dim,
         "dropout": settings.dropout,

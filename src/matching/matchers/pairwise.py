@@ -77,8 +77,9 @@ def build(architecture: dict) -> PairClassifier:
     )
 
 
-def pair_features(pairs: pd.DataFrame) -> np.ndarray:
-    return pairs[feature_columns(pairs)].to_numpy(np.float32, copy=True)
+def pair_features(pairs: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
+    """The feature matrix: `columns` (a saved model's, by name) or every feature column of `pairs`."""
+    return pairs[columns or feature_columns(pairs)].to_numpy(np.float32, copy=True)
 
 
 def pair_scorer(
@@ -111,6 +112,7 @@ def fit_pairwise(
     device, target, target_tensor, architecture = fit_inputs(blocks, pairs, settings)
     features = pair_features(pairs)
     architecture["n_features"] = features.shape[1]
+    architecture["features"] = feature_columns(pairs)  # scoring takes the columns by name
     loss_fn = nn.BCEWithLogitsLoss()
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int):

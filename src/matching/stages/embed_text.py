@@ -54,6 +54,7 @@ def save_encoder(folder: Path, settings: TextEmbedding, lexical: LexicalEncoder 
             {
                 "backend": settings.backend,
                 "model": settings.model,
+                "batch_size": settings.batch_size,
                 "max_length": settings.max_length,
                 "precision": settings.precision,
             },

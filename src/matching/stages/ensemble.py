@@ -2,7 +2,9 @@
 
 `rank_mean` averages each matcher's rank-normalised scores. `stacking` fits a logistic regression
 on the matchers' out-of-fold scores, itself cross-fitted over the same folds, so the ensemble's own
-out-of-fold scores never come from a model that saw their row.
+out-of-fold scores never come from a model that saw their row. What new pairs are scored with goes to
+`models/ensemble/`: `ensemble.json` (method, matchers, stacker weights) and, for `rank_mean`, the
+matchers' sorted out-of-fold scores (`rank_reference.npz`).
 """
 
 from __future__ import annotations
@@ -14,22 +16,22 @@ import pandas as pd
 from matching import config, metric, paths
 from matching.features.columns import KEYS
 from matching.io import StageError, run_stage, write_json, write_parquet
-from matching.matchers.ensemble import combine
+from matching.matchers.ensemble import combine, save_ensemble
 
 
-def gather(layout: paths.Layout, matchers: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Out-of-fold and test scores of every matcher side by side, one column each."""
-    oof, test = None, None
+def gather(layout: paths.Layout, matchers: list[str]) -> pd.DataFrame:
+    """Out-of-fold scores of every matcher side by side, one column each."""
+    oof = None
     for name in matchers:
         if not layout.oof_file(name).exists():
             raise StageError(f"{layout.oof_file(name)}: missing; train.matchers lists {name}, so run its stage first")
-        part, part_test = pd.read_parquet(layout.oof_file(name)), pd.read_parquet(layout.test_scores_file(name))
+        part = pd.read_parquet(layout.oof_file(name))
         if oof is None:
-            oof, test = part.drop(columns="score"), part_test.drop(columns="score")
+            oof = part.drop(columns="score")
         elif not (part[KEYS + ["fold"]].to_numpy() == oof[KEYS + ["fold"]].to_numpy()).all():
             raise StageError(f"{layout.oof_file(name)}: rows or folds differ from {matchers[0]}'s; rerun `dvc repro`")
-        oof[name], test[name] = part["score"].to_numpy(), part_test["score"].to_numpy()
-    return oof, test
+        oof[name] = part["score"].to_numpy()
+    return oof
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,15 +39,14 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     cfg = config.load(layout.params)
     matchers, method = list(cfg.train.matchers), cfg.ensemble.method
-    oof, test = gather(layout, matchers)
-    oof_score, test_score, fitted = combine(oof, test, matchers, method)
+    oof = gather(layout, matchers)
+    oof_score, fitted, reference = combine(oof, matchers, method)
     target, category = oof.target.to_numpy(), oof.category.to_numpy()
     singles = {name: metric.competition_metric(target, oof[name].to_numpy(), category) for name in matchers}
     best = max(singles, key=singles.get)
     ensemble_metric = metric.competition_metric(target, oof_score, category)
-    write_json(fitted, layout.model_dir(paths.ENSEMBLE_NAME) / "ensemble.json")  # plain JSON: loads without code
+    save_ensemble(layout.model_dir(paths.ENSEMBLE_NAME), fitted, reference)
     write_parquet(oof.drop(columns=matchers).assign(score=oof_score), layout.oof_file(paths.ENSEMBLE_NAME))
-    write_parquet(test[KEYS].assign(score=test_score), layout.test_scores_file(paths.ENSEMBLE_NAME))
     write_json(
         {
             "method": method,

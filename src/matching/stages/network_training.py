@@ -1,12 +1,9 @@
 """What the network matchers' train stages share: the product matrix read from the embedding files,
-cross-fitting, safetensors weights, test scores from the weights as saved, learning curves."""
+cross-fitting, safetensors weights (with the block norms new products are scaled by), learning curves."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import numpy as np
-import torch
 
 from matching import paths
 from matching.io import StoredArrays, write_csv
@@ -20,7 +17,7 @@ def load_product_blocks(layout: paths.Layout) -> networks.ProductBlocks:
     return networks.product_blocks({m: StoredArrays(layout.embedding_file(m)) for m in paths.MODALITIES})
 
 
-def train_network(name: str, fit: Callable, build: Callable, pair_scorer: Callable, inputs: TrainingInputs) -> str:
+def train_network(name: str, fit: Callable, inputs: TrainingInputs) -> str:
     layout = inputs.layout
     blocks = load_product_blocks(layout)
     curves: list = []
@@ -30,16 +27,6 @@ def train_network(name: str, fit: Callable, build: Callable, pair_scorer: Callab
     with Timer() as timer:
         oof, models = cross_fit(inputs.fold, fit_predict)
     networks.save_fold_models(models, architecture, layout.model_dir(name))
-    # Test pairs are scored by the weights as saved, so a model that cannot be loaded fails here.
-    rows = np.arange(len(inputs.test))
-    with torch.inference_mode():
-        test_scores = np.mean(
-            [
-                pair_scorer(m, blocks, inputs.test, torch.device("cpu"))[1](rows)
-                for m in networks.load_fold_models(layout.model_dir(name), build)
-            ],
-            axis=0,
-        )
-    inputs.write_scores(name, oof, test_scores)
+    inputs.write_scores(name, oof)
     write_csv(curve_frame(curves), layout.learning_curve_file(name))
     return f"{len(models)} folds in {timer.seconds:.1f} s, epochs {[c[-1]['epoch'] for c in curves]}"

@@ -1,42 +1,50 @@
-"""Stage `predict`: the submitted model's score for every test row, in test order.
+"""Stage `predict`: the test pairs scored from the saved models, as `matching-score` scores new pairs.
 
-Writes `data/submission.csv` (`variantid1, variantid2, target`); `target` is a probability, since
-a 0/1 cut would destroy the ranking the competition metric reads. `train.submit` picks a matcher
-or the ensemble; each of them scored the distinct test pairs with its saved models, and every test
-row gets its pair's score: a repeated row or the other orientation the same score, a self pair 1.
+The distinct test pairs' features (written by the features stage, the training pairs among their
+candidates) go through the saved models (`matching.matchers.saved`): every matcher of `train.matchers`
+and the ensemble, written to `data/predictions/test.parquet`. `data/submission.csv` holds
+(`variantid1, variantid2, target`) for every test row, in order, from `train.submit`: `target` is a
+probability, since a 0/1 cut would destroy the ranking the competition metric reads. LightAutoML, which
+saves no loadable model, scored the test pairs in its own stage; its scores are taken from there.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
 
 from matching import config, paths
-from matching.data.cleaning import scores_of_rows
+from matching.data.cleaning import submission
 from matching.features.columns import KEYS
-from matching.io import StageError, run_stage, write_csv
+from matching.io import StageError, StoredArrays, run_stage, write_csv, write_parquet
+from matching.matchers.saved import SAVED_MATCHERS, SavedModels
 
 
-def submission(test_pairs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """The submission frame; refuses scores that leave a test row without a score."""
-    row_scores = scores_of_rows(test_pairs, scores)
-    if np.isnan(row_scores).any():
-        row = int(np.flatnonzero(np.isnan(row_scores))[0])
-        raise StageError(
-            f"test row {row} has no score: the test scores are older than the test pairs; rerun `dvc repro`"
-        )
-    return test_pairs[KEYS].assign(target=np.clip(row_scores, 0.0, 1.0))
+def scored_in_stage(layout: paths.Layout, names: list[str], features: pd.DataFrame) -> dict:
+    """Test scores that a matcher's own stage wrote (those without a loadable model), in `features`' order."""
+    scores = {}
+    for name in names:
+        frame = pd.read_parquet(layout.test_scores_file(name))
+        if not frame[KEYS].equals(features[KEYS]):
+            raise StageError(f"{layout.test_scores_file(name)}: pairs differ from the test features; rerun `dvc repro`")
+        scores[name] = frame["score"].to_numpy()
+    return scores
 
 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     layout = paths.project()
-    model = config.load(layout.params).train.submit
-    frame = submission(pd.read_parquet(layout.test_pairs), pd.read_parquet(layout.test_scores_file(model)))
+    cfg = config.load(layout.params)
+    features = pd.read_parquet(layout.test_features)
+    unsaved = tuple(m for m in cfg.train.matchers if m not in SAVED_MATCHERS)
+    models = SavedModels.load(layout, cfg, scored_elsewhere=unsaved, every_matcher=True)
+    embeddings = {m: StoredArrays(layout.embedding_file(m)) for m in paths.MODALITIES}
+    scores = models.score(features, embeddings, scored_in_stage(layout, list(unsaved), features))
+    frame = submission(pd.read_parquet(layout.test_pairs), scores[KEYS + ["score"]])
+    write_parquet(scores, layout.test_predictions)
     write_csv(frame, layout.submission)
-    print(f"predict {model}: {len(frame)} test pairs -> {layout.submission}")
+    print(f"predict {models.submit}: {len(frame)} test pairs ({len(scores)} distinct) -> {layout.submission}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def train(inputs: TrainingInputs) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     lightautoml.tabular_automl()  # fail before any work if the extra is missing
-    run_matcher(NAME, train, argv)
+    run_matcher(NAME, train, argv, test=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ NAME = "pairwise"
 def main(argv: list[str] | None = None) -> None:
     run_matcher(
         NAME,
-        lambda inputs: train_network(NAME, pairwise.fit_pairwise, pairwise.build, pairwise.pair_scorer, inputs),
+        lambda inputs: train_network(NAME, pairwise.fit_pairwise, inputs),
         argv,
     )
 

@@ -13,7 +13,7 @@ NAME = "siamese"
 def main(argv: list[str] | None = None) -> None:
     run_matcher(
         NAME,
-        lambda inputs: train_network(NAME, siamese.fit_siamese, siamese.build, siamese.pair_scorer, inputs),
+        lambda inputs: train_network(NAME, siamese.fit_siamese, inputs),
         argv,
         features=False,  # the siamese tower sees the products alone
     )

@@ -2,8 +2,9 @@
 
 All matchers share the features, the folds (`train.folds`: product-disjoint or random pairs), the
 inner split early stopping reads (`train.inner_valid_share` of each fold's train rows) and the metric.
-Each writes out-of-fold scores, test scores from its saved models (so a model that cannot be loaded
-fails here, not later), its models and its learning curves.
+Each writes out-of-fold scores, its models and its learning curves; `predict` scores the test pairs
+from the saved models (`matching.scoring`), as the score command scores new ones. LightAutoML alone,
+whose fitted objects are never saved, scores the test pairs in its stage.
 """
 
 from __future__ import annotations
@@ -29,30 +30,36 @@ class TrainingInputs:
     layout: paths.Layout
     cfg: config.Config
     train: pd.DataFrame
-    test: pd.DataFrame
+    test: pd.DataFrame | None  # the test pairs' features, for a matcher that cannot be saved
     fold: np.ndarray
     inner: InnerSplit
 
-    def write_scores(self, name: str, oof: np.ndarray, test_scores: np.ndarray) -> None:
-        """The matcher's out-of-fold scores (with target, category and fold) and its test scores."""
+    def write_scores(self, name: str, oof: np.ndarray, test_scores: np.ndarray | None = None) -> None:
+        """The matcher's out-of-fold scores (with target, category and fold), and test scores if given."""
         oof_frame = self.train[KEYS + ["target", "category"]].assign(fold=self.fold, score=oof)
         write_parquet(oof_frame, self.layout.oof_file(name))
-        write_parquet(self.test[KEYS].assign(score=test_scores), self.layout.test_scores_file(name))
+        if test_scores is not None:
+            write_parquet(self.test[KEYS].assign(score=test_scores), self.layout.test_scores_file(name))
 
 
 def run_matcher(
-    name: str, train_matcher: Callable[[TrainingInputs], str], argv: list[str] | None, features: bool = True
+    name: str,
+    train_matcher: Callable[[TrainingInputs], str],
+    argv: list[str] | None,
+    features: bool = True,
+    test: bool = False,
 ) -> None:
     """A train stage's main: read what every matcher reads, train, print the matcher's summary. A matcher
     that reads no pair features (`features=False`) gets the pairs' keys, target and category alone
-    (the feature columns are 0.6 GB at full volume, beside a 5 GB product matrix)."""
+    (the feature columns are 0.6 GB at full volume, beside a 5 GB product matrix); `test` reads the
+    test pairs' features too."""
     argparse.ArgumentParser(description=f"Stage train@{name}: cross-fit {name} on the pair features").parse_args(argv)
     layout = paths.project()
     cfg = config.load(layout.params)
     train = pd.read_parquet(layout.train_features, columns=None if features else META)
-    test = pd.read_parquet(layout.test_features, columns=None if features else KEYS)
+    test_features = pd.read_parquet(layout.test_features) if test else None
     left, right = train.variantid1.to_numpy(), train.variantid2.to_numpy()
     fold = make_folds(left, right, cfg.train.n_folds, cfg.seed, cfg.train.folds)
     inner = InnerSplit(left, right, cfg.train.folds, cfg.train.inner_valid_share, cfg.seed)
-    summary = train_matcher(TrainingInputs(layout, cfg, train, test, fold, inner))
+    summary = train_matcher(TrainingInputs(layout, cfg, train, test_features, fold, inner))
     print(f"train {name} ({cfg.train.folds} folds): {summary}")

@@ -1,0 +1,122 @@
+"""The trained matchers as saved under `models/`, loaded without running code, scoring pair features.
+
+LightGBM text files, safetensors weights with their architecture and block norms, the ensemble's
+JSON (and, for `rank_mean`, its out-of-fold reference). LightAutoML keeps no loadable model (its
+fitted objects are pickles, which this project never loads), so a model that needs it cannot score
+new pairs; `predict` takes the test scores its stage wrote instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from matching import config, paths
+from matching.data.ids import positions
+from matching.features.columns import KEYS
+from matching.io import StageError
+from matching.matchers import lightgbm, networks, pairwise, siamese
+from matching.matchers.ensemble import ensemble_scores, load_ensemble
+
+NETWORKS = {"siamese": siamese, "pairwise": pairwise}
+SAVED_MATCHERS = ("lightgbm", *NETWORKS)
+
+
+def models_needed(train: config.Train, every_matcher: bool = False) -> list[str]:
+    """The matchers whose scores the submitted model needs (all of them for the ensemble)."""
+    return list(train.matchers) if every_matcher or train.submit == paths.ENSEMBLE_NAME else [train.submit]
+
+
+def embeddings_of(embeddings: Mapping[str, Mapping[str, np.ndarray]], ids: np.ndarray) -> dict[str, dict]:
+    """Each modality's rows of the products `ids` (the files may be memory-mapped: only those rows are read)."""
+    out = {}
+    for modality, arrays in embeddings.items():
+        rows = positions(np.asarray(arrays["variantid"]), ids)
+        rows = rows[rows >= 0]
+        out[modality] = {name: np.asarray(arrays[name][rows]) for name in arrays}
+    return out
+
+
+@dataclass
+class SavedModels:
+    """The saved models that the submitted model (`train.submit`) needs, loaded once."""
+
+    submit: str
+    matchers: list[str]
+    category_blend: float
+    lightgbm: list[lightgbm.FoldModel] = field(default_factory=list)
+    networks: dict[str, tuple[list[torch.nn.Module], dict]] = field(default_factory=dict)  # folds, architecture
+    ensemble: tuple[dict, dict] | None = None
+
+    @classmethod
+    def load(
+        cls,
+        layout: paths.Layout,
+        cfg: config.Config,
+        scored_elsewhere: tuple[str, ...] = (),
+        every_matcher: bool = False,
+    ) -> SavedModels:
+        """Refuses, in one line, a model that needs a matcher it cannot load (unless `scored_elsewhere`)."""
+        submit, matchers = cfg.train.submit, models_needed(cfg.train, every_matcher)
+        for name in matchers:
+            if name not in SAVED_MATCHERS and name not in scored_elsewhere:
+                raise StageError(
+                    f"{layout.params}: train.submit {submit} needs {name}, whose fitted models are Python pickles "
+                    "that this project never loads, so it cannot score new pairs; set train.submit to one of "
+                    f"{', '.join(SAVED_MATCHERS)} (or drop {name} from train.matchers) and rerun `dvc repro` there"
+                )
+        models = cls(submit, matchers, cfg.lightgbm.category_blend)
+        try:
+            if "lightgbm" in matchers:
+                models.lightgbm = lightgbm.load_models(layout.model_dir("lightgbm"))
+            for name in (m for m in matchers if m in NETWORKS):
+                folder = layout.model_dir(name)
+                folds = networks.load_fold_models(folder, NETWORKS[name].build)
+                models.networks[name] = (folds, json.loads((folder / "architecture.json").read_text()))
+            if submit == paths.ENSEMBLE_NAME or every_matcher:
+                models.ensemble = load_ensemble(layout.model_dir(paths.ENSEMBLE_NAME))
+        except (FileNotFoundError, KeyError) as error:
+            raise StageError(
+                f"{layout.root}: a trained model is missing or out of date ({error}); run `dvc repro` there"
+            ) from None
+        return models
+
+    def score(
+        self,
+        features: pd.DataFrame,
+        embeddings: Mapping[str, Mapping[str, np.ndarray]],
+        precomputed: Mapping[str, np.ndarray] | None = None,
+    ) -> pd.DataFrame:
+        """Each matcher's score of each row of `features` (pair features with KEYS and category), the
+        ensemble's if submitted, and `score`: the submitted model's. `embeddings` hold at least the
+        pairs' products; `precomputed` gives scores of matchers scored elsewhere."""
+        out = features[KEYS].reset_index(drop=True)
+        precomputed = precomputed or {}
+        for name in self.matchers:
+            if name in precomputed:
+                out[name] = np.asarray(precomputed[name], dtype=np.float64)
+            elif name == "lightgbm":
+                out[name] = lightgbm.score(self.lightgbm, features, self.category_blend)
+            else:
+                out[name] = self._network_scores(name, features, embeddings)
+        if self.ensemble is not None:
+            fitted, reference = self.ensemble
+            out[paths.ENSEMBLE_NAME] = ensemble_scores(fitted, reference, out[fitted["matchers"]].to_numpy())
+        out["score"] = out[self.submit]
+        return out
+
+    def _network_scores(self, name: str, features: pd.DataFrame, embeddings: Mapping) -> np.ndarray:
+        """The fold models' mean; products scaled by the norms saved with the network."""
+        folds, architecture = self.networks[name]
+        ids = np.unique(features[KEYS].to_numpy(np.int64))
+        blocks = networks.product_blocks(embeddings_of(embeddings, ids), architecture["norms"])
+        rows, cpu = np.arange(len(features)), torch.device("cpu")
+        extra = {"features": pairwise.pair_features(features, architecture["features"])} if name == "pairwise" else {}
+        with torch.inference_mode():
+            scores = [NETWORKS[name].pair_scorer(m, blocks, features, cpu, **extra)[1](rows) for m in folds]
+        return np.mean(scores, axis=0)

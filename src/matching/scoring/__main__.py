@@ -1,0 +1,3 @@
+from matching.scoring.command import run
+
+run()

@@ -1,0 +1,68 @@
+"""`matching-score` (or `python -m matching.scoring`): score a pairs file with a trained repository.
+
+Reads the pairs (`variantid1, variantid2`; parquet or CSV), their products from a folder in the
+competition archive's format (attributes, text_and_bert and resnet parquet files, either layout),
+and writes `variantid1, variantid2, target` for every row, in order (CSV or parquet, by the output's
+suffix): `target` is the probability from the repository's submitted model (`train.submit`).
+No training, no labels, no refitting. Bad input stops with one line that says what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from matching.data import raw
+from matching.io import DataError, run_stage, write_csv, write_parquet
+from matching.scoring.matcher import TrainedMatcher
+
+
+def read_pairs_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"{path}: no such file; give a parquet or CSV file with columns variantid1, variantid2")
+    if path.suffix == ".csv":
+        try:
+            return pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+            raise DataError(f"{path}: not a readable CSV file ({error}); write the pairs as CSV or parquet") from None
+    return raw.read_table(path, ("variantid1", "variantid2")).to_pandas()
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="matching-score", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1]
+    )
+    parser.add_argument("pairs", type=Path, help="pairs to score: parquet or CSV with columns variantid1, variantid2")
+    parser.add_argument(
+        "--products", type=Path, required=True, help="folder with the products' attributes, text_and_bert, resnet files"
+    )
+    parser.add_argument("--output", type=Path, required=True, help="where to write the scores: .csv or .parquet")
+    parser.add_argument(
+        "--repo", type=Path, default=None, help="the trained repository (default: the one around the working directory)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    start = time.perf_counter()
+    matcher = TrainedMatcher.load(args.repo)
+    loaded = time.perf_counter()
+    scores = matcher.score(read_pairs_file(args.pairs), args.products, label=str(args.pairs))
+    (write_parquet if args.output.suffix == ".parquet" else write_csv)(scores, args.output)
+    print(
+        f"score: {len(scores)} pairs scored by {matcher.model} of {matcher.layout.root} -> {args.output} "
+        f"(models loaded in {loaded - start:.1f} s, scored in {time.perf_counter() - loaded:.1f} s)"
+    )
+
+
+def run() -> None:
+    """The console script's entry point."""
+    run_stage(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,80 @@
+"""New products: those a pairs file names, read from a folder in the archive's format and embedded by
+the trained repository's saved encoders, into what the features and the networks read.
+
+Only the named products are kept: a row group of a product file is skipped when its id statistics or
+its id column hold none of them, and the rest are cut to them batch by batch. Nothing is fitted.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from matching.data import contract, raw
+from matching.data.cleaning import check_known_ids
+from matching.data.products import build_products
+from matching.encoders.base import TextEncoder, encode_distinct
+from matching.encoders.lexical import LexicalEncoder
+from matching.encoders.names import name_vectors
+from matching.encoders.photos import photo_vectors
+from matching.encoders.texts import TEXT_OF
+from matching.io import DataError, StageError
+
+
+@dataclass
+class NewProducts:
+    products: pd.DataFrame  # as the prepared products table: sorted by variantid, Arrow-backed columns
+    embeddings: dict[str, dict[str, np.ndarray]]  # modality -> variantid and vectors, as data/embeddings
+    photo_sets: dict[str, np.ndarray]  # as data/embeddings/photo_sets.npz
+
+
+def saved_text_encoder(folder: Path, device: str) -> TextEncoder:
+    """The encoder embed_text saved: the fitted lexical encoder, or the transformer it names."""
+    if (folder / "lexical.npz").exists():
+        return LexicalEncoder.load(folder / "lexical.npz").encode
+    if (folder / "transformer.json").exists():
+        from matching.encoders.transformer import sentence_transformer_encoder
+
+        settings = json.loads((folder / "transformer.json").read_text())
+        return sentence_transformer_encoder(
+            settings["model"], device, settings.get("batch_size", 64), settings["max_length"], settings["precision"]
+        )
+    raise StageError(f"{folder}: no saved encoder; run `dvc repro` in the trained repository first")
+
+
+def new_products(raw_dir: Path, pairs: pd.DataFrame, pairs_label: str, encoders: dict[str, TextEncoder]) -> NewProducts:
+    """The products `pairs` name, from the archive folder `raw_dir`, with their name vectors, photo
+    vectors and sets, and each text modality encoded by its saved encoder (`encoders`). A pair naming a
+    product the files lack is refused, as in prepare."""
+    missing = [f"{name}.parquet" for name in raw.PRODUCT_FILES if not raw.product_file_paths(raw_dir, name)]
+    if missing:
+        raise DataError(
+            f"{raw_dir}: missing {', '.join(missing)}; point --products at a folder holding the archive's product files"
+        )
+    wanted = np.unique(pairs[["variantid1", "variantid2"]].to_numpy(np.int64))
+    labels = (str(raw_dir / "attributes.parquet"), str(raw_dir / "text_and_bert.parquet"))
+    attribute_columns = ("categories", "characteristic_attributes_mapping")
+    attributes = raw.read_product_rows(raw_dir, "attributes", attribute_columns, wanted)
+    known = contract.check_ids(attributes, "variantid", labels[0], unique=True)
+    check_known_ids(pairs, np.sort(known), pairs_label)
+    text = raw.read_product_rows(raw_dir, "text_and_bert", ("name", "description", "name_bert_64"), wanted)
+    table = build_products(attributes, known, wanted, text.select(["variantid", "name", "description"]), labels)
+    text_ids = text.column("variantid").to_numpy().astype(np.int64)
+    embeddings = {"names": {"variantid": wanted, "vectors": name_vectors([(labels[1], text_ids, text)], wanted)}}
+    photo_batches = raw.raw_batches_for(
+        raw_dir, "resnet", [contract.MAIN_PHOTO, contract.EXTRA_PHOTOS], wanted, skip_groups=True
+    )
+    with tempfile.TemporaryFile() as spill:
+        vectors, sets = photo_vectors(photo_batches, wanted, spill)
+        stream = sets["photos"]
+        sets["photos"] = np.concatenate([np.empty((0,) + stream.shape[1:], stream.dtype), *stream.chunks])
+    embeddings["photos"] = {"variantid": wanted, **vectors}
+    texts = table.select(["variantid", "attributes", "description"]).to_pandas()
+    for modality, encoder in encoders.items():
+        embeddings[modality] = {"variantid": wanted, "vectors": encode_distinct(TEXT_OF[modality](texts), encoder)}
+    return NewProducts(table.to_pandas(types_mapper=pd.ArrowDtype), embeddings, sets)
