@@ -165,6 +165,18 @@ def test_a_missing_key_is_named():
         config.from_dict(params)
 
 
+def test_submit_auto_follows_the_ensemble_stages_choice_and_a_fixed_choice_reads_nothing(tmp_path):
+    choice = tmp_path / "ensemble.json"
+    auto = config.from_dict(_params_with("train.submit", "auto")).train
+    with pytest.raises(config.ConfigError, match="ensemble.json: missing; train.submit auto"):
+        config.submitted_model(auto, choice)
+    for chosen in ("lightgbm", "ensemble"):
+        choice.write_text(f'{{"auto_choice": "{chosen}"}}')
+        assert config.submitted_model(auto, choice) == chosen
+    fixed = config.from_dict(_params_with("train.submit", "siamese")).train
+    assert config.submitted_model(fixed, tmp_path / "absent.json") == "siamese"
+
+
 def test_a_new_lightgbm_knob_is_one_yaml_line():
     from matching.matchers.lightgbm import booster_params
 

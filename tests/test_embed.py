@@ -116,6 +116,17 @@ def test_sentence_transformers_backend_runs_a_local_model_folder(tiny_bert):
     np.testing.assert_allclose(vectors, single, rtol=1e-4, atol=1e-5)
 
 
+def test_a_model_that_cannot_be_loaded_offline_stops_in_one_line(tmp_path, monkeypatch):
+    from matching.config import ConfigError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without a network: fails at once
+    for model, where in (("no-such-org/no-such-model", "not a local folder"), (str(tmp_path), "holds no loadable")):
+        with pytest.raises(ConfigError) as error:
+            sentence_transformer_encoder(model, "cpu", batch_size=2, max_length=16)
+        message = str(error.value)
+        assert "\n" not in message and model in message and where in message and "local folder" in message
+
+
 def test_embed_text_stage_with_a_local_transformer(raw_dir, tiny_bert):
     from matching.stages.prepare import prepare
 

@@ -98,19 +98,20 @@ def test_ensemble_evaluate_and_predict_follow_the_chosen_model(featurized):
     params_file = featurized / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     params["train"]["matchers"] = ["lightgbm", "siamese", "pairwise"]
-    for method in ("rank_mean", "stacking"):
+    test_pairs = pd.read_parquet(featurized / "data" / "demo" / "test.parquet")
+    shuffled = test_pairs.sample(frac=1.0, random_state=1)
+    # rank_mean: new rows ranked against its saved reference; auto: whatever the ensemble stage chose.
+    for method, submit in (("rank_mean", "ensemble"), ("stacking", "siamese"), ("stacking", "auto")):
         params["ensemble"]["method"] = method
+        params["train"]["submit"] = submit
         params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
         ensemble.main([])
         quality, oof = oof_quality("ensemble")
         assert quality > oof.target.mean() + 0.2
-    test_pairs = pd.read_parquet(featurized / "data" / "demo" / "test.parquet")
-    shuffled = test_pairs.sample(frac=1.0, random_state=1)
-    for model in ("siamese", "ensemble"):  # the ensemble as rank_mean: new rows ranked against its reference
-        params["train"]["submit"] = model
-        params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
         evaluate.main([])
         predict.main([])
+        choice = yaml.safe_load(LAYOUT.ensemble_metrics.read_text())["auto_choice"]
+        model = choice if submit == "auto" else submit
         submission = pd.read_csv(LAYOUT.submission)
         predictions = pd.read_parquet(LAYOUT.test_predictions)
         assert set(predictions) >= {"lightgbm", "siamese", "pairwise", "ensemble"}

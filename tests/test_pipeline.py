@@ -44,7 +44,8 @@ def test_repro_again_runs_nothing(repo):
 def test_the_score_command_on_the_test_pairs_gives_the_pipelines_submission(repo, tmp_path):
     command = ["matching-score", "data/demo/test.parquet", "--products", "data/demo"]
     result = run([*command, "--output", str(tmp_path / "scored.csv")], repo)
-    assert "pairs scored by ensemble" in result.stdout
+    chosen = json.loads((repo / "metrics" / "ensemble.json").read_text())["auto_choice"]
+    assert f"pairs scored by {chosen} " in result.stdout
     scored, submission = pd.read_csv(tmp_path / "scored.csv"), pd.read_csv(repo / "data" / "submission.csv")
     assert scored[["variantid1", "variantid2"]].equals(submission[["variantid1", "variantid2"]])
     np.testing.assert_allclose(scored.target, submission.target, rtol=0, atol=1e-6)
@@ -83,6 +84,16 @@ def test_experiments_change_params_and_compare_metrics(repo):
     assert {3, 7, 15} <= leaves
 
 
+def test_params_back_to_an_earlier_run_restore_the_trained_matchers_from_the_run_cache(repo):
+    # Run A is the baseline; the experiments above ran B (num_leaves 7) and others; back to A, nothing retrains.
+    run(["git", "checkout", "--", "params.yaml"], repo)
+    run(["dvc", "exp", "run", "-S", "lightgbm.num_leaves=7"], repo)  # B again: restored, not retrained
+    run(["git", "checkout", "--", "params.yaml"], repo)
+    result = run(["dvc", "repro"], repo)
+    assert "Stage 'train@lightgbm' is cached - skipping run, checking out outputs" in result.stdout, result.stdout
+    assert "Running stage 'train@" not in result.stdout, result.stdout
+
+
 def test_submit_switch_reuses_trained_matchers(repo):
     result = run(["dvc", "exp", "run", "-S", "submit=siamese"], repo)
     assert "Stage 'train@siamese' didn't change, skipping" in result.stdout
@@ -106,4 +117,7 @@ def test_ozon_without_the_archive_says_what_is_missing(repo):
     result = run(["dvc", "exp", "run", "-S", "data=ozon"], repo, check=False)
     assert result.returncode != 0
     assert "missing train.parquet, test.parquet, attributes.parquet" in result.stdout + result.stderr
-    run(["git", "checkout", "--", "params.yaml"], repo)
+    # README's way back from a failed experiment: the committed params, lock and metrics, outputs from the cache.
+    run(["git", "checkout", "--", "params.yaml", "dvc.lock", "metrics"], repo)
+    run(["dvc", "checkout"], repo)
+    assert run(["dvc", "status"], repo).stdout.strip().startswith("Data and pipelines are up to date")

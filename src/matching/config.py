@@ -9,6 +9,7 @@ against LightGBM's own parameter names.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from matching.io import StageError
 # The matchers a `train@<name>` stage can run; names reach a shell command in dvc.yaml, so only these pass.
 MATCHERS = ("lightgbm", "siamese", "pairwise", "lightautoml")
 ENSEMBLE = "ensemble"
+AUTO = "auto"  # train.submit: the ensemble if it beats the best single matcher out-of-fold, else that matcher
 FEATURE_GROUPS = ("embeddings", "category", "attributes", "text", "codes", "photos", "neighbours")
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -84,13 +86,15 @@ class Train:
     folds: Literal["products", "pairs"]
     # Rows of each fold's train part held out for early stopping, never the fold that is then scored.
     inner_valid_share: float = field(metadata=between(0.0, 0.5, low_open=True))
-    submit: str  # what evaluate headlines and predict submits: a matcher of `matchers`, or ensemble
+    submit: str  # what evaluate headlines and predict submits: a matcher of `matchers`, ensemble or auto
     matchers: list[Literal[MATCHERS]]  # type: ignore[valid-type]
 
     def __post_init__(self) -> None:
         distinct("train.matchers", self.matchers)
-        if self.submit not in [*self.matchers, ENSEMBLE]:
-            fail("train.submit", self.submit, f"one of train.matchers ({', '.join(self.matchers)}) or {ENSEMBLE}")
+        if self.submit not in [*self.matchers, ENSEMBLE, AUTO]:
+            fail(
+                "train.submit", self.submit, f"one of train.matchers ({', '.join(self.matchers)}), {ENSEMBLE} or {AUTO}"
+            )
 
 
 @dataclass(frozen=True)
@@ -306,3 +310,15 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def submitted_model(train: Train, ensemble_file: Path) -> str:
+    """The model submitted: `train.submit`, with `auto` resolved by the choice the ensemble stage saved in
+    `ensemble_file` (the ensemble if it beat the best single matcher out-of-fold, else that matcher)."""
+    if train.submit != AUTO:
+        return train.submit
+    if not ensemble_file.exists():
+        raise ConfigError(
+            f"{ensemble_file}: missing; train.submit auto reads the ensemble stage's choice: run dvc repro"
+        )
+    return json.loads(ensemble_file.read_text())["auto_choice"]

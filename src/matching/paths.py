@@ -121,6 +121,11 @@ class Layout:
         return self.root / "models" / name
 
     @property
+    def ensemble_file(self) -> Path:
+        """The fitted ensemble (`matching.matchers.ensemble.save_ensemble`) and `train.submit: auto`'s choice."""
+        return self.model_dir(ENSEMBLE_NAME) / "ensemble.json"
+
+    @property
     def feature_transforms(self) -> Path:
         """What the features stage fitted on the products (`matching.features.fitted`)."""
         return self.root / "models" / "features"

@@ -33,7 +33,15 @@ def load_sentence_transformer(model: str, device: str, max_length: int, precisio
         raise ConfigError(f"params.yaml: embed precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
     torch.set_num_threads(THREADS)
     device = resolve_device(device)
-    encoder = SentenceTransformer(model, device=device)
+    try:
+        encoder = SentenceTransformer(model, device=device)
+    except (OSError, ValueError) as error:  # an unreachable hub, a name that is not a model, a broken folder
+        where = "the folder exists but holds no loadable model" if Path(model).exists() else "not a local folder"
+        raise ConfigError(
+            f"params.yaml: embed model {model!r} cannot be loaded ({where}; {str(error).splitlines()[0]}); "
+            "without a network, download it where there is one and set the model to its local folder, "
+            "or use the offline encoder (encoder=lexical)"
+        ) from None
     encoder.max_seq_length = max_length
     if precision == "bfloat16":
         encoder = encoder.to(torch.bfloat16)

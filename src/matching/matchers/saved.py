@@ -27,9 +27,9 @@ NETWORKS = {"siamese": siamese, "pairwise": pairwise}
 SAVED_MATCHERS = ("lightgbm", *NETWORKS)
 
 
-def models_needed(train: config.Train, every_matcher: bool = False) -> list[str]:
+def models_needed(train: config.Train, submit: str, every_matcher: bool = False) -> list[str]:
     """The matchers whose scores the submitted model needs (all of them for the ensemble)."""
-    return list(train.matchers) if every_matcher or train.submit == paths.ENSEMBLE_NAME else [train.submit]
+    return list(train.matchers) if every_matcher or submit == paths.ENSEMBLE_NAME else [submit]
 
 
 def embeddings_of(embeddings: Mapping[str, Mapping[str, np.ndarray]], ids: np.ndarray) -> dict[str, dict]:
@@ -62,12 +62,13 @@ class SavedModels:
         every_matcher: bool = False,
     ) -> SavedModels:
         """Refuses, in one line, a model that needs a matcher it cannot load (unless `scored_elsewhere`)."""
-        submit, matchers = cfg.train.submit, models_needed(cfg.train, every_matcher)
+        submit = config.submitted_model(cfg.train, layout.ensemble_file)
+        matchers = models_needed(cfg.train, submit, every_matcher)
         for name in matchers:
             if name not in SAVED_MATCHERS and name not in scored_elsewhere:
                 raise StageError(
-                    f"{layout.params}: train.submit {submit} needs {name}, whose fitted models are Python pickles "
-                    "that this project never loads, so it cannot score new pairs; set train.submit to one of "
+                    f"{layout.params}: the submitted model ({submit}) needs {name}, whose fitted models are Python "
+                    "pickles that this project never loads, so it cannot score new pairs; set train.submit to one of "
                     f"{', '.join(SAVED_MATCHERS)} (or drop {name} from train.matchers) and rerun `dvc repro` there"
                 )
         models = cls(submit, matchers, cfg.lightgbm.category_blend)

@@ -65,7 +65,8 @@ class TrainedMatcher:
 
     @property
     def model(self) -> str:
-        return self.cfg.train.submit
+        """The submitted model (`train.submit`, `auto` resolved)."""
+        return self.models.submit
 
     def score(self, pairs: pd.DataFrame, products_dir: Path | str, label: str = "pairs") -> pd.DataFrame:
         """`variantid1, variantid2, target` for every row of `pairs`, in order; `target` is the submitted

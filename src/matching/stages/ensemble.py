@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     singles = {name: metric.competition_metric(target, oof[name].to_numpy(), category) for name in matchers}
     best = max(singles, key=singles.get)
     ensemble_metric = metric.competition_metric(target, oof_score, category)
+    beats = bool(ensemble_metric > singles[best])
+    # What `train.submit: auto` submits, saved with the ensemble so that every reader resolves it alike.
+    fitted.update(best_single=best, beats_best_single=beats, auto_choice=paths.ENSEMBLE_NAME if beats else best)
     save_ensemble(layout.model_dir(paths.ENSEMBLE_NAME), fitted, reference)
     write_parquet(oof.drop(columns=matchers).assign(score=oof_score), layout.oof_file(paths.ENSEMBLE_NAME))
     write_json(
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
             "competition_metric": round(ensemble_metric, 6),
             "best_single": best,
             "best_single_metric": round(singles[best], 6),
-            "beats_best_single": bool(ensemble_metric > singles[best]),
+            "beats_best_single": beats,
+            "auto_choice": fitted["auto_choice"],
         },
         layout.ensemble_metrics,
     )

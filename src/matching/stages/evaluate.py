@@ -1,8 +1,9 @@
 """Stage `evaluate`: the competition metric and its companions on out-of-fold predictions.
 
-For the submitted model (`train.submit`) it writes the summary, the per-category table and the
-precision-recall curve; for every matcher and the ensemble, one row of the comparison table.
-Out-of-fold scores come from models that never saw the pair nor any of its products.
+For the submitted model (`train.submit`; `auto` is the ensemble stage's choice) it writes the
+summary, the per-category table and the precision-recall curve; for every matcher and the
+ensemble, one row of the comparison table. Out-of-fold scores come from models that never saw the
+pair nor any of its products.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     layout = paths.project()
     train = config.load(layout.params).train
-    model = train.submit
+    model = config.submitted_model(train, layout.ensemble_file)
     summary, table, curve = evaluate(pd.read_parquet(layout.oof_file(model)))
-    write_json({"model": model, **summary}, layout.evaluate_metrics)
+    write_json({"model": model, "submit": train.submit, **summary}, layout.evaluate_metrics)
     write_json(
         {
             row.category: {
