@@ -24,8 +24,7 @@ setup-automl: setup
 
 pipeline: setup
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show --md metrics/evaluate.json
-	$(BIN)/dvc metrics show --md metrics/matchers.json
+	$(BIN)/dvc metrics show --md
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

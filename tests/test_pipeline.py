@@ -10,6 +10,7 @@ import yaml
 from conftest import make_repo, run
 
 pytestmark = pytest.mark.slow
+EXP_SHOW_KEEP = "Experiment|competition_metric|best_f1|lightgbm.num_leaves"  # as README gives it
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,9 @@ def test_repro_leaves_every_declared_output_and_learns(repo):
     assert sorted(lock["stages"]) == sorted(listed) and "train@siamese" in listed
     assert outs and all((repo / path).exists() for path in outs)
     evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
-    assert evaluate["competition_metric"] > evaluate["positive_share"] + 0.25
+    every_figure = json.loads((repo / "metrics" / "matchers.json").read_text())[evaluate["model"]]
+    assert evaluate["competition_metric"] == every_figure["competition_metric"]
+    assert evaluate["competition_metric"] > every_figure["positive_share"] + 0.25
     submission = pd.read_csv(repo / "data" / "submission.csv")
     test = pd.read_parquet(repo / "data" / "prepared" / "test_pairs.parquet")
     assert submission[["variantid1", "variantid2"]].equals(test[["variantid1", "variantid2"]])
@@ -82,6 +85,14 @@ def test_experiments_change_params_and_compare_metrics(repo):
                 if "competition_metric" in metrics:
                     leaves.add(params["lightgbm"]["num_leaves"])
     assert {3, 7, 15} <= leaves
+    # README's filter shows the headline columns, unprefixed: one metrics file, a narrow table.
+    shown = run(["dvc", "exp", "show", "--csv", "--drop", ".*", "--keep", EXP_SHOW_KEEP], repo).stdout
+    header = shown.splitlines()[0].split(",")
+    assert {"Experiment", "competition_metric", "best_f1", "best_f1_threshold", "lightgbm.num_leaves"} <= set(header)
+    assert len(shown.splitlines()) >= 5  # the workspace, the baseline and the experiments
+    unfiltered = run(["dvc", "exp", "show", "--csv"], repo).stdout.splitlines()[0].split(",")
+    assert "matchers.lightgbm.competition_metric" in unfiltered
+    assert not [c for c in unfiltered if ":" in c or c.endswith(".pr_auc") and not c.startswith("matchers.")]
 
 
 def test_params_back_to_an_earlier_run_restore_the_trained_matchers_from_the_run_cache(repo):

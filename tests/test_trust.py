@@ -21,7 +21,7 @@ RESULTS = [
     "metrics/evaluate.json",
     "metrics/matchers.json",
     "metrics/ensemble.json",
-    "metrics/per_category.json",
+    "metrics/plots/per_category.csv",
     "metrics/data_report.json",
     "metrics/plots/precision_recall.csv",
     "data/submission.csv",

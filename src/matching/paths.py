@@ -162,7 +162,8 @@ class Layout:
 
     @property
     def per_category(self) -> Path:
-        return self.metrics / "per_category.json"
+        """The submitted model's PR-AUC per level-2 category, a plot rather than dozens of metric columns."""
+        return self.metrics / "plots" / "per_category.csv"
 
     @property
     def missing_plot(self) -> Path:

@@ -1,9 +1,10 @@
 """Stage `evaluate`: the competition metric and its companions on out-of-fold predictions.
 
-For the submitted model (`train.submit`; `auto` is the ensemble stage's choice) it writes the
-summary, the per-category table and the precision-recall curve; for every matcher and the
-ensemble, one row of the comparison table. Out-of-fold scores come from models that never saw the
-pair nor any of its products.
+`metrics/evaluate.json` is the headline, the one metrics file: the submitted model (`train.submit`;
+`auto` is the ensemble stage's choice), its competition metric, PR-AUC, best F1 and that F1's
+threshold, and the same four for every matcher and the ensemble. `metrics/matchers.json` holds every
+figure of every model; the submitted model's per-category PR-AUC and precision-recall curve are
+plot data. Out-of-fold scores come from models that never saw the pair nor any of its products.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from matching.io import run_stage, write_csv, write_json
 
 CURVE_POINTS = 500  # enough for a smooth plot, small enough to keep in git
 TABLE_KEYS = ("competition_metric", "pr_auc", "average_precision", "roc_auc")
+HEADLINE = ("competition_metric", "pr_auc", "best_f1", "best_f1_threshold")
 
 
 def curve_points(target: np.ndarray, score: np.ndarray) -> pd.DataFrame:
@@ -46,31 +48,22 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     train = config.load(layout.params).train
     model = config.submitted_model(train, layout.ensemble_file)
-    summary, table, curve = evaluate(pd.read_parquet(layout.oof_file(model)))
-    write_json({"model": model, "submit": train.submit, **summary}, layout.evaluate_metrics)
-    write_json(
-        {
-            row.category: {
-                "pairs": int(row.pairs),
-                "positives": int(row.positives),
-                "pr_auc": round(float(row.pr_auc), 6),
-            }
-            for row in table.itertuples()
-        },
-        layout.per_category,
-    )
+    names = [*train.matchers, paths.ENSEMBLE_NAME]
+    summaries = {name: evaluate(pd.read_parquet(layout.oof_file(name))) for name in names}
+    summary, table, curve = summaries[model]
+    # The headline file, the only metrics file `dvc exp show` reads: a narrow table across experiments.
+    headline = {key: summary[key] for key in HEADLINE}
+    matchers = {name: {key: s[key] for key in HEADLINE} for name, (s, _, _) in summaries.items()}
+    write_json({"model": model, "submit": train.submit, **headline, "matchers": matchers}, layout.evaluate_metrics)
+    write_json({name: s for name, (s, _, _) in summaries.items()}, layout.matchers_metrics)
+    write_csv(table.round({"pr_auc": 6}), layout.per_category)
     write_csv(curve, layout.pr_curve)
-    comparison = {}
-    for name in list(train.matchers) + [paths.ENSEMBLE_NAME]:
-        scores = summary if name == model else evaluate(pd.read_parquet(layout.oof_file(name)))[0]
-        comparison[name] = {key: scores[key] for key in TABLE_KEYS}
-    write_json(comparison, layout.matchers_metrics)
     print(
         f"evaluate {model}: competition metric {summary['competition_metric']:.4f} "
         f"(PR-AUC {summary['pr_auc']:.4f}, AP {summary['average_precision']:.4f}, "
         f"ROC-AUC {summary['roc_auc']:.4f}, positives {summary['positive_share']:.1%})"
     )
-    for name, row in comparison.items():
+    for name, (row, _, _) in summaries.items():
         print(f"  {name:<12} " + "  ".join(f"{key} {row[key]:.4f}" for key in TABLE_KEYS))
 
 
