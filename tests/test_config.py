@@ -196,6 +196,24 @@ def test_a_stage_refuses_bad_params_in_one_line_before_any_work(tmp_path):
     assert not (tmp_path / "models").exists()
 
 
+def test_stage_output_is_logging_with_a_level_switch(tmp_path):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+
+    def check_params(level: str | None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "MATCHING_LOG_LEVEL"}
+        env.update({"MATCHING_LOG_LEVEL": level} if level else {})
+        command = [sys.executable, "-m", "matching.stages.check_params"]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    assert "check_params: matchers lightgbm" in check_params(None).stdout  # INFO by default
+    quiet = check_params("warning")
+    assert quiet.returncode == 0 and "check_params: matchers" not in quiet.stdout
+    assert "stage check_params:" in quiet.stdout  # the closing line (time, memory) stays, for benchmarks/
+    wrong = check_params("LOUD")
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == "error: MATCHING_LOG_LEVEL is 'LOUD'; use one of DEBUG, INFO, WARNING, ERROR"
+
+
 def _thread_settings(env: dict) -> subprocess.CompletedProcess:
     """What a fresh interpreter's `matching` makes of MATCHING_THREADS (it is read at import)."""
     code = (

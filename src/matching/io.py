@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import resource
 import struct
@@ -157,6 +158,18 @@ def read_arrays(path: Path | str) -> dict[str, np.ndarray]:
     return {name: stored[name] for name in stored}
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def configure_logging() -> None:
+    """Progress and summaries go through `logging` to stdout, in order with any other output; the level
+    is the environment variable MATCHING_LOG_LEVEL (DEBUG, INFO, the default, WARNING or ERROR)."""
+    level = os.environ.get("MATCHING_LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise StageError(f"MATCHING_LOG_LEVEL is {level!r}; use one of {', '.join(LOG_LEVELS)}")
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stdout, force=True)
+
+
 def run_stage(main: Callable[[list[str] | None], None]) -> None:
     """Run a stage's main; bad input or setup becomes one line on stderr and exit status 2.
 
@@ -168,6 +181,7 @@ def run_stage(main: Callable[[list[str] | None], None]) -> None:
     # back, which keeps a stage that streams a multi-GB file at the memory of one batch.
     pa.set_memory_pool(pa.system_memory_pool())
     try:
+        configure_logging()
         main(None)
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -9,6 +9,7 @@ the stacker fitted on them and the F1 threshold are not optimistic.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,17 +21,22 @@ import pandas as pd
 from matching.matchers.folds import pair_components
 
 FitPredict = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, Any]]
+log = logging.getLogger(__name__)
 
 
 def cross_fit(fold: np.ndarray, fit_predict: FitPredict) -> tuple[np.ndarray, list[Any]]:
     """Out-of-fold scores and the model of each fold."""
     oof = np.full(len(fold), np.nan)
     models = []
-    for number in np.unique(fold):
+    numbers = np.unique(fold)
+    start = time.perf_counter()
+    for number in numbers:
         valid, train = np.flatnonzero(fold == number), np.flatnonzero(fold != number)
+        log.info(f"fold {number + 1}/{len(numbers)}: fitting on {len(train)} pairs, {len(valid)} held out")
         scores, model = fit_predict(train, valid, int(number))
         oof[valid] = scores
         models.append(model)
+        log.info(f"fold {number + 1}/{len(numbers)} done, {time.perf_counter() - start:.1f} s elapsed")
     return oof, models
 
 

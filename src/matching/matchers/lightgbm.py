@@ -11,6 +11,8 @@ Models are LightGBM text files: loading them runs no code.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from matching.io import atomic_path, write_json
 from matching.matchers.crossfit import InnerSplit, cross_fit
 
 CURVE_EVERY = 10  # iterations between learning-curve points kept in git
+LOG_EVERY = 100  # iterations between progress lines
+log = logging.getLogger(__name__)
 # Defaults a user may override in the lightgbm section; objective, metric and seed are the matcher's own.
 BOOSTER_DEFAULTS = {"deterministic": True, "force_row_wise": True, "verbosity": -1}
 
@@ -55,6 +59,21 @@ class FoldModel:
             if rows.any():
                 scores[rows] = (1 - blend) * scores[rows] + blend * booster.predict(x[booster.feature_name()][rows])
         return scores
+
+
+def progress(fold: int):
+    """A LightGBM callback: a line every LOG_EVERY iterations with the inner split's average precision."""
+    start = time.perf_counter()
+
+    def report(env: lgb.callback.CallbackEnv) -> None:
+        if (env.iteration + 1) % LOG_EVERY == 0 and env.evaluation_result_list:
+            _, name, value, _ = env.evaluation_result_list[0]
+            log.info(
+                f"  fold {fold + 1} iteration {env.iteration + 1}: inner-split {name} {value:.4f}, "
+                f"{time.perf_counter() - start:.1f} s"
+            )
+
+    return report
 
 
 def binned(x: pd.DataFrame, y: np.ndarray, params: dict) -> lgb.Dataset:
@@ -92,6 +111,7 @@ def fit_booster(
             callbacks=[
                 lgb.early_stopping(settings.early_stopping_rounds, verbose=False),
                 lgb.record_evaluation(history),
+                progress(fold),
             ],
         )
         curves.append(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from matching.io import atomic_path, write_json
 from matching.matchers.crossfit import InnerSplit
 
 torch.set_num_threads(THREADS)
+log = logging.getLogger(__name__)
 
 
 CHUNK_ROWS = 1 << 18
@@ -194,6 +197,7 @@ def fit_network(
     steps = -(-len(fit) // settings.batch_size)
     parts = min(steps, -(-len(fit) // settings.validate_every))
     best, reference, best_state, waited, curve = -1.0, -1.0, None, 0, []
+    start = time.perf_counter()
     for epoch in range(settings.max_epochs):
         # The epoch's order goes to the device once; batches are slices of it, and the loss is summed
         # there, so a step neither copies rows from the host nor waits for the device.
@@ -222,6 +226,10 @@ def fit_network(
             )
             # The best weights are kept; only a gain of more than `min_delta` over the PR-AUC that last
             # reset the patience resets it again, so a long slow creep does not hold the fit open.
+            log.info(
+                f"  fold {fold + 1} epoch {curve[-1]['epoch']:g}: train loss {curve[-1]['train_loss']:.4f}, "
+                f"inner-split PR-AUC {pr_auc:.4f}, {time.perf_counter() - start:.1f} s"
+            )
             if pr_auc > best:
                 best, best_state = pr_auc, copy.deepcopy(model.state_dict())
             if pr_auc > reference + settings.min_delta:

@@ -10,6 +10,7 @@ No training, no labels, no refitting. Bad input stops with one line that says wh
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import pandas as pd
 from matching.data import raw
 from matching.io import DataError, run_stage, write_csv, write_parquet
 from matching.scoring.matcher import TrainedMatcher
+
+log = logging.getLogger(__name__)
 
 
 def read_pairs_file(path: Path) -> pd.DataFrame:
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     loaded = time.perf_counter()
     scores = matcher.score(read_pairs_file(args.pairs), args.products, label=str(args.pairs))
     (write_parquet if args.output.suffix == ".parquet" else write_csv)(scores, args.output)
-    print(
+    log.info(
         f"score: {len(scores)} pairs scored by {matcher.model} of {matcher.layout.root} -> {args.output} "
         f"(models loaded in {loaded - start:.1f} s, scored in {time.perf_counter() - loaded:.1f} s)"
     )

@@ -9,9 +9,12 @@ changes, so a passing check reruns nothing downstream.
 from __future__ import annotations
 
 import argparse
+import logging
 
 from matching import config, paths
 from matching.io import atomic_path, run_stage
+
+log = logging.getLogger(__name__)
 
 CHECKED = "params.yaml passed matching.config's typed check\n"
 
@@ -22,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = config.load(layout.params)
     with atomic_path(layout.params_checked) as tmp:
         tmp.write_text(CHECKED)
-    print(f"check_params: matchers {', '.join(cfg.train.matchers)}, submitting {cfg.train.submit}")
+    log.info(f"check_params: matchers {', '.join(cfg.train.matchers)}, submitting {cfg.train.submit}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ from matching import config, paths
 from matching.data import raw
 from matching.encoders.names import name_vectors
 from matching.io import run_stage, write_arrays
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     batches = raw.raw_batches_for(layout.raw_dir(cfg.data.raw_dir), "text_and_bert", ["name_bert_64"], wanted)
     vectors = name_vectors(batches, wanted)
     write_arrays({"variantid": wanted, "vectors": vectors}, layout.embedding_file("names"))
-    print(f"embed names: {int((~np.isnan(vectors[:, 0])).sum())} of {len(wanted)} products have name_bert_64")
+    log.info(f"embed names: {int((~np.isnan(vectors[:, 0])).sum())} of {len(wanted)} products have name_bert_64")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ See `matching.encoders.photos` for the pooling; the photo sets feed the photo fe
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 
 import numpy as np
@@ -16,6 +17,8 @@ from matching.data import raw
 from matching.data.contract import EXTRA_PHOTOS, MAIN_PHOTO
 from matching.encoders.photos import photo_vectors
 from matching.io import run_stage, write_arrays
+
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         vectors, sets = photo_vectors(batches, wanted, spill)
         write_arrays({"variantid": wanted, **vectors}, layout.embedding_file("photos"))
         write_arrays(sets, layout.photo_sets)
-    print(
+    log.info(
         f"embed photos: {int((~np.isnan(vectors['main'][:, 0])).sum())} of {len(wanted)} products have a main "
         f"photo, {int((vectors['extra_count'] > 0).sum())} have extra photos"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from matching.encoders.base import TextEncoder, encode_distinct
 from matching.encoders.lexical import LexicalEncoder
 from matching.encoders.texts import TEXT_OF
 from matching.io import run_stage, write_arrays, write_json
+
+log = logging.getLogger(__name__)
 
 
 def make_encoder(
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         {"variantid": products["variantid"].to_numpy(np.int64), "vectors": vectors},
         layout.embedding_file(args.modality),
     )
-    print(
+    log.info(
         f"embed {args.modality}: {texts.notna().sum()} texts ({texts.nunique()} distinct) of {len(texts)} "
         f"products -> {vectors.shape[1]} dims with {settings.backend}"
     )

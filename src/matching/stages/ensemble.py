@@ -10,6 +10,7 @@ matchers' sorted out-of-fold scores (`rank_reference.npz`).
 from __future__ import annotations
 
 import argparse
+import logging
 
 import pandas as pd
 
@@ -17,6 +18,8 @@ from matching import config, metric, paths
 from matching.features.columns import KEYS
 from matching.io import StageError, run_stage, write_json, write_parquet
 from matching.matchers.ensemble import combine, save_ensemble
+
+log = logging.getLogger(__name__)
 
 
 def gather(layout: paths.Layout, matchers: list[str]) -> pd.DataFrame:
@@ -62,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         },
         layout.ensemble_metrics,
     )
-    print(f"ensemble ({method} of {', '.join(matchers)}): {ensemble_metric:.4f} against {best}'s {singles[best]:.4f}")
+    log.info(
+        f"ensemble ({method} of {', '.join(matchers)}): {ensemble_metric:.4f} against {best}'s {singles[best]:.4f}; "
+        f"auto submits {fitted['auto_choice']}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ plot data. Out-of-fold scores come from models that never saw the pair nor any o
 from __future__ import annotations
 
 import argparse
+import logging
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,8 @@ from sklearn.metrics import precision_recall_curve
 
 from matching import config, metric, paths
 from matching.io import run_stage, write_csv, write_json
+
+log = logging.getLogger(__name__)
 
 CURVE_POINTS = 500  # enough for a smooth plot, small enough to keep in git
 TABLE_KEYS = ("competition_metric", "pr_auc", "average_precision", "roc_auc")
@@ -58,13 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     write_json({name: s for name, (s, _, _) in summaries.items()}, layout.matchers_metrics)
     write_csv(table.round({"pr_auc": 6}), layout.per_category)
     write_csv(curve, layout.pr_curve)
-    print(
+    log.info(
         f"evaluate {model}: competition metric {summary['competition_metric']:.4f} "
         f"(PR-AUC {summary['pr_auc']:.4f}, AP {summary['average_precision']:.4f}, "
         f"ROC-AUC {summary['roc_auc']:.4f}, positives {summary['positive_share']:.1%})"
     )
     for name, (row, _, _) in summaries.items():
-        print(f"  {name:<12} " + "  ".join(f"{key} {row[key]:.4f}" for key in TABLE_KEYS))
+        log.info(f"  {name:<12} " + "  ".join(f"{key} {row[key]:.4f}" for key in TABLE_KEYS))
 
 
 if __name__ == "__main__":

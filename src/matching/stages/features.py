@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 
 import pandas as pd
 
@@ -20,6 +21,8 @@ from matching.features.neighbours import SCORES
 from matching.features.pairs import pair_features
 from matching.features.products import ProductTables, product_tables
 from matching.io import StoredArrays, read_arrays, run_stage, write_parquet
+
+log = logging.getLogger(__name__)
 
 
 def load_tables(layout: paths.Layout, settings: config.Features, seed: int) -> ProductTables:
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         (both.iloc[len(train) :].drop(columns="target"), layout.test_features),
     ):
         write_parquet(features.reset_index(drop=True), out_path)
-        print(f"features: {len(features)} pairs x {len(feature_columns(features))} features -> {out_path}")
+        log.info(f"features: {len(features)} pairs x {len(feature_columns(features))} features -> {out_path}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +18,8 @@ import pyarrow.parquet as pq
 from matching import config, paths
 from matching.demo.generator import DemoSize, plan, product_batches
 from matching.io import atomic_path, run_stage
+
+log = logging.getLogger(__name__)
 
 
 def write_tables(tables: dict[str, pa.Table], out_dir: Path) -> None:
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = cfg.demo
     size = DemoSize(n_train_pairs=demo.n_train_pairs, n_test_pairs=demo.n_test_pairs, n_products=demo.n_products)
     rows = write_demo(size, demo.seed, out)
-    print(f"demo: {rows['train']} train pairs, {rows['test']} test pairs, {rows['products']} products -> {out}")
+    log.info(f"demo: {rows['train']} train pairs, {rows['test']} test pairs, {rows['products']} products -> {out}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ saves no loadable model, scored the test pairs in its own stage; its scores are 
 from __future__ import annotations
 
 import argparse
+import logging
 
 import pandas as pd
 
@@ -19,6 +20,8 @@ from matching.data.cleaning import submission
 from matching.features.columns import KEYS
 from matching.io import StageError, StoredArrays, run_stage, write_csv, write_parquet
 from matching.matchers.saved import SAVED_MATCHERS, SavedModels
+
+log = logging.getLogger(__name__)
 
 
 def scored_in_stage(layout: paths.Layout, names: list[str], features: pd.DataFrame) -> dict:
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     frame = submission(pd.read_parquet(layout.test_pairs), scores[KEYS + ["score"]])
     write_parquet(scores, layout.test_predictions)
     write_csv(frame, layout.submission)
-    print(f"predict {models.submit}: {len(frame)} test pairs ({len(scores)} distinct) -> {layout.submission}")
+    log.info(f"predict {models.submit}: {len(frame)} test pairs ({len(scores)} distinct) -> {layout.submission}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ again, filtered to these products, by the embed stages.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from matching.data.cleaning import check_both_classes, check_known_ids, clean_tr
 from matching.data.products import build_products
 from matching.data.report import data_report, scan_vectors
 from matching.io import DataError, run_stage, write_csv, write_json, write_parquet, write_table
+
+log = logging.getLogger(__name__)
 
 
 def prepare(raw_dir: Path, sample: float, seed: int, layout: paths.Layout | None = None) -> None:
@@ -61,7 +64,7 @@ def prepare(raw_dir: Path, sample: float, seed: int, layout: paths.Layout | None
     write_table(products, layout.products)
     write_json(report, layout.data_report)
     write_csv(plot, layout.missing_plot)
-    print(
+    log.info(
         f"prepare: {len(train)} train pairs ({report['positive_share']:.1%} positive), {len(test)} test pairs, "
         f"{products.num_rows} products; cleaning {cleaning}"
     )

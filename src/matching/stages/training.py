@@ -10,6 +10,7 @@ whose fitted objects are never saved, scores the test pairs in its stage.
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from matching.features.columns import KEYS, META
 from matching.io import write_parquet
 from matching.matchers.crossfit import InnerSplit
 from matching.matchers.folds import make_folds
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,4 +65,4 @@ def run_matcher(
     fold = make_folds(left, right, cfg.train.n_folds, cfg.seed, cfg.train.folds)
     inner = InnerSplit(left, right, cfg.train.folds, cfg.train.inner_valid_share, cfg.seed)
     summary = train_matcher(TrainingInputs(layout, cfg, train, test_features, fold, inner))
-    print(f"train {name} ({cfg.train.folds} folds): {summary}")
+    log.info(f"train {name} ({cfg.train.folds} folds): {summary}")
