@@ -24,6 +24,8 @@ RESULTS = [
     "metrics/plots/per_category.csv",
     "metrics/data_report.json",
     "metrics/plots/precision_recall.csv",
+    "metrics/plots/precision_recall.png",
+    "metrics/plots/confusion.png",
     "data/submission.csv",
 ]
 
@@ -35,7 +37,8 @@ def twins(tmp_path_factory):
 
 
 def results(root: Path) -> dict:
-    files = RESULTS + [str(p.relative_to(root)) for p in sorted((root / "metrics" / "training").rglob("*.csv"))]
+    training = sorted(p for p in (root / "metrics" / "training").rglob("*") if p.suffix in (".csv", ".png"))
+    files = RESULTS + [str(p.relative_to(root)) for p in training]
     return {name: (root / name).read_bytes() for name in files}
 
 

@@ -170,6 +170,14 @@ class Layout:
         return self.metrics / "plots" / "missing.csv"
 
     @property
+    def confusion_plot(self) -> Path:
+        return self.metrics / "plots" / "confusion.png"
+
+    @property
+    def calibration_plot(self) -> Path:
+        return self.metrics / "plots" / "calibration.png"
+
+    @property
     def pr_curve(self) -> Path:
         return self.metrics / "plots" / "precision_recall.csv"
 

@@ -24,19 +24,20 @@ FitPredict = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, Any]]
 log = logging.getLogger(__name__)
 
 
-def cross_fit(fold: np.ndarray, fit_predict: FitPredict) -> tuple[np.ndarray, list[Any]]:
-    """Out-of-fold scores and the model of each fold."""
+def cross_fit(fold: np.ndarray, fit_predict: FitPredict, progress: bool = True) -> tuple[np.ndarray, list[Any]]:
+    """Out-of-fold scores and the model of each fold; a progress line a fold unless `progress` is off."""
     oof = np.full(len(fold), np.nan)
     models = []
     numbers = np.unique(fold)
     start = time.perf_counter()
     for number in numbers:
         valid, train = np.flatnonzero(fold == number), np.flatnonzero(fold != number)
-        log.info(f"fold {number + 1}/{len(numbers)}: fitting on {len(train)} pairs, {len(valid)} held out")
+        level = logging.INFO if progress else logging.DEBUG
+        log.log(level, f"fold {number + 1}/{len(numbers)}: fitting on {len(train)} pairs, {len(valid)} held out")
         scores, model = fit_predict(train, valid, int(number))
         oof[valid] = scores
         models.append(model)
-        log.info(f"fold {number + 1}/{len(numbers)} done, {time.perf_counter() - start:.1f} s elapsed")
+        log.log(level, f"fold {number + 1}/{len(numbers)} done, {time.perf_counter() - start:.1f} s elapsed")
     return oof, models
 
 
@@ -67,9 +68,9 @@ class InnerSplit:
 
 
 def curve_frame(curves: list[list[dict]]) -> pd.DataFrame:
-    """Learning curves of all folds; `step` runs on across folds so one plot shows them all."""
+    """Learning curves of all folds (`epoch` restarts each fold; `step` runs on across them)."""
     rows = [dict(row, fold=fold) for fold, curve in enumerate(curves) for row in curve]
-    frame = pd.DataFrame(rows, columns=["fold", "epoch", "train_loss", "valid_pr_auc"])
+    frame = pd.DataFrame(rows, columns=["fold", "epoch", "train_loss", "valid_loss", "valid_pr_auc"])
     return frame.assign(step=np.arange(1, len(frame) + 1))
 
 

@@ -51,7 +51,7 @@ def stacking(oof_scores: np.ndarray, target: np.ndarray, fold: np.ndarray) -> tu
         model = LogisticRegression(C=1.0).fit(x[train], target[train])
         return model.predict_proba(x[valid])[:, 1], model
 
-    oof, _ = cross_fit(fold, fit_predict)
+    oof, _ = cross_fit(fold, fit_predict, progress=False)  # a second each: no progress lines
     final = LogisticRegression(C=1.0).fit(x, target)
     weights = {"coefficients": final.coef_[0].tolist(), "intercept": float(final.intercept_[0])}
     return oof, weights

@@ -116,8 +116,10 @@ def fit_booster(
         )
         curves.append(
             [
-                {"epoch": i + 1, "train_loss": None, "valid_pr_auc": round(ap, 6)}
-                for i, ap in enumerate(history["stop"]["average_precision"])
+                {"epoch": i + 1, "train_loss": None, "valid_loss": round(loss, 6), "valid_pr_auc": round(ap, 6)}
+                for i, (ap, loss) in enumerate(
+                    zip(history["stop"]["average_precision"], history["stop"]["binary_logloss"])
+                )
                 if i % CURVE_EVERY == 0
             ]
         )

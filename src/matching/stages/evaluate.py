@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
-from matching import config, metric, paths
+from matching import config, figures, metric, paths
 from matching.io import run_stage, write_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     train = config.load(layout.params).train
     model = config.submitted_model(train, layout.ensemble_file)
     names = [*train.matchers, paths.ENSEMBLE_NAME]
-    summaries = {name: evaluate(pd.read_parquet(layout.oof_file(name))) for name in names}
+    oofs = {name: pd.read_parquet(layout.oof_file(name)) for name in names}
+    summaries = {name: evaluate(oof) for name, oof in oofs.items()}
     summary, table, curve = summaries[model]
     # The headline file, the only metrics file `dvc exp show` reads: a narrow table across experiments.
     headline = {key: summary[key] for key in HEADLINE}
@@ -61,6 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     write_json({name: s for name, (s, _, _) in summaries.items()}, layout.matchers_metrics)
     write_csv(table.round({"pr_auc": 6}), layout.per_category)
     write_csv(curve, layout.pr_curve)
+    target, score = oofs[model].target.to_numpy(), oofs[model].score.to_numpy()
+    for figure, path in (
+        (figures.precision_recall({name: s[2] for name, s in summaries.items()}, model), layout.pr_curve),
+        (figures.confusion(target, score, summary["best_f1_threshold"]), layout.confusion_plot),
+        (figures.calibration(target, score), layout.calibration_plot),
+        (figures.per_category(table), layout.per_category),
+    ):
+        figures.save_figure(figure, path.with_suffix(".png"))
     log.info(
         f"evaluate {model}: competition metric {summary['competition_metric']:.4f} "
         f"(PR-AUC {summary['pr_auc']:.4f}, AP {summary['average_precision']:.4f}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from matching import figures
 from matching.features.columns import feature_columns
 from matching.io import run_stage, write_csv
 from matching.matchers import lightgbm
@@ -19,8 +20,12 @@ def train(inputs: TrainingInputs) -> str:
         )
     lightgbm.save_models(scoring, layout.model_dir(NAME))
     inputs.write_scores(NAME, oof)
-    write_csv(lightgbm.importance_table(models), layout.importance_plot)
-    write_csv(curve_frame(curves), layout.learning_curve_file(NAME))
+    importance = lightgbm.importance_table(models).head(figures.TOP_FEATURES)
+    curve = curve_frame(curves)
+    write_csv(importance, layout.importance_plot)
+    write_csv(curve, layout.learning_curve_file(NAME))
+    figures.save_figure(figures.importance(importance), layout.importance_plot.with_suffix(".png"))
+    figures.save_figure(figures.learning_curves(curve, NAME), layout.learning_curve_file(NAME).with_suffix(".png"))
     refit = "; new pairs are scored by a refit on all train pairs" if settings.refit_full else ""
     return (
         f"{len(models)} folds in {timer.seconds:.1f} s, best iterations "
