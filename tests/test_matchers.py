@@ -83,15 +83,20 @@ def test_lightautoml_without_the_extra_says_how_to_install(featurized, monkeypat
         main([])
 
 
-def test_network_weights_load_as_plain_tensors(featurized):
+def test_network_weights_are_plain_tensors_and_learning_curves_go_through_dvclive(featurized):
     from safetensors.torch import load_file
 
     files = sorted(LAYOUT.model_dir("siamese").glob("fold_*.safetensors"))
     assert len(files) == 3
     state = load_file(str(files[0]))
     assert all(isinstance(v, torch.Tensor) for v in state.values())
-    curve = pd.read_csv(LAYOUT.learning_curve_file("siamese"))
-    assert set(curve.fold) == {0, 1, 2} and curve.valid_pr_auc.between(0, 1).all()
+    # Learning curves through dvclive: a folder a fold, a step a validation read, and the figure.
+    for fold in range(3):
+        curve = pd.read_csv(LAYOUT.fold_log_dir("siamese", fold) / "plots" / "metrics" / "valid_pr_auc.tsv", sep="\t")
+        assert list(curve.step) == list(range(len(curve))) and curve.valid_pr_auc.between(0, 1).all()
+    assert not LAYOUT.fold_log_dir("siamese", 3).exists() and LAYOUT.learning_curve_plot("siamese").exists()
+    lightgbm_curve = LAYOUT.fold_log_dir("lightgbm", 0) / "plots" / "metrics" / "stop" / "average_precision.tsv"
+    assert (pd.read_csv(lightgbm_curve, sep="\t").step % 10 == 0).all()
 
 
 def test_ensemble_evaluate_and_predict_follow_the_chosen_model(featurized):

@@ -37,7 +37,7 @@ def twins(tmp_path_factory):
 
 
 def results(root: Path) -> dict:
-    training = sorted(p for p in (root / "metrics" / "training").rglob("*") if p.suffix in (".csv", ".png"))
+    training = sorted(p for p in (root / "metrics" / "training").rglob("*") if p.suffix in (".csv", ".png", ".tsv"))
     files = RESULTS + [str(p.relative_to(root)) for p in training]
     return {name: (root / name).read_bytes() for name in files}
 

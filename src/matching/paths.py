@@ -182,11 +182,15 @@ class Layout:
         return self.metrics / "plots" / "precision_recall.csv"
 
     def training_report_dir(self, name: str) -> Path:
-        """Small per-matcher plot data kept in git: learning curves, feature importance."""
+        """A matcher's learning curves (dvclive folders `fold_<k>/`, a figure) and feature importance."""
         return self.metrics / "training" / name
 
-    def learning_curve_file(self, name: str) -> Path:
-        return self.training_report_dir(name) / "learning.csv"
+    def learning_curve_plot(self, name: str) -> Path:
+        return self.training_report_dir(name) / "learning.png"
+
+    def fold_log_dir(self, name: str, fold: int) -> Path:
+        """dvclive's folder for one fold's curves (`plots/metrics/*.tsv`) and last values (`metrics.json`)."""
+        return self.training_report_dir(name) / f"fold_{fold + 1}"
 
     @property
     def importance_plot(self) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from matching.config import LightGBM
 from matching.io import atomic_path, write_json
 from matching.matchers.crossfit import InnerSplit, cross_fit
 
-CURVE_EVERY = 10  # iterations between learning-curve points kept in git
+CURVE_EVERY = 10  # iterations between learning-curve points
 LOG_EVERY = 100  # iterations between progress lines
 log = logging.getLogger(__name__)
 # Defaults a user may override in the lightgbm section; objective, metric and seed are the matcher's own.
@@ -91,6 +92,7 @@ def fit_booster(
     params: dict,
     inner: InnerSplit,
     curves: list,
+    fold_callbacks: Callable[[int], list] | None = None,
 ):
     """A `fit_predict` for `cross_fit`: early stopping on the inner split of the fold's train rows;
     its average precision by iteration goes to `curves` (LightGBM's PR-AUC is average precision).
@@ -112,6 +114,7 @@ def fit_booster(
                 lgb.early_stopping(settings.early_stopping_rounds, verbose=False),
                 lgb.record_evaluation(history),
                 progress(fold),
+                *(fold_callbacks(fold) if fold_callbacks else []),
             ],
         )
         curves.append(
@@ -138,14 +141,22 @@ def fit_booster(
 
 
 def train_lightgbm(
-    train: pd.DataFrame, columns: list[str], fold: np.ndarray, inner: InnerSplit, settings: LightGBM, seed: int
+    train: pd.DataFrame,
+    columns: list[str],
+    fold: np.ndarray,
+    inner: InnerSplit,
+    settings: LightGBM,
+    seed: int,
+    fold_callbacks: Callable[[int], list] | None = None,
 ) -> tuple[np.ndarray, list[FoldModel], list[FoldModel], list]:
-    """Out-of-fold scores, the fold models, the models that score new pairs, and the learning curves."""
+    """Out-of-fold scores, the fold models, the models that score new pairs, and the learning curves;
+    `fold_callbacks(fold)` gives more LightGBM callbacks for a fold's fit (the stage's dvclive logger)."""
     curves: list = []
     params = booster_params(settings, seed, len(train))
     x = train[columns]
     data = binned(x, train["target"].to_numpy(), params)
-    oof, models = cross_fit(fold, fit_booster(x, data, train["category"].to_numpy(), settings, params, inner, curves))
+    fit = fit_booster(x, data, train["category"].to_numpy(), settings, params, inner, curves, fold_callbacks)
+    oof, models = cross_fit(fold, fit)
     scoring = models
     if settings.refit_full:
         # One model on every train pair for the mean early-stopped length: test scores then come from

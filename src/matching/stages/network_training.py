@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from matching import figures, paths
-from matching.io import StoredArrays, write_csv
+from matching.io import StoredArrays
 from matching.matchers import networks
 from matching.matchers.crossfit import Timer, cross_fit, curve_frame
-from matching.stages.training import TrainingInputs
+from matching.stages.training import TrainingInputs, log_curves
 
 
 def load_product_blocks(layout: paths.Layout) -> networks.ProductBlocks:
@@ -28,7 +28,6 @@ def train_network(name: str, fit: Callable, inputs: TrainingInputs) -> str:
         oof, models = cross_fit(inputs.fold, fit_predict)
     networks.save_fold_models(models, architecture, layout.model_dir(name))
     inputs.write_scores(name, oof)
-    curve = curve_frame(curves)
-    write_csv(curve, layout.learning_curve_file(name))
-    figures.save_figure(figures.learning_curves(curve, name), layout.learning_curve_file(name).with_suffix(".png"))
+    log_curves(layout, name, curves)
+    figures.save_figure(figures.learning_curves(curve_frame(curves), name), layout.learning_curve_plot(name))
     return f"{len(models)} folds in {timer.seconds:.1f} s, epochs {[c[-1]['epoch'] for c in curves]}"

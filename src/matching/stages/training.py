@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from dvclive import Live
 
 from matching import config, paths
 from matching.features.columns import KEYS, META
@@ -43,6 +44,31 @@ class TrainingInputs:
         write_parquet(oof_frame, self.layout.oof_file(name))
         if test_scores is not None:
             write_parquet(self.test[KEYS].assign(score=test_scores), self.layout.test_scores_file(name))
+
+
+class FoldLog(Live):
+    """dvclive's logger without its DVC integration: the stage already runs inside DVC, and dvc.yaml
+    declares what is shown. That integration opens the repository for every logger and, in dvclive
+    3.49, fails in a git repository without a commit (SCMError from get_rev), where `dvc repro` runs."""
+
+    def _init_dvc(self) -> None:
+        pass
+
+
+def fold_log(layout: paths.Layout, name: str, fold: int) -> Live:
+    """dvclive's logger of one fold's learning curve: no dvc.yaml of its own, no experiment saved."""
+    return FoldLog(dir=str(layout.fold_log_dir(name, fold)), dvcyaml=None, save_dvc_exp=False, report=None)
+
+
+def log_curves(layout: paths.Layout, name: str, curves: list[list[dict]]) -> None:
+    """Each fold's learning curve through dvclive, a step a point (for the networks, a validation read)."""
+    for fold, curve in enumerate(curves):
+        with fold_log(layout, name, fold) as live:
+            for point in curve:
+                for key in ("train_loss", "valid_loss", "valid_pr_auc"):
+                    if point.get(key) is not None:
+                        live.log_metric(key, point[key])
+                live.next_step()
 
 
 def run_matcher(
