@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -91,3 +92,33 @@ def test_which_pairs_are_scored_and_how_does_not_depend_on_row_order():
     for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 2, 0, 4, 3]):
         distinct = distinct_test_pairs(test.iloc[order])
         assert sorted(distinct.values.tolist()) == [[1, 2], [9, 8]]
+
+
+def test_reading_wanted_products_skips_groups_and_keeps_every_wanted_row(tmp_path):
+    # Shuffled ids over small row groups, as in the archive: statistics cannot skip, the id column can.
+    from matching.data import raw
+
+    ids = np.random.default_rng(0).permutation(np.arange(100, 400))
+    table = pa.table(
+        {
+            "variantid": ids,
+            "name": [f"n{i}" for i in ids],
+            "description": ["d"] * len(ids),
+            "name_bert_64": [[float(i)] * 2 for i in ids],
+        }
+    )
+    pq.write_table(table, tmp_path / "text_and_bert.parquet", row_group_size=50)
+    wanted = np.array([ids[3], ids[160], 99, 5000])  # two held, in groups 0 and 3; two absent
+    rows = raw.read_product_rows(tmp_path, "text_and_bert", ("name", "name_bert_64"), wanted)
+    assert rows.column_names == ["variantid", "name", "name_bert_64"]
+    assert sorted(rows.column("variantid").to_pylist()) == sorted([int(ids[3]), int(ids[160])])
+    assert {i: n for i, n in zip(rows.column("variantid").to_pylist(), rows.column("name").to_pylist())} == {
+        int(ids[3]): f"n{ids[3]}",
+        int(ids[160]): f"n{ids[160]}",
+    }
+    read_groups = {
+        offset for _, offset, _ in raw.iter_batches(tmp_path, "text_and_bert", ["variantid"], np.sort(wanted))
+    }
+    assert read_groups == {0, 150}
+    nothing = raw.read_product_rows(tmp_path, "text_and_bert", ("name",), np.array([1, 2]))
+    assert nothing.num_rows == 0 and nothing.column_names == ["variantid", "name"]

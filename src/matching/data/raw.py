@@ -93,26 +93,38 @@ def iter_batches(
         # has read (about 3 GB after 12 groups of the full-size photo file), read_row_group does not.
         for group in range(handle.num_row_groups):
             rows = handle.metadata.row_group(group).num_rows
-            if wanted_ids is not None and not _may_hold(handle, path, group, wanted_ids):
+            ids = None if wanted_ids is None else _ids_if_wanted(handle, path, group, wanted_ids)
+            if wanted_ids is not None and ids is None:
                 offset += rows
                 continue
-            with readable(path):
-                table = handle.read_row_group(group, columns=columns)
+            table = _read_group(handle, path, group, columns, ids)
             for batch in table.to_batches(max_chunksize=BATCH_ROWS):
                 yield str(path), offset, batch
                 offset += batch.num_rows
 
 
-def _may_hold(handle: pq.ParquetFile, path: Path, group: int, wanted_ids: np.ndarray) -> bool:
-    """Whether a row group may hold one of the wanted ids: its min/max statistics first, then its ids."""
+def _ids_if_wanted(handle: pq.ParquetFile, path: Path, group: int, wanted_ids: np.ndarray) -> pa.Table | None:
+    """A row group's id column if the group may hold one of the wanted ids, else None: its min/max
+    statistics first, then its ids (handed on, so the group's read skips them)."""
     statistics = handle.metadata.row_group(group).column(handle.schema_arrow.get_field_index("variantid")).statistics
     if statistics is not None and statistics.has_min_max:
         first, last = np.searchsorted(wanted_ids, [statistics.min, statistics.max], side="left")
         if first == last and (last == len(wanted_ids) or wanted_ids[last] != statistics.max):
-            return False
+            return None
     with readable(path):
-        ids = handle.read_row_group(group, columns=["variantid"]).column(0).to_numpy()
-    return bool(contains(wanted_ids, ids.astype(np.int64, copy=False)).any())
+        ids = handle.read_row_group(group, columns=["variantid"])
+    held = contains(wanted_ids, ids.column(0).to_numpy().astype(np.int64, copy=False))
+    return ids if held.any() else None
+
+
+def _read_group(handle: pq.ParquetFile, path: Path, group: int, columns: list[str], ids: pa.Table | None) -> pa.Table:
+    """A row group's columns; an id column already read is put in its place instead of read again."""
+    if ids is None or "variantid" not in columns:
+        with readable(path):
+            return handle.read_row_group(group, columns=columns)
+    with readable(path):
+        table = handle.read_row_group(group, columns=[column for column in columns if column != "variantid"])
+    return table.add_column(columns.index("variantid"), ids.schema.field(0), ids.column(0))
 
 
 def read_product_file(raw_dir: Path, name: str, columns: tuple[str, ...] | None = None) -> pa.Table:

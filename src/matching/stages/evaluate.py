@@ -36,14 +36,10 @@ def rounded(summary: dict) -> dict:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in summary.items()}
 
 
-def evaluate(oof: pd.DataFrame) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Summary, per-category table and precision-recall curve of out-of-fold scores."""
+def evaluate(oof: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """Summary and precision-recall curve of out-of-fold scores."""
     target, score, category = oof.target.to_numpy(), oof.score.to_numpy(), oof.category.to_numpy()
-    return (
-        rounded(metric.summary(target, score, category)),
-        metric.per_category_pr_auc(target, score, category),
-        curve_points(target, score),
-    )
+    return rounded(metric.summary(target, score, category)), curve_points(target, score)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,17 +50,18 @@ def main(argv: list[str] | None = None) -> None:
     names = [*train.matchers, paths.ENSEMBLE_NAME]
     oofs = {name: pd.read_parquet(layout.oof_file(name)) for name in names}
     summaries = {name: evaluate(oof) for name, oof in oofs.items()}
-    summary, table, curve = summaries[model]
+    summary, curve = summaries[model]
+    target, score = oofs[model].target.to_numpy(), oofs[model].score.to_numpy()
+    table = metric.per_category_pr_auc(target, score, oofs[model].category.to_numpy())
     # The headline file, the only metrics file `dvc exp show` reads: a narrow table across experiments.
     headline = {key: summary[key] for key in HEADLINE}
-    matchers = {name: {key: s[key] for key in HEADLINE} for name, (s, _, _) in summaries.items()}
+    matchers = {name: {key: s[key] for key in HEADLINE} for name, (s, _) in summaries.items()}
     write_json({"model": model, "submit": train.submit, **headline, "matchers": matchers}, layout.evaluate_metrics)
-    write_json({name: s for name, (s, _, _) in summaries.items()}, layout.matchers_metrics)
+    write_json({name: s for name, (s, _) in summaries.items()}, layout.matchers_metrics)
     write_csv(table.round({"pr_auc": 6}), layout.per_category)
     write_csv(curve, layout.pr_curve)
-    target, score = oofs[model].target.to_numpy(), oofs[model].score.to_numpy()
     for figure, path in (
-        (figures.precision_recall({name: s[2] for name, s in summaries.items()}, model), layout.pr_curve),
+        (figures.precision_recall({name: s[1] for name, s in summaries.items()}, model), layout.pr_curve),
         (figures.confusion(target, score, summary["best_f1_threshold"]), layout.confusion_plot),
         (figures.calibration(target, score), layout.calibration_plot),
         (figures.per_category(table), layout.per_category),
@@ -75,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         f"(PR-AUC {summary['pr_auc']:.4f}, AP {summary['average_precision']:.4f}, "
         f"ROC-AUC {summary['roc_auc']:.4f}, positives {summary['positive_share']:.1%})"
     )
-    for name, (row, _, _) in summaries.items():
+    for name, (row, _) in summaries.items():
         log.info(f"  {name:<12} " + "  ".join(f"{key} {row[key]:.4f}" for key in TABLE_KEYS))
 
 
