@@ -48,3 +48,18 @@ def test_summary_reports_average_precision_beside_the_competition_metric():
     assert summary["competition_metric"] == pytest.approx(19 / 24)
     assert summary["average_precision"] == pytest.approx((1 + 2 / 3) / 2)
     assert summary["positive_share"] == 0.5
+
+
+def test_score_steps_give_a_light_curve_whose_points_lie_on_the_full_curve():
+    from sklearn.metrics import precision_recall_curve
+
+    from matching.stages.evaluate import score_steps
+
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, 2, 5000)
+    score = np.round(np.clip(0.3 * target + rng.random(5000) * 0.7, 0, 1), 4)  # ties, as real scores have
+    precision, recall, thresholds = precision_recall_curve(target, score_steps(score, steps=50))
+    assert len(thresholds) <= 50 and set(thresholds) <= set(score) | set(np.quantile(score, np.linspace(0, 1, 50)))
+    for p, r, t in zip(precision, recall, thresholds):
+        chosen = score >= t  # the full-resolution decision at this threshold
+        assert p == target[chosen].mean() and r == target[chosen].sum() / target.sum()

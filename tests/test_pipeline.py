@@ -28,7 +28,7 @@ def test_repro_leaves_every_declared_output_and_learns(repo):
     listed = run(["dvc", "stage", "list", "--name-only"], repo).stdout.split()
     assert sorted(lock["stages"]) == sorted(listed) and "train@siamese" in listed
     assert outs and all((repo / path).exists() for path in outs)
-    evaluate = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    evaluate = json.loads((repo / "metrics" / "evaluate" / "metrics.json").read_text())
     every_figure = json.loads((repo / "metrics" / "matchers.json").read_text())[evaluate["model"]]
     assert evaluate["competition_metric"] == every_figure["competition_metric"]
     assert evaluate["competition_metric"] > every_figure["positive_share"] + 0.25
@@ -36,7 +36,13 @@ def test_repro_leaves_every_declared_output_and_learns(repo):
     test = pd.read_parquet(repo / "data" / "prepared" / "test_pairs.parquet")
     assert submission[["variantid1", "variantid2"]].equals(test[["variantid1", "variantid2"]])
     assert submission.target.between(0, 1).all() and submission.target.nunique() > 2
-    assert "metrics/evaluate.json" in run(["git", "ls-files", "metrics"], repo).stdout  # kept in git
+    assert "metrics/evaluate/metrics.json" in run(["git", "ls-files", "metrics"], repo).stdout  # kept in git
+    # dvclive's plot data: a light precision-recall curve, the calibration bins, a bar per category.
+    sklearn_plots = repo / "metrics" / "evaluate" / "plots" / "sklearn"
+    curve = json.loads((sklearn_plots / "precision_recall.json").read_text())["precision_recall"]
+    assert 10 < len(curve) <= 500 and {"precision", "recall", "threshold"} <= set(curve[0])
+    assert len(json.loads((sklearn_plots / "calibration.json").read_text())["calibration"]) <= 10
+    assert (repo / "metrics" / "evaluate" / "plots" / "images" / "confusion.png").stat().st_size > 0
 
 
 def test_repro_again_runs_nothing(repo):
@@ -71,7 +77,7 @@ def test_experiments_change_params_and_compare_metrics(repo):
     run(["dvc", "exp", "run", "-S", "lightgbm.num_leaves=7"], repo)
     assert yaml.safe_load((repo / "params.yaml").read_text())["lightgbm"]["num_leaves"] == 7
     diff = json.loads(run(["dvc", "metrics", "diff", "HEAD", "--json"], repo).stdout)
-    assert "competition_metric" in diff["metrics/evaluate.json"]
+    assert "competition_metric" in diff["metrics/evaluate/metrics.json"]
     run(["dvc", "exp", "run", "--queue", "-S", "lightgbm.num_leaves=3,15"], repo)
     run(["dvc", "exp", "run", "--run-all"], repo)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
@@ -81,7 +87,7 @@ def test_experiments_change_params_and_compare_metrics(repo):
             for rev in exp.get("revs", []):
                 data = rev.get("data") or {}
                 params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                metrics = data.get("metrics", {}).get("metrics/evaluate.json", {}).get("data", {})
+                metrics = data.get("metrics", {}).get("metrics/evaluate/metrics.json", {}).get("data", {})
                 if "competition_metric" in metrics:
                     leaves.add(params["lightgbm"]["num_leaves"])
     assert {3, 7, 15} <= leaves
@@ -108,7 +114,7 @@ def test_params_back_to_an_earlier_run_restore_the_trained_matchers_from_the_run
 def test_submit_switch_reuses_trained_matchers(repo):
     result = run(["dvc", "exp", "run", "-S", "submit=siamese"], repo)
     assert "Stage 'train@siamese' didn't change, skipping" in result.stdout
-    assert json.loads((repo / "metrics" / "evaluate.json").read_text())["model"] == "siamese"
+    assert json.loads((repo / "metrics" / "evaluate" / "metrics.json").read_text())["model"] == "siamese"
     table = json.loads((repo / "metrics" / "matchers.json").read_text())
     assert set(table) == {"lightgbm", "siamese", "pairwise", "ensemble"}
     run(["git", "checkout", "--", "params.yaml"], repo)

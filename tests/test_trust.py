@@ -18,14 +18,15 @@ from conftest import REPO, make_repo, run
 
 pytestmark = pytest.mark.slow
 RESULTS = [
-    "metrics/evaluate.json",
+    "metrics/evaluate/metrics.json",
     "metrics/matchers.json",
     "metrics/ensemble.json",
-    "metrics/plots/per_category.csv",
+    "metrics/evaluate/plots/custom/per_category.json",
     "metrics/data_report.json",
-    "metrics/plots/precision_recall.csv",
-    "metrics/plots/precision_recall.png",
-    "metrics/plots/confusion.png",
+    "metrics/evaluate/plots/sklearn/precision_recall.json",
+    "metrics/evaluate/plots/sklearn/calibration.json",
+    "metrics/evaluate/plots/images/precision_recall.png",
+    "metrics/evaluate/plots/images/confusion.png",
     "data/submission.csv",
 ]
 

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
 
 from matching.io import atomic_path  # noqa: E402
 
@@ -79,12 +80,9 @@ def confusion(target: np.ndarray, score: np.ndarray, threshold: float) -> Figure
 
 
 def calibration(target: np.ndarray, score: np.ndarray, bins: int = 10) -> Figure:
-    """Share of matching pairs against the mean score, in `bins` equal-width score bins."""
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(score, edges[1:-1]), 0, bins - 1)
-    filled = np.bincount(which, minlength=bins) > 0
-    mean_score = np.bincount(which, weights=score, minlength=bins)[filled] / np.bincount(which, minlength=bins)[filled]
-    share = np.bincount(which, weights=target, minlength=bins)[filled] / np.bincount(which, minlength=bins)[filled]
+    """Share of matching pairs against the mean score, in `bins` equal-width score bins (scikit-learn's
+    calibration curve, the one dvclive's calibration plot holds)."""
+    share, mean_score = calibration_curve(target, score, n_bins=bins)
     figure, axes = plt.subplots(figsize=(5, 5))
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="calibrated")
     axes.plot(mean_score, share, marker="o", label="out-of-fold")

@@ -149,8 +149,17 @@ class Layout:
         return self.metrics / "data_report.json"
 
     @property
+    def evaluate_dir(self) -> Path:
+        """evaluate's dvclive folder: `metrics.json` (the headline), `plots/sklearn/` and `plots/custom/`
+        (plot data), `plots/images/` (the figures)."""
+        return self.metrics / "evaluate"
+
+    @property
     def evaluate_metrics(self) -> Path:
-        return self.metrics / "evaluate.json"
+        return self.evaluate_dir / "metrics.json"
+
+    def evaluate_image(self, name: str) -> Path:
+        return self.evaluate_dir / "plots" / "images" / f"{name}.png"
 
     @property
     def matchers_metrics(self) -> Path:
@@ -161,25 +170,8 @@ class Layout:
         return self.metrics / "ensemble.json"
 
     @property
-    def per_category(self) -> Path:
-        """The submitted model's PR-AUC per level-2 category, a plot rather than dozens of metric columns."""
-        return self.metrics / "plots" / "per_category.csv"
-
-    @property
     def missing_plot(self) -> Path:
         return self.metrics / "plots" / "missing.csv"
-
-    @property
-    def confusion_plot(self) -> Path:
-        return self.metrics / "plots" / "confusion.png"
-
-    @property
-    def calibration_plot(self) -> Path:
-        return self.metrics / "plots" / "calibration.png"
-
-    @property
-    def pr_curve(self) -> Path:
-        return self.metrics / "plots" / "precision_recall.csv"
 
     def training_report_dir(self, name: str) -> Path:
         """A matcher's learning curves (dvclive folders `fold_<k>/`, a figure) and feature importance."""

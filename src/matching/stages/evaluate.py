@@ -1,10 +1,13 @@
 """Stage `evaluate`: the competition metric and its companions on out-of-fold predictions.
 
-`metrics/evaluate.json` is the headline, the one metrics file: the submitted model (`train.submit`;
-`auto` is the ensemble stage's choice), its competition metric, PR-AUC, best F1 and that F1's
-threshold, and the same four for every matcher and the ensemble. `metrics/matchers.json` holds every
-figure of every model; the submitted model's per-category PR-AUC and precision-recall curve are
-plot data. Out-of-fold scores come from models that never saw the pair nor any of its products.
+Written through dvclive into `metrics/evaluate/`: `metrics.json` is the headline, the one metrics file:
+the submitted model (`train.submit`; `auto` is the ensemble stage's choice), its competition metric,
+PR-AUC, best F1 and that F1's threshold, and the same four for every matcher and the ensemble. The
+submitted model's precision-recall and calibration curves are dvclive's sklearn plots, its per-category
+PR-AUC a dvclive custom plot; `plots/images/` holds the figures that render offline (precision-recall
+of every model, confusion at the F1 threshold, calibration, per category). `metrics/matchers.json`
+holds every figure of every model. Out-of-fold scores come from models that never saw the pair nor any
+of its products.
 """
 
 from __future__ import annotations
@@ -17,19 +20,28 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 from matching import config, figures, metric, paths
-from matching.io import run_stage, write_csv, write_json
+from matching.io import run_stage, write_json
+from matching.live import stage_live
 
 log = logging.getLogger(__name__)
 
 CURVE_POINTS = 500  # enough for a smooth plot, small enough to keep in git
+CALIBRATION_BINS = 10
 TABLE_KEYS = ("competition_metric", "pr_auc", "average_precision", "roc_auc")
 HEADLINE = ("competition_metric", "pr_auc", "best_f1", "best_f1_threshold")
 
 
+def score_steps(score: np.ndarray, steps: int = CURVE_POINTS) -> np.ndarray:
+    """Each score floored to the highest of `steps` score quantiles at or below it. The precision-recall
+    curve of these has at most `steps` points, each exactly the full curve's point at that quantile's
+    threshold (floored >= q exactly when score >= q): a light curve that is not an approximation."""
+    edges = np.unique(np.quantile(score, np.linspace(0, 1, steps)))
+    return edges[np.searchsorted(edges, score, side="right") - 1]
+
+
 def curve_points(target: np.ndarray, score: np.ndarray) -> pd.DataFrame:
-    precision, recall, _ = precision_recall_curve(target, score)
-    keep = np.unique(np.linspace(0, len(precision) - 1, min(CURVE_POINTS, len(precision))).round().astype(int))
-    return pd.DataFrame({"recall": recall[keep].round(5), "precision": precision[keep].round(5)})
+    precision, recall, _ = precision_recall_curve(target, score_steps(score))
+    return pd.DataFrame({"recall": recall, "precision": precision})
 
 
 def rounded(summary: dict) -> dict:
@@ -50,23 +62,30 @@ def main(argv: list[str] | None = None) -> None:
     names = [*train.matchers, paths.ENSEMBLE_NAME]
     oofs = {name: pd.read_parquet(layout.oof_file(name)) for name in names}
     summaries = {name: evaluate(oof) for name, oof in oofs.items()}
-    summary, curve = summaries[model]
+    summary = summaries[model][0]
     target, score = oofs[model].target.to_numpy(), oofs[model].score.to_numpy()
-    table = metric.per_category_pr_auc(target, score, oofs[model].category.to_numpy())
-    # The headline file, the only metrics file `dvc exp show` reads: a narrow table across experiments.
-    headline = {key: summary[key] for key in HEADLINE}
-    matchers = {name: {key: s[key] for key in HEADLINE} for name, (s, _) in summaries.items()}
-    write_json({"model": model, "submit": train.submit, **headline, "matchers": matchers}, layout.evaluate_metrics)
-    write_json({name: s for name, (s, _) in summaries.items()}, layout.matchers_metrics)
-    write_csv(table.round({"pr_auc": 6}), layout.per_category)
-    write_csv(curve, layout.pr_curve)
-    for figure, path in (
-        (figures.precision_recall({name: s[1] for name, s in summaries.items()}, model), layout.pr_curve),
-        (figures.confusion(target, score, summary["best_f1_threshold"]), layout.confusion_plot),
-        (figures.calibration(target, score), layout.calibration_plot),
-        (figures.per_category(table), layout.per_category),
+    table = metric.per_category_pr_auc(target, score, oofs[model].category.to_numpy()).round({"pr_auc": 6})
+    with stage_live(layout.evaluate_dir) as live:
+        # The headline, the only metrics file `dvc exp show` reads: a narrow table across experiments.
+        live.summary.update(model=model, submit=train.submit)
+        for key in HEADLINE:
+            live.log_metric(key, summary[key], plot=False)
+        for name, (row, _) in summaries.items():
+            for key in HEADLINE:
+                live.log_metric(f"matchers/{name}/{key}", row[key], plot=False)
+        # dvclive's sklearn PR plot keeps a point per distinct score (1.17 M at full volume): steps instead.
+        live.log_sklearn_plot("precision_recall", target, score_steps(score), title=f"Precision-recall, {model}")
+        live.log_sklearn_plot("calibration", target, score, title=f"Calibration, {model}", n_bins=CALIBRATION_BINS)
+        live.log_plot("per_category", table, x="pr_auc", y="category", template="bar_horizontal")
+    # No dvclive confusion plot: its data is a row per pair (1.17 M at full volume); the figure instead.
+    for figure, name in (
+        (figures.precision_recall({name: curve for name, (_, curve) in summaries.items()}, model), "precision_recall"),
+        (figures.confusion(target, score, summary["best_f1_threshold"]), "confusion"),
+        (figures.calibration(target, score, CALIBRATION_BINS), "calibration"),
+        (figures.per_category(table), "per_category"),
     ):
-        figures.save_figure(figure, path.with_suffix(".png"))
+        figures.save_figure(figure, layout.evaluate_image(name))
+    write_json({name: row for name, (row, _) in summaries.items()}, layout.matchers_metrics)
     log.info(
         f"evaluate {model}: competition metric {summary['competition_metric']:.4f} "
         f"(PR-AUC {summary['pr_auc']:.4f}, AP {summary['average_precision']:.4f}, "

@@ -21,6 +21,7 @@ from dvclive import Live
 from matching import config, paths
 from matching.features.columns import KEYS, META
 from matching.io import write_parquet
+from matching.live import stage_live
 from matching.matchers.crossfit import InnerSplit
 from matching.matchers.folds import make_folds
 
@@ -46,18 +47,9 @@ class TrainingInputs:
             write_parquet(self.test[KEYS].assign(score=test_scores), self.layout.test_scores_file(name))
 
 
-class FoldLog(Live):
-    """dvclive's logger without its DVC integration: the stage already runs inside DVC, and dvc.yaml
-    declares what is shown. That integration opens the repository for every logger and, in dvclive
-    3.49, fails in a git repository without a commit (SCMError from get_rev), where `dvc repro` runs."""
-
-    def _init_dvc(self) -> None:
-        pass
-
-
 def fold_log(layout: paths.Layout, name: str, fold: int) -> Live:
     """dvclive's logger of one fold's learning curve: no dvc.yaml of its own, no experiment saved."""
-    return FoldLog(dir=str(layout.fold_log_dir(name, fold)), dvcyaml=None, save_dvc_exp=False, report=None)
+    return stage_live(layout.fold_log_dir(name, fold))
 
 
 def log_curves(layout: paths.Layout, name: str, curves: list[list[dict]]) -> None:
