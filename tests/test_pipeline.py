@@ -43,6 +43,10 @@ def test_repro_leaves_every_declared_output_and_learns(repo):
     assert 10 < len(curve) <= 500 and {"precision", "recall", "threshold"} <= set(curve[0])
     assert len(json.loads((sklearn_plots / "calibration.json").read_text())["calibration"]) <= 10
     assert (repo / "metrics" / "evaluate" / "plots" / "images" / "confusion.png").stat().st_size > 0
+    # Retrieval: the index finds most of exact search's neighbours, and more known matches at a larger k.
+    retrieval = json.loads((repo / "metrics" / "retrieval.json").read_text())
+    assert retrieval["index_recall_at_20"] >= 0.9 and retrieval["queries"] > 100
+    assert 0.2 < retrieval["recall_at_1"] <= retrieval["recall_at_20"] <= retrieval["recall_at_50"]
 
 
 def test_repro_again_runs_nothing(repo):

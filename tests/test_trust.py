@@ -28,6 +28,8 @@ RESULTS = [
     "metrics/evaluate/plots/images/precision_recall.png",
     "metrics/evaluate/plots/images/confusion.png",
     "data/submission.csv",
+    "data/retrieval/index.faiss",
+    "metrics/retrieval.json",
 ]
 
 
@@ -177,6 +179,8 @@ def test_nothing_loaded_from_models_can_run_code(twins):
     root, _ = twins
     suffixes = {p.suffix for p in (root / "models").rglob("*") if p.is_file()} - {""}
     assert suffixes <= {".txt", ".safetensors", ".json", ".npz", ".parquet"}, suffixes
+    index_files = {p.name for p in (root / "data" / "retrieval").iterdir()}
+    assert index_files == {"index.faiss", "ids.npy", "index.json"}  # faiss's own format, plain arrays
     saved_arrays = sorted((root / "models").rglob("*.npz"))
     assert {p.parent.name for p in saved_arrays} >= {"attributes", "descriptions", "features"}
     for path in saved_arrays:  # plain arrays: an object (pickled) member would raise here

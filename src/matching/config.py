@@ -25,6 +25,7 @@ MATCHERS = ("lightgbm", "siamese", "pairwise", "lightautoml")
 ENSEMBLE = "ensemble"
 AUTO = "auto"  # train.submit: the ensemble if it beats the best single matcher out-of-fold, else that matcher
 FEATURE_GROUPS = ("embeddings", "category", "attributes", "text", "codes", "photos", "neighbours")
+RETRIEVAL_BLOCKS = ("names", "attributes", "descriptions", "photos")  # product vectors retrieval can search
 Device = Literal["auto", "cpu", "cuda"]
 
 
@@ -100,6 +101,20 @@ class Train:
 @dataclass(frozen=True)
 class Ensemble:
     method: Literal["stacking", "rank_mean"]
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    blocks: list[Literal[RETRIEVAL_BLOCKS]]  # type: ignore[valid-type]
+    lists: int | None = field(metadata=positive())  # the index's inverted lists; null: 2 x sqrt(products)
+    encoding: str  # how a list holds a vector, in faiss index-factory words (Flat, SQ8, PQ64x4fs,RFlat)
+    probes: int = field(metadata=positive())  # lists a query scans
+    rerank: int = field(metadata=positive())  # with RFlat: candidates re-ranked on the full vectors, x k
+    k: int = field(metadata=positive(1000))  # candidates a query, scored by the pair model
+    eval_queries: int = field(metadata=positive())  # query products recall is measured on (a sample)
+
+    def __post_init__(self) -> None:
+        distinct("retrieval.blocks", self.blocks)
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,7 @@ class Config:
     features: Features
     train: Train
     ensemble: Ensemble
+    retrieval: Retrieval
     data: Data
     demo: Demo
     lightgbm: LightGBM

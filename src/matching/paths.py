@@ -141,6 +141,12 @@ class Layout:
         return self.root / "models" / "encoders" / modality
 
     @property
+    def retrieval_index(self) -> Path:
+        """The catalog's nearest-neighbour index (faiss's format), its rows' product ids and settings: data
+        built from the embeddings (outside models/, which `predict` reads whole)."""
+        return self.data / "retrieval"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics"
 
@@ -168,6 +174,10 @@ class Layout:
     @property
     def ensemble_metrics(self) -> Path:
         return self.metrics / "ensemble.json"
+
+    @property
+    def retrieval_metrics(self) -> Path:
+        return self.metrics / "retrieval.json"
 
     @property
     def missing_plot(self) -> Path:

@@ -1,0 +1,132 @@
+"""Candidate retrieval: the vectors searched, exact search, a query's candidates, recall figures."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from matching.io import StageError
+from matching.retrieval import exact
+from matching.retrieval.candidates import candidate_table, without_self
+from matching.retrieval.recall import hits, overlap_at, recall_at, true_matches
+from matching.retrieval.vectors import retrieval_matrix
+
+
+def test_inner_product_of_retrieval_vectors_is_the_mean_cosine_of_their_blocks():
+    names = np.array([[3.0, 4.0], [1.0, 0.0], [0.0, 0.0]])
+    photos = np.array([[0.0, 2.0, 0.0], [0.0, 1.0, 1.0], [5.0, 0.0, 0.0]])
+    matrix = retrieval_matrix([names, photos])
+    assert matrix.shape == (3, 5) and matrix.dtype == np.float32
+    assert matrix[0] @ matrix[1] == pytest.approx((0.6 + 1 / np.sqrt(2)) / 2)
+    assert matrix[2, :2].tolist() == [0.0, 0.0]  # a product without a name stays without one
+    with pytest.raises(StageError, match="retrieval.blocks"):
+        retrieval_matrix([])
+
+
+def test_exact_search_finds_the_largest_inner_products_across_catalog_blocks(monkeypatch):
+    rng = np.random.default_rng(0)
+    catalog, queries = rng.normal(size=(50, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
+    expected = np.argsort(-(queries @ catalog.T), axis=1, kind="stable")[:, :5]
+    monkeypatch.setattr(exact, "CATALOG_BLOCK", 7)  # the best-so-far merge across 8 blocks
+    rows, scores = exact.exact_neighbours(catalog, queries, 5)
+    assert rows.tolist() == expected.tolist()
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ catalog.T, expected, 1), rtol=1e-6)
+    rows, _ = exact.exact_neighbours(catalog[:3], queries, 5)  # fewer products than k: empty slots last
+    assert (rows[:, 3:] == -1).all() and sorted(rows[0, :3]) == [0, 1, 2]
+
+
+def test_a_product_is_never_its_own_candidate_and_the_order_is_kept():
+    queries = np.array([10, 20, 30])
+    found = np.array([[10, 11, 12], [21, 20, 22], [31, 32, -1]])
+    scores = np.array([[1.0, 0.9, 0.8], [0.9, 0.8, 0.7], [0.5, 0.4, np.nan]])
+    ids, kept = without_self(queries, found, scores, 2)
+    assert ids.tolist() == [[11, 12], [21, 22], [31, 32]]
+    np.testing.assert_allclose(kept, [[0.9, 0.8], [0.9, 0.7], [0.5, 0.4]])
+    table = candidate_table(queries, *without_self(queries, found, scores, 3))
+    assert table.columns.tolist() == ["query_id", "candidate_id", "rank", "ann_score"]
+    assert table[table.query_id == 30].candidate_id.tolist() == [31, 32] and table["rank"].max() == 2
+    assert not (table.query_id == table.candidate_id).any()
+
+
+def test_recall_at_k_counts_each_known_match_found_within_k():
+    pairs = pd.DataFrame({"variantid1": [1, 1, 2, 5], "variantid2": [2, 3, 3, 5], "target": [1, 1, 0, 1]})
+    matches = true_matches(pairs)  # 1-2, 1-3 both ways; the self pair 5-5 and the negative 2-3 are no match
+    assert sorted(map(tuple, matches.to_numpy())) == [(1, 2), (1, 3), (2, 1), (3, 1)]
+    queries = np.array([1, 2, 3])
+    neighbours = np.array([[7, 2, 8], [1, 9, 9], [9, 8, 7]])  # 1 finds 2 at rank 2, misses 3; 2 finds 1 first
+    ranks = hits(queries, neighbours, matches)
+    assert sorted(ranks.tolist()) == [-1, -1, 0, 1]
+    assert recall_at(ranks, [1, 2, 3]) == {"recall_at_1": 0.25, "recall_at_2": 0.5, "recall_at_3": 0.5}
+    # a query that was not asked counts as not found
+    assert recall_at(hits(np.array([1]), np.array([[2, 3, 9]]), matches), [3])["recall_at_3"] == 0.5
+
+
+def test_index_recall_against_exact_search_is_the_share_of_exact_neighbours_returned():
+    exact_rows = np.array([[1, 2, 3], [4, 5, -1]])
+    approximate = np.array([[1, 9, 3], [5, 4, 8]])
+    assert overlap_at(approximate, exact_rows, 3) == pytest.approx(4 / 5)
+    assert overlap_at(approximate, exact_rows, 1) == pytest.approx(1 / 2)
+
+
+def clustered_catalog(products=400, dims=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, dims))
+    vectors = centres[rng.integers(0, 20, products)] + 0.3 * rng.normal(size=(products, dims))
+    return np.arange(1000, 1000 + products), retrieval_matrix([vectors.astype(np.float32)])
+
+
+def test_the_index_scanning_every_list_finds_what_exact_search_finds(tmp_path):
+    from matching.retrieval.index import CatalogIndex
+
+    ids, vectors = clustered_catalog()
+    index = CatalogIndex.build(ids, vectors, None, "Flat", seed=1, settings={"blocks": ["names"]})
+    assert index.settings["factory"] == "IVF10,Flat"  # 2 x sqrt(400) = 40, but 400 products train 10 lists of 40
+    found, scores = index.search(vectors[:30], 5, probes=10, rerank=1)
+    exact_rows, _ = exact.exact_neighbours(vectors, vectors[:30], 5)
+    assert overlap_at(found, ids[exact_rows], 5) == 1.0
+    assert (found[:, 0] == ids[:30]).all() and (np.diff(scores, axis=1) <= 1e-6).all()
+    few, _ = index.search(vectors[:30], 5, probes=1, rerank=1)  # one list: a subset of the catalog, still real products
+    assert np.isin(few[few >= 0], ids).all()
+
+
+def test_the_index_is_saved_in_faiss_format_and_the_same_vectors_give_the_same_bytes(tmp_path):
+    from matching.retrieval.index import CatalogIndex
+
+    ids, vectors = clustered_catalog()
+    for folder in ("a", "b"):
+        CatalogIndex.build(ids, vectors, 8, "PQ8x4fs,RFlat", seed=1, settings={"blocks": ["names"]}).save(
+            tmp_path / folder
+        )
+    assert (tmp_path / "a" / "index.faiss").read_bytes() == (tmp_path / "b" / "index.faiss").read_bytes()
+    loaded = CatalogIndex.load(tmp_path / "a")
+    assert loaded.settings == {"blocks": ["names"], "factory": "IVF8,PQ8x4fs,RFlat", "products": 400, "dims": 8}
+    assert loaded.search(vectors[:3], 2, probes=8, rerank=10)[0][:, 0].tolist() == ids[:3].tolist()
+    with pytest.raises(StageError, match="retrieval.encoding is .PQ7., which faiss cannot build for 8 dims"):
+        CatalogIndex.build(ids, vectors, 8, "PQ7", seed=1, settings={})
+    with pytest.raises(StageError, match=r"nowhere: no index \(index.faiss, ids.npy, index.json missing\); build it"):
+        CatalogIndex.load(tmp_path / "nowhere")
+
+
+def test_a_query_the_catalog_lacks_is_named_in_one_line():
+    from matching.io import DataError
+    from matching.retrieval.candidates import catalog_rows
+
+    assert catalog_rows(np.array([5, 3, 9]), np.array([9, 5]), "queries.csv").tolist() == [2, 0]
+    with pytest.raises(DataError, match=r"^queries.csv: product 7 is not in the catalog \(2 unknown of 3\)"):
+        catalog_rows(np.array([5, 3, 9]), np.array([9, 7, 8]), "queries.csv")
+
+
+def test_the_catalog_joins_blocks_of_the_same_products_and_names_a_file_that_disagrees(tmp_path):
+    from matching import paths
+    from matching.retrieval.vectors import read_catalog
+
+    layout = paths.Layout(tmp_path)
+    layout.embeddings.mkdir(parents=True)
+    ids = np.array([7, 3, 9])
+    np.savez(layout.embedding_file("names"), variantid=ids, vectors=np.eye(3, 4, dtype=np.float32))
+    np.savez(layout.embedding_file("photos"), variantid=ids, main=2 * np.eye(3, 5, dtype=np.float32))
+    found, vectors = read_catalog(layout, ["names", "photos"])
+    assert found.tolist() == [7, 3, 9] and vectors.shape == (3, 9)
+    np.testing.assert_allclose(vectors @ vectors.T, np.eye(3), atol=1e-6)  # each block at unit length, halved
+    np.savez(layout.embedding_file("photos"), variantid=ids[::-1], main=np.eye(3, 5, dtype=np.float32))
+    with pytest.raises(StageError, match="photos.npz: its products differ"):
+        read_catalog(layout, ["names", "photos"])
