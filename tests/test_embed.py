@@ -182,3 +182,15 @@ def test_int8_encoding_stays_close_to_float32(tiny_bert):
     quantised = sentence_transformer_encoder(**settings, precision="int8")(texts)
     cosine = (full * quantised).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(quantised, axis=1)
     assert cosine.min() > 0.95
+
+
+def test_a_modality_without_any_text_saves_an_encoder_that_scores_new_products_alike(tmp_path):
+    # A benchmark without descriptions: the stage fits nothing, every product's vector is missing;
+    # a trained repository must still load, and new products get the same missing vector.
+    from matching.scoring.products import saved_text_encoder
+
+    settings = config.TextEmbedding(backend="lexical", model="unused", batch_size=8, max_length=16)
+    embed_text_stage.save_encoder(tmp_path, settings, lexical=None)
+    training = encode_distinct(pd.Series([None, None], dtype=object), lambda texts: 1 / 0)
+    new = encode_distinct(pd.Series(["a new card's text", None]), saved_text_encoder(tmp_path, "cpu"))
+    assert training.shape == new.shape == (2, 1) and np.isnan(new).all()

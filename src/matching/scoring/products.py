@@ -18,7 +18,7 @@ import pandas as pd
 from matching.data import contract, raw
 from matching.data.cleaning import check_known_ids
 from matching.data.products import build_products
-from matching.encoders.base import TextEncoder, encode_distinct
+from matching.encoders.base import UNFITTED, TextEncoder, encode_distinct, no_text_encoder
 from matching.encoders.lexical import LexicalEncoder
 from matching.encoders.names import name_vectors
 from matching.encoders.photos import photo_vectors
@@ -37,6 +37,8 @@ def saved_text_encoder(folder: Path, device: str) -> TextEncoder:
     """The encoder embed_text saved: the fitted lexical encoder, or the transformer it names."""
     if (folder / "lexical.npz").exists():
         return LexicalEncoder.load(folder / "lexical.npz").encode
+    if (folder / UNFITTED).exists():
+        return no_text_encoder
     if (folder / "transformer.json").exists():
         from matching.encoders.transformer import sentence_transformer_encoder
 

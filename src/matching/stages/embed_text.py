@@ -16,7 +16,7 @@ import pandas as pd
 
 from matching import config, paths
 from matching.config import Lexical, TextEmbedding
-from matching.encoders.base import TextEncoder, encode_distinct
+from matching.encoders.base import UNFITTED, TextEncoder, encode_distinct
 from matching.encoders.lexical import LexicalEncoder
 from matching.encoders.texts import TEXT_OF
 from matching.io import run_stage, write_arrays, write_json
@@ -52,7 +52,9 @@ def save_encoder(folder: Path, settings: TextEmbedding, lexical: LexicalEncoder 
         stale.unlink()
     if lexical is not None:
         lexical.save(folder / "lexical.npz")
-    elif settings.backend != "lexical":
+    elif settings.backend == "lexical":  # no text to fit on: every product's vector is missing
+        write_json({"backend": "lexical", "fitted": False}, folder / UNFITTED)
+    else:
         write_json(
             {
                 "backend": settings.backend,
