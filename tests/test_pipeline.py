@@ -77,6 +77,32 @@ def test_the_score_command_on_the_test_pairs_gives_the_pipelines_submission(repo
     assert "unknown.csv: column variantid2 names product 999 at row 3" in bad.stderr
 
 
+def test_the_find_command_ranks_each_querys_catalog_candidates_by_the_pair_model(repo, tmp_path):
+    train = pd.read_parquet(repo / "data" / "prepared" / "train_pairs.parquet")
+    queries = train.loc[train.target == 1, "variantid1"].drop_duplicates().head(30)
+    pd.DataFrame({"variantid": queries}).to_csv(tmp_path / "queries.csv", index=False)
+    run(["matching-find", str(tmp_path / "queries.csv"), "--k", "5", "--output", str(tmp_path / "found.csv")], repo)
+    found = pd.read_csv(tmp_path / "found.csv")
+    assert found.columns.tolist() == ["query_id", "candidate_id", "rank", "ann_score", "match_probability"]
+    assert set(found.query_id) == set(queries) and not (found.query_id == found.candidate_id).any()
+    assert all(ranks == [1, 2, 3, 4, 5] for ranks in found.groupby("query_id")["rank"].apply(list))
+    assert (found.groupby("query_id").match_probability.diff().dropna() <= 0).all()  # ranked by probability
+    # The probabilities are the score command's on the same pairs.
+    found.rename(columns={"query_id": "variantid1", "candidate_id": "variantid2"}).to_csv(tmp_path / "pairs.csv")
+    run(
+        ["matching-score", str(tmp_path / "pairs.csv"), "--products", "data/demo", "--output", str(tmp_path / "s.csv")],
+        repo,
+    )
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv").target, found.match_probability, atol=1e-6)
+    # A query the catalog lacks: one line naming it, exit status 2, nothing written.
+    pd.DataFrame({"variantid": [int(queries.iloc[0]), 999]}).to_csv(tmp_path / "unknown.csv", index=False)
+    bad = run(
+        ["matching-find", str(tmp_path / "unknown.csv"), "--output", str(tmp_path / "out.csv")], repo, check=False
+    )
+    assert bad.returncode == 2 and not (tmp_path / "out.csv").exists()
+    assert bad.stderr.strip().count("\n") == 0 and "unknown.csv: product 999 is not in the catalog" in bad.stderr
+
+
 def test_experiments_change_params_and_compare_metrics(repo):
     run(["dvc", "exp", "run", "-S", "lightgbm.num_leaves=7"], repo)
     assert yaml.safe_load((repo / "params.yaml").read_text())["lightgbm"]["num_leaves"] == 7

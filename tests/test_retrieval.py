@@ -56,8 +56,11 @@ def test_recall_at_k_counts_each_known_match_found_within_k():
     ranks = hits(queries, neighbours, matches)
     assert sorted(ranks.tolist()) == [-1, -1, 0, 1]
     assert recall_at(ranks, [1, 2, 3]) == {"recall_at_1": 0.25, "recall_at_2": 0.5, "recall_at_3": 0.5}
-    # a query that was not asked counts as not found
-    assert recall_at(hits(np.array([1]), np.array([[2, 3, 9]]), matches), [3])["recall_at_3"] == 0.5
+    # only the asked queries' matches count: 1 asked alone, both its matches found
+    assert recall_at(hits(np.array([1]), np.array([[2, 3, 9]]), matches), [1, 3]) == {
+        "recall_at_1": 0.5,
+        "recall_at_3": 1.0,
+    }
 
 
 def test_index_recall_against_exact_search_is_the_share_of_exact_neighbours_returned():
@@ -130,3 +133,28 @@ def test_the_catalog_joins_blocks_of_the_same_products_and_names_a_file_that_dis
     np.savez(layout.embedding_file("photos"), variantid=ids[::-1], main=np.eye(3, 5, dtype=np.float32))
     with pytest.raises(StageError, match="photos.npz: its products differ"):
         read_catalog(layout, ["names", "photos"])
+
+
+@pytest.mark.parametrize("encoding", ["Flat", "PQ8x4fs,RFlat"])
+def test_a_catalog_products_vector_comes_back_from_the_index(encoding):
+    from matching.retrieval.index import CatalogIndex
+
+    ids, vectors = clustered_catalog()
+    index = CatalogIndex.build(ids, vectors, 8, encoding, seed=1, settings={})
+    np.testing.assert_allclose(index.vectors(np.array([5, 399, 0])), vectors[[5, 399, 0]], atol=1e-6)
+
+
+def test_matches_are_ranked_by_the_pair_models_probability_then_the_index_score():
+    from matching.retrieval.matches import MATCH_COLUMNS, ranked
+
+    candidates = pd.DataFrame(
+        {
+            "query_id": [1, 1, 1, 2],
+            "candidate_id": [5, 6, 7, 8],
+            "rank": [1, 2, 3, 1],
+            "ann_score": [0.9, 0.8, 0.7, 0.5],
+        }
+    )
+    matches = ranked(candidates, np.array([0.2, 0.9, 0.2, 0.4]))
+    assert matches.columns.tolist() == MATCH_COLUMNS
+    assert matches.candidate_id.tolist() == [6, 5, 7, 8] and matches["rank"].tolist() == [1, 2, 3, 1]

@@ -75,6 +75,11 @@ def write_csv(frame: pd.DataFrame, path: Path | str) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet for a `.parquet` path, else CSV: a command's output, in the format its name asks for."""
+    (write_parquet if path.suffix == ".parquet" else write_csv)(frame, path)
+
+
 @dataclass
 class Stream:
     """An array too large to hold twice: its shape, its dtype and its rows, chunk after chunk."""

@@ -82,6 +82,15 @@ class CatalogIndex:
         found = rows >= 0
         return np.where(found, self.ids[np.where(found, rows, 0)], -1), np.where(found, scores, np.nan)
 
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of catalog rows (exact with a re-ranking index, which keeps the full vectors),
+        so that a catalog product is queried without reading the embedding files."""
+        try:
+            return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+        except RuntimeError:  # inverted lists alone need a row -> list map first
+            faiss.extract_index_ivf(self.index).make_direct_map()
+            return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
     def save(self, folder: Path) -> None:
         with atomic_path(folder / "index.faiss") as tmp:
             faiss.write_index(self.index, str(tmp))

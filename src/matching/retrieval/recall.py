@@ -15,16 +15,13 @@ def true_matches(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def hits(query_ids: np.ndarray, neighbours: np.ndarray, matches: pd.DataFrame) -> np.ndarray:
-    """For each known match of a query, the rank (0-based) at which retrieval returned it, -1 if not
-    returned. `neighbours[i]` are the catalog ids found for `query_ids[i]`, nearest first (-1: none)."""
-    row_of = pd.Series(np.arange(len(query_ids)), index=query_ids)
-    rows = row_of.reindex(matches.query_id.to_numpy()).to_numpy()
+    """For each known match of an asked query, the rank (0-based) at which retrieval returned it, -1
+    if not returned; matches of queries not asked are left out. `neighbours[i]` are the catalog ids
+    found for `query_ids[i]`, nearest first (-1: none)."""
+    rows = pd.Series(np.arange(len(query_ids)), index=query_ids).reindex(matches.query_id.to_numpy()).to_numpy()
     asked = ~np.isnan(rows)
     found = neighbours[rows[asked].astype(np.int64)] == matches.match_id.to_numpy()[asked, None]
-    rank = np.where(found.any(axis=1), found.argmax(axis=1), -1)
-    result = np.full(len(matches), -1)
-    result[asked] = rank
-    return result
+    return np.where(found.any(axis=1), found.argmax(axis=1), -1)
 
 
 def recall_at(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:

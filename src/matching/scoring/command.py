@@ -17,21 +17,22 @@ from pathlib import Path
 import pandas as pd
 
 from matching.data import raw
-from matching.io import DataError, run_stage, write_csv, write_parquet
+from matching.io import DataError, run_stage, write_frame
 from matching.scoring.matcher import TrainedMatcher
 
 log = logging.getLogger(__name__)
 
 
-def read_pairs_file(path: Path) -> pd.DataFrame:
+def read_id_file(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A parquet or CSV file of ids (CSV by its suffix); one line if it is missing or unreadable."""
     if not path.exists():
-        raise DataError(f"{path}: no such file; give a parquet or CSV file with columns variantid1, variantid2")
+        raise DataError(f"{path}: no such file; give a parquet or CSV file with columns {', '.join(columns)}")
     if path.suffix == ".csv":
         try:
             return pd.read_csv(path)
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-            raise DataError(f"{path}: not a readable CSV file ({error}); write the pairs as CSV or parquet") from None
-    return raw.read_table(path, ("variantid1", "variantid2")).to_pandas()
+            raise DataError(f"{path}: not a readable CSV file ({error}); write it as CSV or parquet") from None
+    return raw.read_table(path, columns).to_pandas()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     matcher = TrainedMatcher.load(args.repo)
     loaded = time.perf_counter()
-    scores = matcher.score(read_pairs_file(args.pairs), args.products, label=str(args.pairs))
-    (write_parquet if args.output.suffix == ".parquet" else write_csv)(scores, args.output)
+    scores = matcher.score(read_id_file(args.pairs, ("variantid1", "variantid2")), args.products, label=str(args.pairs))
+    write_frame(scores, args.output)
     log.info(
         f"score: {len(scores)} pairs scored by {matcher.model} of {matcher.layout.root} -> {args.output} "
         f"(models loaded in {loaded - start:.1f} s, scored in {time.perf_counter() - loaded:.1f} s)"

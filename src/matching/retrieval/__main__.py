@@ -1,0 +1,3 @@
+from matching.retrieval.command import run
+
+run()

@@ -1,0 +1,61 @@
+"""A product's matches in the whole catalog: the index's k nearest products, scored by the trained
+pair model (`TrainedMatcher`, what `matching-score` uses), ranked by that score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from matching.features.columns import KEYS
+from matching.retrieval.candidates import candidate_table, catalog_rows, without_self
+from matching.retrieval.index import CatalogIndex
+from matching.scoring.matcher import TrainedMatcher
+
+MATCH_COLUMNS = ["query_id", "candidate_id", "rank", "ann_score", "match_probability"]
+
+
+def ranked(candidates: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
+    """Candidates with their match probability, each query's ranked by it (rank 1 the likeliest; ties
+    by the index's score)."""
+    scored = candidates.assign(match_probability=probability.astype(np.float32))
+    scored = scored.sort_values(
+        ["query_id", "match_probability", "ann_score"], ascending=[True, False, False], kind="stable"
+    )
+    scored["rank"] = (scored.groupby("query_id").cumcount() + 1).astype(np.int32)
+    return scored[MATCH_COLUMNS].reset_index(drop=True)
+
+
+class CatalogMatcher:
+    """A trained repository's index and pair model, loaded once."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.matcher = TrainedMatcher.load(root)
+        self.layout, self.cfg = self.matcher.layout, self.matcher.cfg
+        self.index = CatalogIndex.load(self.layout.retrieval_index)
+
+    @classmethod
+    def load(cls, root: Path | str | None = None) -> CatalogMatcher:
+        return cls(root)
+
+    @property
+    def catalog_dir(self) -> Path:
+        """The archive the catalog came from (`data.raw_dir`), where its products' cards are read."""
+        return self.layout.root / self.cfg.data.raw_dir
+
+    def candidates(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
+        """Each query's k nearest other catalog products (`retrieval.k` by default), by the index."""
+        k = k or self.cfg.retrieval.k
+        query_ids = np.unique(np.asarray(query_ids, dtype=np.int64))
+        vectors = self.index.vectors(catalog_rows(self.index.ids, query_ids, label))
+        found, scores = self.index.search(vectors, k + 1, self.cfg.retrieval.probes, self.cfg.retrieval.rerank)
+        return candidate_table(query_ids, *without_self(query_ids, found, scores, k))
+
+    def find(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
+        """`query_id, candidate_id, rank, ann_score, match_probability` for each query's candidates,
+        ranked by the pair model's probability."""
+        candidates = self.candidates(query_ids, k, label)
+        pairs = pd.DataFrame({KEYS[0]: candidates.query_id, KEYS[1]: candidates.candidate_id})
+        scores = self.matcher.score(pairs, self.catalog_dir, label=label)
+        return ranked(candidates, scores.target.to_numpy())
