@@ -142,6 +142,8 @@ def test_a_catalog_products_vector_comes_back_from_the_index(encoding):
     ids, vectors = clustered_catalog()
     index = CatalogIndex.build(ids, vectors, 8, encoding, seed=1, settings={})
     np.testing.assert_allclose(index.vectors(np.array([5, 399, 0])), vectors[[5, 399, 0]], atol=1e-6)
+    stored = index.stored_vectors()  # every row at once, where the index keeps the full vectors
+    assert (stored is None) if encoding == "Flat" else np.array_equal(stored, vectors)
 
 
 def test_matches_are_ranked_by_the_pair_models_probability_then_the_index_score():

@@ -91,6 +91,16 @@ class CatalogIndex:
             faiss.extract_index_ivf(self.index).make_direct_map()
             return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
 
+    def stored_vectors(self) -> np.ndarray | None:
+        """Every catalog row's full vector where the index keeps them (a re-ranking index does), a view
+        without a copy (2.3 GB at full volume); None where it does not."""
+        if not isinstance(self.index, faiss.IndexRefine):
+            return None
+        flat = faiss.downcast_index(self.index.refine_index)
+        if not isinstance(flat, faiss.IndexFlat):
+            return None
+        return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+
     def save(self, folder: Path) -> None:
         with atomic_path(folder / "index.faiss") as tmp:
             faiss.write_index(self.index, str(tmp))

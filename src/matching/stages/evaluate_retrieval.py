@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     cfg = config.load(layout.params)
     index = CatalogIndex.load(layout.retrieval_index)
-    _, vectors = read_catalog(layout, index.settings["blocks"])
+    vectors = index.stored_vectors()  # the re-ranking index holds them: no second copy from the embeddings
+    if vectors is None:
+        _, vectors = read_catalog(layout, index.settings["blocks"])
     matches = true_matches(pd.read_parquet(layout.train_pairs))
     candidates = np.unique(matches.query_id.to_numpy())
     size = min(cfg.retrieval.eval_queries, len(candidates))
