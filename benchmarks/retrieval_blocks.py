@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from matching import paths
-from matching.retrieval.candidates import without_self
-from matching.retrieval.exact import exact_neighbours
+from matching.retrieval.exact import exact_candidates
 from matching.retrieval.recall import hits, recall_at, true_matches
 from matching.retrieval.vectors import BLOCKS, retrieval_matrix
 
@@ -40,15 +39,13 @@ def main() -> None:
     queries = np.unique(matches.query_id)
     queries = np.sort(np.random.default_rng(0).choice(queries, min(args.queries, len(queries)), replace=False))
     matches = matches[matches.query_id.isin(queries)]
-    rows = pd.Series(np.arange(len(ids)), index=ids).reindex(queries).to_numpy()
     print(f"{len(ids):,} products, {len(queries):,} queries, {len(matches):,} known matches")
     print("| blocks | dims | " + " | ".join(f"recall@{k}" for k in KS) + " |")
     print("|---|---|" + "---|" * len(KS))
     for size in range(1, len(BLOCKS) + 1):
         for blocks in itertools.combinations(BLOCKS, size):
             catalog = retrieval_matrix([arrays[b] for b in blocks])
-            found, scores = exact_neighbours(catalog, catalog[rows], max(KS) + 1)
-            neighbours, _ = without_self(queries, np.where(found >= 0, ids[found], -1), scores, max(KS))
+            neighbours = exact_candidates(ids, catalog, queries, max(KS))
             recall = recall_at(hits(queries, neighbours, matches), KS)
             print(
                 f"| {'+'.join(blocks)} | {catalog.shape[1]} | "

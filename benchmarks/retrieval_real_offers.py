@@ -28,7 +28,7 @@ import yaml
 
 from matching import config, metric
 from matching.retrieval.candidates import catalog_rows, without_self
-from matching.retrieval.exact import exact_neighbours
+from matching.retrieval.exact import exact_candidates
 from matching.retrieval.index import CatalogIndex
 from matching.retrieval.matches import CatalogMatcher
 from matching.retrieval.recall import hits, overlap_at, recall_at, true_matches
@@ -49,9 +49,7 @@ PAIRS = ["variantid1", "variantid2", "target"]
 
 def exact_recall(blocks: list[str], queries: np.ndarray, known: pd.DataFrame) -> dict:
     ids, catalog = read_catalog(LAYOUT, blocks)
-    rows, scores = exact_neighbours(catalog, catalog[catalog_rows(ids, queries, "queries")], max(KS) + 1)
-    found, _ = without_self(queries, np.where(rows >= 0, ids[rows], -1), scores, max(KS))
-    return recall_at(hits(queries, found, known), KS)
+    return recall_at(hits(queries, exact_candidates(ids, catalog, queries, max(KS)), known), KS)
 
 
 def is_known(frame: pd.DataFrame, left: str, right: str, known: pd.DataFrame) -> np.ndarray:
@@ -79,8 +77,7 @@ def benchmark(folder: Path, work: Path, overrides: dict) -> dict:
         found, scores = index.search(vectors[rows], max(KS) + 1, retrieval.probes, retrieval.rerank)
         found, _ = without_self(queries, found, scores, max(KS))
         result[f"index {'+'.join(retrieval.blocks)}"] = recall_at(hits(queries, found, known), KS)
-        exact_rows, exact_scores = exact_neighbours(vectors, vectors[rows], retrieval.k + 1)
-        exact_ids, _ = without_self(queries, ids[exact_rows], exact_scores, retrieval.k)
+        exact_ids = exact_candidates(ids, vectors, queries, retrieval.k)
         result["index_recall_at_20"] = overlap_at(found[:, : retrieval.k], exact_ids, retrieval.k)
         # End to end, at the out-of-fold F1 threshold (fixed before any test label was read).
         oof = pd.read_parquet(LAYOUT.oof_file("lightgbm"))

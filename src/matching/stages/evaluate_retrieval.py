@@ -19,7 +19,7 @@ import pandas as pd
 from matching import config, paths
 from matching.io import run_stage, write_json
 from matching.retrieval.candidates import catalog_rows, without_self
-from matching.retrieval.exact import exact_neighbours
+from matching.retrieval.exact import exact_candidates
 from matching.retrieval.index import CatalogIndex
 from matching.retrieval.recall import hits, overlap_at, recall_at, true_matches
 from matching.retrieval.vectors import read_catalog
@@ -44,8 +44,7 @@ def retrieval_recall(
     asked = matches[matches.query_id.isin(queries)]
     checked = slice(0, EXACT_QUERIES)
     k = retrieval.k
-    exact_rows, exact_scores = exact_neighbours(vectors, vectors[rows[checked]], k + 1)
-    exact_ids, _ = without_self(queries[checked], np.where(exact_rows >= 0, index.ids[exact_rows], -1), exact_scores, k)
+    exact_ids = exact_candidates(index.ids, vectors, queries[checked], k)
     return {
         **recall_at(hits(queries, found, asked), list(KS)),
         f"index_recall_at_{k}": overlap_at(found[checked, :k], exact_ids, k),
