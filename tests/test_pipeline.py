@@ -103,6 +103,49 @@ def test_the_find_command_ranks_each_querys_catalog_candidates_by_the_pair_model
     assert bad.stderr.strip().count("\n") == 0 and "unknown.csv: product 999 is not in the catalog" in bad.stderr
 
 
+def write_cards(archive, ids, folder, id_shift=0):
+    """The archive's product files cut to `ids`, each id moved by `id_shift`: cards in the archive's format."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    for name in ("attributes", "text_and_bert", "resnet"):
+        table = pq.read_table(archive / f"{name}.parquet")
+        table = table.filter(pc.is_in(table["variantid"], pa.array(ids)))
+        shifted = pc.add(table["variantid"], pa.scalar(id_shift, table["variantid"].type))
+        table = table.set_column(table.schema.get_field_index("variantid"), "variantid", shifted)
+        pq.write_table(table, folder / f"{name}.parquet")
+    return folder
+
+
+def test_new_cards_find_their_catalog_duplicates_as_catalog_queries_do(repo, tmp_path):
+    train = pd.read_parquet(repo / "data" / "prepared" / "train_pairs.parquet")
+    queries = train.loc[train.target == 1, "variantid1"].drop_duplicates().head(20).to_numpy()
+    pd.DataFrame({"variantid": queries}).to_csv(tmp_path / "queries.csv", index=False)
+    find = ["matching-find", "--k", "5", "--output"]
+    run([*find, str(tmp_path / "by_id.csv"), str(tmp_path / "queries.csv")], repo)
+    # Cards of catalog products, as the archive has them: what the catalog queries found, scored alike.
+    same = write_cards(repo / "data" / "demo", queries, tmp_path / "same")
+    run([*find, str(tmp_path / "same.csv"), "--cards", str(same)], repo)
+    by_id, by_card = pd.read_csv(tmp_path / "by_id.csv"), pd.read_csv(tmp_path / "same.csv")
+    assert by_card[["query_id", "candidate_id", "rank"]].equals(by_id[["query_id", "candidate_id", "rank"]])
+    np.testing.assert_allclose(by_card.match_probability, by_id.match_probability, atol=1e-6)
+    # The same cards under new ids: each one's nearest product and likeliest match is the product it copies.
+    shift = 10**12
+    copies = write_cards(repo / "data" / "demo", queries, tmp_path / "copies", id_shift=shift)
+    run([*find, str(tmp_path / "copies.csv"), "--cards", str(copies)], repo)
+    found = pd.read_csv(tmp_path / "copies.csv")
+    assert sorted(found.query_id.unique()) == sorted(queries + shift)
+    best = found[found["rank"] == 1]
+    assert (best.candidate_id == best.query_id - shift).all() and (best.match_probability > 0.9).all()
+    # A folder without cards: one line naming it, exit status 2, nothing written.
+    (tmp_path / "empty").mkdir()
+    bad = run([*find, str(tmp_path / "out.csv"), "--cards", str(tmp_path / "empty")], repo, check=False)
+    assert bad.returncode == 2 and not (tmp_path / "out.csv").exists()
+    assert bad.stderr.strip().count("\n") == 0 and "empty: no attributes.parquet" in bad.stderr
+
+
 def test_experiments_change_params_and_compare_metrics(repo):
     run(["dvc", "exp", "run", "-S", "lightgbm.num_leaves=7"], repo)
     assert yaml.safe_load((repo / "params.yaml").read_text())["lightgbm"]["num_leaves"] == 7

@@ -160,3 +160,28 @@ def test_matches_are_ranked_by_the_pair_models_probability_then_the_index_score(
     matches = ranked(candidates, np.array([0.2, 0.9, 0.2, 0.4]))
     assert matches.columns.tolist() == MATCH_COLUMNS
     assert matches.candidate_id.tolist() == [6, 5, 7, 8] and matches["rank"].tolist() == [1, 2, 3, 1]
+
+
+def test_new_cards_and_catalog_products_are_joined_once_each_sorted_with_their_own_photos():
+    from matching.scoring.products import NewProducts, joined
+
+    def products(ids, tag, photo_counts):
+        ids = np.asarray(ids, dtype=np.int64)
+        counts = np.asarray(photo_counts, dtype=np.int32)
+        starts = np.cumsum(counts) - counts
+        photos = np.repeat(np.asarray(ids, dtype=np.float16)[:, None], counts, axis=0)  # each photo says its owner
+        return NewProducts(
+            pd.DataFrame({"variantid": ids, "name": [f"{tag}{i}" for i in ids]}),
+            {"names": {"variantid": ids, "vectors": np.column_stack([ids, np.full(len(ids), tag == "card")])}},
+            {"variantid": ids, "starts": starts, "counts": counts, "has_main": counts > 0, "photos": photos},
+        )
+
+    both = joined(products([5, 2], "card", [1, 2]), products([3, 5, 9], "catalog", [2, 0, 1]))
+    assert both.products.variantid.tolist() == [2, 3, 5, 9]
+    assert both.products.name.tolist() == ["card2", "catalog3", "card5", "catalog9"]  # 5 is the card's
+    names = both.embeddings["names"]
+    assert names["variantid"].tolist() == [2, 3, 5, 9] and names["vectors"].tolist() == [[2, 1], [3, 0], [5, 1], [9, 0]]
+    sets = both.photo_sets
+    assert sets["variantid"].tolist() == [2, 3, 5, 9] and sets["counts"].tolist() == [2, 2, 1, 1]
+    owners = [sets["photos"][start : start + count, 0].tolist() for start, count in zip(sets["starts"], sets["counts"])]
+    assert owners == [[2, 2], [3, 3], [5], [9]]

@@ -1,11 +1,12 @@
 """`matching-find` (or `python -m matching.retrieval`): find catalog products' matches with a trained repository.
 
-Reads query products' ids (a `variantid` column; parquet or CSV), takes each one's `--k` nearest
-other catalog products from the repository's index (`dvc repro index`), scores those pairs with its
-submitted pair model, and writes `query_id, candidate_id, rank, ann_score, match_probability` (CSV
-or parquet, by the output's suffix), each query's candidates ranked by the probability. Queries
-are products of the catalog the index was built over (`data.raw_dir`). Bad input stops with one
-line that says what to fix.
+The queries are catalog products by id (QUERIES: a `variantid` column; parquet or CSV) or new
+product cards (`--cards DIR`: a folder in the archive's format, attributes, text_and_bert and resnet
+files, every card of it a query, embedded by the repository's saved encoders). Each query's `--k`
+nearest other catalog products come from the repository's index (`dvc repro index`), those pairs
+are scored by its submitted pair model, and `query_id, candidate_id, rank, ann_score,
+match_probability` is written (CSV or parquet, by the output's suffix), each query's candidates
+ranked by the probability. Bad input stops with one line that says what to fix.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from matching.data import contract
@@ -29,7 +31,11 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matching-find", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1]
     )
-    parser.add_argument("queries", type=Path, help="query products: parquet or CSV with a column variantid")
+    queries = parser.add_mutually_exclusive_group(required=True)
+    queries.add_argument(
+        "queries", type=Path, nargs="?", help="catalog products to query: parquet or CSV with a column variantid"
+    )
+    queries.add_argument("--cards", type=Path, help="new products to query: a folder of cards in the archive's format")
     parser.add_argument("--output", type=Path, required=True, help="where to write the matches: .csv or .parquet")
     parser.add_argument("--k", type=int, default=None, help="candidates a query (default: retrieval.k of params.yaml)")
     parser.add_argument(
@@ -38,20 +44,28 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
+def query_ids(path: Path) -> np.ndarray:
+    """The ids of a queries file, refused in one line if it has no variantid column or no rows."""
+    queries = read_id_file(path, ("variantid",))
+    if "variantid" not in queries:
+        raise DataError(f"{path}: missing column variantid (has {', '.join(map(str, queries.columns))})")
+    if queries.empty:
+        raise DataError(f"{path}: has no rows; give at least one query product")
+    return contract.check_ids(pa.Table.from_pandas(queries[["variantid"]]), "variantid", str(path), unique=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.k is not None and args.k < 1:
         raise DataError(f"--k is {args.k}; give a number of candidates >= 1")
-    queries = read_id_file(args.queries, ("variantid",))
-    if "variantid" not in queries:
-        raise DataError(f"{args.queries}: missing column variantid (has {', '.join(map(str, queries.columns))})")
-    if queries.empty:
-        raise DataError(f"{args.queries}: has no rows; give at least one query product")
-    ids = contract.check_ids(pa.Table.from_pandas(queries[["variantid"]]), "variantid", str(args.queries), unique=False)
+    ids = query_ids(args.queries) if args.queries is not None else None  # refused before the models load
     start = time.perf_counter()
     finder = CatalogMatcher.load(args.repo)
     loaded = time.perf_counter()
-    matches = finder.find(ids, args.k, label=str(args.queries))
+    if ids is None:
+        matches = finder.find_cards(args.cards, args.k)
+    else:
+        matches = finder.find(ids, args.k, label=str(args.queries))
     write_frame(matches, args.output)
     log.info(
         f"find: {matches.query_id.nunique()} queries, {len(matches)} candidates scored by {finder.matcher.model} "

@@ -1,5 +1,6 @@
 """A product's matches in the whole catalog: the index's k nearest products, scored by the trained
-pair model (`TrainedMatcher`, what `matching-score` uses), ranked by that score."""
+pair model (`TrainedMatcher`, what `matching-score` uses), ranked by that score. The query is a
+catalog product (by id) or a new card (a folder in the archive's format, embedded as the catalog was)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pandas as pd
 from matching.features.columns import KEYS
 from matching.retrieval.candidates import candidate_table, catalog_rows, without_self
 from matching.retrieval.index import CatalogIndex
+from matching.retrieval.vectors import block_vectors
 from matching.scoring.matcher import TrainedMatcher
+from matching.scoring.products import card_ids, joined, new_products
 
 MATCH_COLUMNS = ["query_id", "candidate_id", "rank", "ann_score", "match_probability"]
 
@@ -46,9 +49,12 @@ class CatalogMatcher:
 
     def candidates(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
         """Each query's k nearest other catalog products (`retrieval.k` by default), by the index."""
-        k = k or self.cfg.retrieval.k
         query_ids = np.unique(np.asarray(query_ids, dtype=np.int64))
-        vectors = self.index.vectors(catalog_rows(self.index.ids, query_ids, label))
+        return self.nearest(query_ids, self.index.vectors(catalog_rows(self.index.ids, query_ids, label)), k)
+
+    def nearest(self, query_ids: np.ndarray, vectors: np.ndarray, k: int | None = None) -> pd.DataFrame:
+        """The k nearest catalog products to each vector, never the product of the query's own id."""
+        k = k or self.cfg.retrieval.k
         found, scores = self.index.search(vectors, k + 1, self.cfg.retrieval.probes, self.cfg.retrieval.rerank)
         return candidate_table(query_ids, *without_self(query_ids, found, scores, k))
 
@@ -56,6 +62,22 @@ class CatalogMatcher:
         """`query_id, candidate_id, rank, ann_score, match_probability` for each query's candidates,
         ranked by the pair model's probability."""
         candidates = self.candidates(query_ids, k, label)
-        pairs = pd.DataFrame({KEYS[0]: candidates.query_id, KEYS[1]: candidates.candidate_id})
-        scores = self.matcher.score(pairs, self.catalog_dir, label=label)
+        scores = self.matcher.score(pair_frame(candidates), self.catalog_dir, label=label)
         return ranked(candidates, scores.target.to_numpy())
+
+    def find_cards(self, cards_dir: Path | str, k: int | None = None) -> pd.DataFrame:
+        """As `find`, for every card of a folder in the archive's format (attributes, text_and_bert and
+        resnet files): each card is embedded by the saved encoders, searched, and scored against its
+        candidates' catalog cards. A card reusing a catalog product's id stands for that product."""
+        cards_dir = Path(cards_dir)
+        query_ids = card_ids(cards_dir)
+        cards = new_products(cards_dir, query_ids, self.matcher.encoders)
+        candidates = self.nearest(query_ids, block_vectors(cards.embeddings, self.index.settings["blocks"]), k)
+        catalog = new_products(self.catalog_dir, np.unique(candidates.candidate_id), self.matcher.encoders)
+        scores = self.matcher.score_read(pair_frame(candidates), joined(cards, catalog))
+        return ranked(candidates, scores.target.to_numpy())
+
+
+def pair_frame(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Each (query, candidate) as a pair to score."""
+    return pd.DataFrame({KEYS[0]: candidates.query_id, KEYS[1]: candidates.candidate_id})

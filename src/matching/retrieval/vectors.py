@@ -46,3 +46,9 @@ def read_catalog(layout: paths.Layout, blocks: list[str]) -> tuple[np.ndarray, n
             ids = block_ids
             parts.append(archive[array])
     return ids, retrieval_matrix(parts)
+
+
+def block_vectors(embeddings: dict[str, dict[str, np.ndarray]], blocks: list[str]) -> np.ndarray:
+    """Retrieval vectors of products already embedded (new cards: modality -> arrays, as the embedding
+    files hold them), built as the catalog's are."""
+    return retrieval_matrix([embeddings[BLOCKS[block][0]][BLOCKS[block][1]] for block in blocks])

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from matching import config, paths
 from matching.data import contract
-from matching.data.cleaning import distinct_test_pairs, submission, unordered_key
+from matching.data.cleaning import check_known_ids, distinct_test_pairs, submission, unordered_key
 from matching.features.columns import KEYS
 from matching.features.fitted import FeatureTransforms
 from matching.features.pairs import pair_features
@@ -73,9 +73,15 @@ class TrainedMatcher:
         model's probability that the two products are the same. `products_dir` holds the products' files
         in the archive's format; a pair naming a product they lack is refused."""
         pairs = checked_pairs(pairs, label)
-        products = new_products(Path(products_dir), pairs, label, self.encoders)
-        distinct = distinct_test_pairs(pairs)
-        return submission(pairs, self.score_products(distinct, products)[KEYS + ["score"]])
+        wanted = np.unique(pairs[KEYS].to_numpy(np.int64))
+        products = new_products(
+            Path(products_dir), wanted, self.encoders, lambda known: check_known_ids(pairs, known, label)
+        )
+        return self.score_read(pairs, products)
+
+    def score_read(self, pairs: pd.DataFrame, products: NewProducts) -> pd.DataFrame:
+        """As `score`, for checked pairs of products already read (`new_products`)."""
+        return submission(pairs, self.score_products(distinct_test_pairs(pairs), products)[KEYS + ["score"]])
 
     def score_products(self, distinct: pd.DataFrame, products: NewProducts) -> pd.DataFrame:
         """Every needed matcher's score of each distinct pair (`distinct_test_pairs`) of `products`, and `score`."""

@@ -1,5 +1,6 @@
-"""New products: those a pairs file names, read from a folder in the archive's format and embedded by
-the trained repository's saved encoders, into what the features and the networks read.
+"""New products: those a pairs file names (or every card of a folder), read from a folder in the
+archive's format and embedded by the trained repository's saved encoders, into what the features and
+the networks read.
 
 Only the named products are kept: a row group of a product file is skipped when its id statistics or
 its id column hold none of them, and the rest are cut to them batch by batch. Nothing is fitted.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from matching.data import contract, raw
-from matching.data.cleaning import check_known_ids
 from matching.data.products import build_products
 from matching.encoders.base import UNFITTED, TextEncoder, encode_distinct, no_text_encoder
 from matching.encoders.lexical import LexicalEncoder
@@ -49,21 +50,28 @@ def saved_text_encoder(folder: Path, device: str) -> TextEncoder:
     raise StageError(f"{folder}: no saved encoder; run `dvc repro` in the trained repository first")
 
 
-def new_products(raw_dir: Path, pairs: pd.DataFrame, pairs_label: str, encoders: dict[str, TextEncoder]) -> NewProducts:
-    """The products `pairs` name, from the archive folder `raw_dir`, with their name vectors, photo
-    vectors and sets, and each text modality encoded by its saved encoder (`encoders`). A pair naming a
-    product the files lack is refused, as in prepare."""
+def new_products(
+    raw_dir: Path,
+    wanted: np.ndarray,
+    encoders: dict[str, TextEncoder],
+    check_known: Callable[[np.ndarray], None] | None = None,
+) -> NewProducts:
+    """The `wanted` products from the archive folder `raw_dir`, with their name vectors, photo vectors
+    and sets, and each text modality encoded by its saved encoder (`encoders`). `check_known` gets
+    the sorted ids the attributes file holds and refuses what it must (a pair naming a product the
+    files lack, as in prepare)."""
     missing = [f"{name}.parquet" for name in raw.PRODUCT_FILES if not raw.product_file_paths(raw_dir, name)]
     if missing:
         raise DataError(
             f"{raw_dir}: missing {', '.join(missing)}; point --products at a folder holding the archive's product files"
         )
-    wanted = np.unique(pairs[["variantid1", "variantid2"]].to_numpy(np.int64))
+    wanted = np.unique(np.asarray(wanted, dtype=np.int64))
     labels = (str(raw_dir / "attributes.parquet"), str(raw_dir / "text_and_bert.parquet"))
     attribute_columns = ("categories", "characteristic_attributes_mapping")
     attributes = raw.read_product_rows(raw_dir, "attributes", attribute_columns, wanted)
     known = contract.check_ids(attributes, "variantid", labels[0], unique=True)
-    check_known_ids(pairs, np.sort(known), pairs_label)
+    if check_known is not None:
+        check_known(np.sort(known))
     text = raw.read_product_rows(raw_dir, "text_and_bert", ("name", "description", "name_bert_64"), wanted)
     table = build_products(attributes, known, wanted, text.select(["variantid", "name", "description"]), labels)
     text_ids = text.column("variantid").to_numpy().astype(np.int64)
@@ -80,3 +88,41 @@ def new_products(raw_dir: Path, pairs: pd.DataFrame, pairs_label: str, encoders:
     for modality, encoder in encoders.items():
         embeddings[modality] = {"variantid": wanted, "vectors": encode_distinct(TEXT_OF[modality](texts), encoder)}
     return NewProducts(table.to_pandas(types_mapper=pd.ArrowDtype), embeddings, sets)
+
+
+def card_ids(raw_dir: Path) -> np.ndarray:
+    """Every product id of a folder of new cards (its attributes file, either layout), once each."""
+    if not raw.product_file_paths(raw_dir, "attributes"):
+        raise DataError(f"{raw_dir}: no attributes.parquet; give a folder of cards in the archive's format")
+    label = str(raw_dir / "attributes.parquet")
+    ids = contract.check_ids(raw.read_product_file(raw_dir, "attributes", ("variantid",)), "variantid", label, True)
+    if not len(ids):
+        raise DataError(f"{label}: has no rows; give at least one product card")
+    return np.sort(ids)
+
+
+def joined(first: NewProducts, second: NewProducts) -> NewProducts:
+    """Both sets of products as one, sorted by id (what the features look ids up in); a product in
+    both is kept once, as `first` has it."""
+    first_ids = first.products["variantid"].to_numpy(np.int64)
+    second_kept = ~np.isin(second.products["variantid"].to_numpy(np.int64), first_ids)
+    products = pd.concat([first.products, second.products[second_kept]], ignore_index=True)
+    products = products.sort_values("variantid", kind="stable", ignore_index=True)
+    embeddings = {m: _stacked(first.embeddings[m], second.embeddings[m], first_ids) for m in first.embeddings}
+    shifted = {**second.photo_sets, "starts": second.photo_sets["starts"] + len(first.photo_sets["photos"])}
+    photo_sets = _stacked(
+        {k: v for k, v in first.photo_sets.items() if k != "photos"},
+        {k: v for k, v in shifted.items() if k != "photos"},
+        first_ids,
+    )
+    photo_sets["photos"] = np.concatenate([first.photo_sets["photos"], second.photo_sets["photos"]])
+    return NewProducts(products, embeddings, photo_sets)
+
+
+def _stacked(first: dict[str, np.ndarray], second: dict[str, np.ndarray], first_ids: np.ndarray) -> dict:
+    """Per-product arrays (a `variantid` array and rows aligned to it) of both, `second`'s rows of
+    products `first` has left out, sorted by id."""
+    kept = ~np.isin(second["variantid"], first_ids)
+    ids = np.concatenate([first["variantid"], second["variantid"][kept]])
+    order = np.argsort(ids, kind="stable")
+    return {name: np.concatenate([first[name], second[name][kept]])[order] for name in first}
