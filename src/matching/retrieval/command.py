@@ -67,9 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         matches = finder.find(ids, args.k, label=str(args.queries))
     write_frame(matches, args.output)
+    queries, phases = matches.query_id.nunique(), finder.seconds
+    split = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in phases.items())
     log.info(
-        f"find: {matches.query_id.nunique()} queries, {len(matches)} candidates scored by {finder.matcher.model} "
-        f"-> {args.output} (loaded in {loaded - start:.1f} s, found and scored in {time.perf_counter() - loaded:.1f} s)"
+        f"find: {queries} queries, {len(matches)} candidates scored by {finder.matcher.model} -> {args.output} "
+        f"(loaded in {loaded - start:.1f} s; {split}: {queries / max(phases['search'], 1e-9):,.0f} queries a second "
+        f"searched, {len(matches) / max(phases['score'], 1e-9):,.0f} pairs a second scored)"
     )
 
 

@@ -4,6 +4,9 @@ catalog product (by id) or a new card (a folder in the archive's format, embedde
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,13 @@ class CatalogMatcher:
         self.matcher = TrainedMatcher.load(root)
         self.layout, self.cfg = self.matcher.layout, self.matcher.cfg
         self.index = CatalogIndex.load(self.layout.retrieval_index)
+        self.seconds: dict[str, float] = {}  # the last call's phases: embed (cards), search, score
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[phase] = time.perf_counter() - start
 
     @classmethod
     def load(cls, root: Path | str | None = None) -> CatalogMatcher:
@@ -50,7 +60,9 @@ class CatalogMatcher:
     def candidates(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
         """Each query's k nearest other catalog products (`retrieval.k` by default), by the index."""
         query_ids = np.unique(np.asarray(query_ids, dtype=np.int64))
-        return self.nearest(query_ids, self.index.vectors(catalog_rows(self.index.ids, query_ids, label)), k)
+        with self.timed("search"):
+            vectors = self.index.vectors(catalog_rows(self.index.ids, query_ids, label))
+            return self.nearest(query_ids, vectors, k)
 
     def nearest(self, query_ids: np.ndarray, vectors: np.ndarray, k: int | None = None) -> pd.DataFrame:
         """The k nearest catalog products to each vector, never the product of the query's own id."""
@@ -61,20 +73,26 @@ class CatalogMatcher:
     def find(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
         """`query_id, candidate_id, rank, ann_score, match_probability` for each query's candidates,
         ranked by the pair model's probability."""
+        self.seconds = {}
         candidates = self.candidates(query_ids, k, label)
-        scores = self.matcher.score(pair_frame(candidates), self.catalog_dir, label=label)
+        with self.timed("score"):
+            scores = self.matcher.score(pair_frame(candidates), self.catalog_dir, label=label)
         return ranked(candidates, scores.target.to_numpy())
 
     def find_cards(self, cards_dir: Path | str, k: int | None = None) -> pd.DataFrame:
         """As `find`, for every card of a folder in the archive's format (attributes, text_and_bert and
         resnet files): each card is embedded by the saved encoders, searched, and scored against its
         candidates' catalog cards. A card reusing a catalog product's id stands for that product."""
-        cards_dir = Path(cards_dir)
-        query_ids = card_ids(cards_dir)
-        cards = new_products(cards_dir, query_ids, self.matcher.encoders)
-        candidates = self.nearest(query_ids, block_vectors(cards.embeddings, self.index.settings["blocks"]), k)
-        catalog = new_products(self.catalog_dir, np.unique(candidates.candidate_id), self.matcher.encoders)
-        scores = self.matcher.score_read(pair_frame(candidates), joined(cards, catalog))
+        cards_dir, self.seconds = Path(cards_dir), {}
+        with self.timed("embed"):
+            query_ids = card_ids(cards_dir)
+            cards = new_products(cards_dir, query_ids, self.matcher.encoders)
+            vectors = block_vectors(cards.embeddings, self.index.settings["blocks"])
+        with self.timed("search"):
+            candidates = self.nearest(query_ids, vectors, k)
+        with self.timed("score"):
+            catalog = new_products(self.catalog_dir, np.unique(candidates.candidate_id), self.matcher.encoders)
+            scores = self.matcher.score_read(pair_frame(candidates), joined(cards, catalog))
         return ranked(candidates, scores.target.to_numpy())
 
 
