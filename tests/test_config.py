@@ -149,7 +149,7 @@ def _params_with(dotted, value):
         ("lightgbm.num_leafs", 63, "lightgbm.num_leafs is 63; use a LightGBM parameter name"),
         ("lightgbm.n_jobs", 4, "lightgbm.n_jobs is 4; use the MATCHING_THREADS environment variable"),
         ("lightgbm.refit_full", "yes", "lightgbm.refit_full is 'yes'; use true or false"),
-        ("pairwise.margin", 1.0, "pairwise.margin is 1.0; use only the keys device, hidden"),
+        ("pairwise.margin", 1.0, "pairwise.margin is 1.0; use only the keys device, learning_rate"),
     ],
 )
 def test_a_bad_value_is_refused_with_its_key_and_what_is_allowed(key, value, message):

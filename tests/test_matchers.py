@@ -171,3 +171,48 @@ def test_stacked_ensemble_of_a_fold_ignores_that_folds_labels():
     again, _ = ensembling.stacking(scores, flipped, fold)
     np.testing.assert_allclose(again[fold == 2], base[fold == 2])
     assert not np.allclose(again[fold != 2], base[fold != 2])
+
+
+def test_the_cross_encoder_saves_weights_that_score_as_in_training_and_predict_and_the_score_command_agree(
+    featurized, tmp_path
+):
+    # Plumbing on the demo with a tiny model built here (randomly initialised, it does not learn the
+    # demo's brands in a test's time: tests/test_cross_encoder.py shows it learning, README measures it).
+    from safetensors.torch import load_file
+
+    from conftest import save_tiny_bert
+    from matching.matchers import cross_encoder
+    from matching.stages import train_cross_encoder
+
+    products = pd.read_parquet(LAYOUT.products)
+    model = save_tiny_bert(tmp_path / "tiny", cross_encoder.card_texts(products, [], 8, 0).tolist(), vocab_size=1000)
+    params_file = featurized / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params["cross_encoder"].update(model=str(model), device="cpu", max_length=64, learning_rate=1e-3, max_epochs=2)
+    params["train"].update(matchers=["lightgbm", "cross_encoder"], submit="ensemble")
+    params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
+    train_cross_encoder.main([])
+    oof = pd.read_parquet(LAYOUT.oof_file("cross_encoder"))
+    assert oof.score.between(0, 1).all() and oof.score.nunique() > 100
+    # Safetensors a fold, beside the config and tokenizer: fold 0 loads without the hub and scores its
+    # held-out rows as the stage did, and the same in either order.
+    folder = LAYOUT.model_dir("cross_encoder")
+    assert len(list(folder.glob("fold_*.safetensors"))) == 3 and (folder / "config.json").exists()
+    assert all(isinstance(v, torch.Tensor) for v in load_file(str(folder / "fold_0.safetensors")).values())
+    saved = cross_encoder.SavedCrossEncoder.load(folder)
+    cards = cross_encoder.card_texts(products, saved.serialisation["keys"], 8, 200)
+    rows = np.flatnonzero(oof.fold.to_numpy() == 0)[:40]
+    ids = products.variantid.to_numpy()
+    reader = cross_encoder.pair_reader(saved.tokenizer, oof.iloc[rows], ids, cards, saved.serialisation)
+    swapped = oof.iloc[rows].rename(columns={"variantid1": "variantid2", "variantid2": "variantid1"})
+    backward = cross_encoder.pair_reader(saved.tokenizer, swapped, ids, cards, saved.serialisation)
+    np.testing.assert_allclose(reader.scores(saved.folds[0]), oof.score.to_numpy()[rows], atol=1e-5)
+    np.testing.assert_allclose(backward.scores(saved.folds[0]), reader.scores(saved.folds[0]), atol=1e-6)
+    # Stacked with LightGBM: predict scores the test pairs from the saved folds, and the score command,
+    # reading the cards from the archive's files, gives the same submission.
+    ensemble.main([])
+    predict.main([])
+    predictions = pd.read_parquet(LAYOUT.test_predictions)
+    assert predictions.cross_encoder.between(0, 1).all()
+    scored = TrainedMatcher.load(featurized).score(pd.read_parquet(featurized / "data/demo/test.parquet"), "data/demo")
+    np.testing.assert_allclose(scored.target, pd.read_csv(LAYOUT.submission).target, rtol=0, atol=1e-6)

@@ -54,7 +54,17 @@ def test_early_stopping_reads_the_inner_split_every_validate_every_pairs_and_kee
     train, valid = np.arange(150), np.arange(150, n)
     fit, stop = inner(train, 0)
     settings = Network(
-        "cpu", 4, 4, 0.0, 0.01, 0.0, batch_size=10, validate_every=25, max_epochs=10, patience=3, min_delta=0.0
+        "cpu",
+        0.01,
+        0.0,
+        batch_size=10,
+        validate_every=25,
+        max_epochs=10,
+        patience=3,
+        min_delta=0.0,
+        hidden=4,
+        out_dim=4,
+        dropout=0.0,
     )
     model = nn.Linear(1, 1)
     # PR-AUC of the inner split at each read: the best is the 2nd, then 3 reads without a better one.

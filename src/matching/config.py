@@ -21,7 +21,7 @@ import yaml
 from matching.io import StageError
 
 # The matchers a `train@<name>` stage can run; names reach a shell command in dvc.yaml, so only these pass.
-MATCHERS = ("lightgbm", "siamese", "pairwise", "lightautoml")
+MATCHERS = ("lightgbm", "siamese", "pairwise", "lightautoml", "cross_encoder")
 ENSEMBLE = "ensemble"
 AUTO = "auto"  # train.submit: the ensemble if it beats the best single matcher out-of-fold, else that matcher
 FEATURE_GROUPS = ("embeddings", "category", "attributes", "text", "codes", "photos", "neighbours")
@@ -162,11 +162,10 @@ class LightGBM:
 
 
 @dataclass(frozen=True)
-class Network:
+class Fitting:
+    """What `networks.fit_network` reads: the step, batches, reads of the inner split and patience."""
+
     device: Device
-    hidden: int = field(metadata=positive())
-    out_dim: int = field(metadata=positive())
-    dropout: float = field(metadata=between(0.0, 1.0))
     learning_rate: float = field(metadata=between(0.0, 10.0, low_open=True))
     weight_decay: float = field(metadata={"min": 0.0})
     batch_size: int = field(metadata=positive())
@@ -177,8 +176,25 @@ class Network:
 
 
 @dataclass(frozen=True)
+class Network(Fitting):
+    hidden: int = field(metadata=positive())
+    out_dim: int = field(metadata=positive())
+    dropout: float = field(metadata=between(0.0, 1.0))
+
+
+@dataclass(frozen=True)
 class SiameseNetwork(Network):
     margin: float = field(default=1.0, metadata={"min": 0.0, "low_open": True})
+
+
+@dataclass(frozen=True)
+class CrossEncoder(Fitting):
+    model: str  # a hub name or a local folder that AutoModelForSequenceClassification loads
+    max_length: int = field(metadata=positive())  # tokens of the pair, both cards
+    attribute_count: int = field(metadata={"min": 0})  # attributes a card, most frequent keys first
+    description_chars: int = field(metadata={"min": 0})  # description excerpt a card
+    warmup_share: float = field(metadata=between(0.0, 1.0))  # of the steps, rising to the step size
+    precision: Literal["float32", "bfloat16"]  # bfloat16: autocast on a device that has it
 
 
 @dataclass(frozen=True)
@@ -203,6 +219,7 @@ class Config:
     siamese: SiameseNetwork
     pairwise: Network
     lightautoml: LightAutoML
+    cross_encoder: CrossEncoder
 
 
 # Sections whose keys beyond the declared fields are collected into one mapping field.

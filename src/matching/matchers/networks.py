@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from matching import THREADS, metric, threads_for
-from matching.config import Network, resolve_device
+from matching.config import Fitting, Network, resolve_device
 from matching.data.ids import positions
 from matching.io import atomic_path, write_json
 from matching.matchers.crossfit import InnerSplit
@@ -149,7 +149,7 @@ def set_determinism(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def device_of(settings: Network) -> torch.device:
+def device_of(settings: Fitting) -> torch.device:
     return torch.device(resolve_device(settings.device))
 
 
@@ -178,9 +178,11 @@ def fit_network(
     fold: int,
     inner: InnerSplit,
     target: np.ndarray,
-    settings: Network,
+    settings: Fitting,
     seed: int,
     curves: list,
+    optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+    warmup_share: float | None = None,
 ) -> tuple[np.ndarray, nn.Module]:
     """Adam on the fold's train rows less an inner split; the weights with the best PR-AUC on that split
     are kept (early stopping never reads the fold it scores). The split is read after every
@@ -188,13 +190,15 @@ def fit_network(
     `patience` reads without a PR-AUC better by `min_delta` stop the fit: at full volume one epoch holds hundreds of
     thousands of pairs, and whole epochs of patience would cost more than the fit. A fold's `fit_predict`
     result: the held-out fold's scores by the kept weights, and the model holding them (on the CPU); the
-    learning curve goes to `curves`.
+    learning curve goes to `curves`. A fine-tuned transformer takes AdamW (`optimizer_class`) and a
+    step that rises linearly over `warmup_share` of the steps of `max_epochs`, then falls to 0.
     """
     fit, stop = inner(train, fold)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    optimizer = optimizer_class(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     steps = -(-len(fit) // settings.batch_size)
+    schedule = None if warmup_share is None else linear_warmup(optimizer, warmup_share, steps * settings.max_epochs)
     parts = min(steps, -(-len(fit) // settings.validate_every))
     best, reference, best_state, waited, curve = -1.0, -1.0, None, 0, []
     start = time.perf_counter()
@@ -213,6 +217,8 @@ def fit_network(
                 loss = batch_loss(order[step * settings.batch_size : (step + 1) * settings.batch_size])
                 loss.backward()
                 optimizer.step()
+                if schedule is not None:
+                    schedule.step()
                 loss_sum += loss.detach()
             model.eval()
             with torch.inference_mode():
@@ -246,6 +252,16 @@ def fit_network(
         scores = predict(valid)
     curves.append(curve)
     return scores, model.cpu()
+
+
+def linear_warmup(optimizer: torch.optim.Optimizer, warmup_share: float, total_steps: int):
+    """The step size rising from 0 over the first `warmup_share` of `total_steps`, then falling to 0 at the end."""
+    warmup = max(1, int(warmup_share * total_steps))
+
+    def factor(step: int) -> float:
+        return step / warmup if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def save_fold_models(models: list[nn.Module], architecture: dict, model_dir: Path) -> None:

@@ -1,7 +1,8 @@
 """The trained matchers as saved under `models/`, loaded without running code, scoring pair features.
 
-LightGBM text files, safetensors weights with their architecture and block norms, the ensemble's
-JSON (and, for `rank_mean`, its out-of-fold reference). LightAutoML keeps no loadable model (its
+LightGBM text files, safetensors weights with their architecture and block norms (the cross-encoder's
+with its config, tokenizer and serialisation), the ensemble's JSON (and, for `rank_mean`, its
+out-of-fold reference). LightAutoML keeps no loadable model (its
 fitted objects are pickles, which this project never loads), so a model that needs it cannot score
 new pairs; `predict` takes the test scores its stage wrote instead.
 """
@@ -21,10 +22,12 @@ from matching.data.ids import positions
 from matching.features.columns import KEYS
 from matching.io import StageError
 from matching.matchers import lightgbm, networks, pairwise, siamese
+from matching.matchers.cross_encoder import SavedCrossEncoder
 from matching.matchers.ensemble import ensemble_scores, load_ensemble
 
 NETWORKS = {"siamese": siamese, "pairwise": pairwise}
-SAVED_MATCHERS = ("lightgbm", *NETWORKS)
+CROSS_ENCODER = "cross_encoder"
+SAVED_MATCHERS = ("lightgbm", *NETWORKS, CROSS_ENCODER)
 
 
 def models_needed(train: config.Train, submit: str, every_matcher: bool = False) -> list[str]:
@@ -52,6 +55,8 @@ class SavedModels:
     lightgbm: list[lightgbm.FoldModel] = field(default_factory=list)
     networks: dict[str, tuple[list[torch.nn.Module], dict]] = field(default_factory=dict)  # folds, architecture
     ensemble: tuple[dict, dict] | None = None
+    cross_encoder: SavedCrossEncoder | None = None
+    cross_encoder_device: str = "cpu"
 
     @classmethod
     def load(
@@ -79,6 +84,9 @@ class SavedModels:
                 folder = layout.model_dir(name)
                 folds = networks.load_fold_models(folder, NETWORKS[name].build)
                 models.networks[name] = (folds, json.loads((folder / "architecture.json").read_text()))
+            if CROSS_ENCODER in matchers:
+                models.cross_encoder = SavedCrossEncoder.load(layout.model_dir(CROSS_ENCODER))
+                models.cross_encoder_device = config.resolve_device(cfg.cross_encoder.device)
             if submit == paths.ENSEMBLE_NAME or every_matcher:
                 models.ensemble = load_ensemble(layout.model_dir(paths.ENSEMBLE_NAME))
         except (FileNotFoundError, KeyError) as error:
@@ -92,10 +100,12 @@ class SavedModels:
         features: pd.DataFrame,
         embeddings: Mapping[str, Mapping[str, np.ndarray]],
         precomputed: Mapping[str, np.ndarray] | None = None,
+        cards: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Each matcher's score of each row of `features` (pair features with KEYS and category), the
-        ensemble's if submitted, and `score`: the submitted model's. `embeddings` hold at least the
-        pairs' products; `precomputed` gives scores of matchers scored elsewhere."""
+        ensemble's if submitted, and `score`: the submitted model's. `embeddings` (and `cards`, the
+        products table's text columns, for the cross-encoder) hold at least the pairs' products;
+        `precomputed` gives scores of matchers scored elsewhere."""
         out = features[KEYS].reset_index(drop=True)
         precomputed = precomputed or {}
         for name in self.matchers:
@@ -103,6 +113,9 @@ class SavedModels:
                 out[name] = np.asarray(precomputed[name], dtype=np.float64)
             elif name == "lightgbm":
                 out[name] = lightgbm.score(self.lightgbm, features, self.category_blend)
+            elif name == CROSS_ENCODER:
+                device = torch.device(self.cross_encoder_device)
+                out[name] = self.cross_encoder.score(features[KEYS], cards, device)
             else:
                 out[name] = self._network_scores(name, features, embeddings)
         if self.ensemble is not None:

@@ -95,7 +95,7 @@ class TrainedMatcher:
             transforms=self.transforms,
         )
         features = pair_features(distinct, tables, list(self.cfg.features.groups), self.other_candidates(distinct))
-        return self.models.score(features, products.embeddings)
+        return self.models.score(features, products.embeddings, cards=products.products)
 
     def other_candidates(self, distinct: pd.DataFrame) -> pd.DataFrame:
         """The training pairs a new pair is ranked among, less those the new pairs repeat (the pipeline

@@ -19,7 +19,8 @@ from matching import config, paths
 from matching.data.cleaning import submission
 from matching.features.columns import KEYS
 from matching.io import StageError, StoredArrays, run_stage, write_csv, write_parquet
-from matching.matchers.saved import SAVED_MATCHERS, SavedModels
+from matching.matchers.cross_encoder import CARD_COLUMNS
+from matching.matchers.saved import CROSS_ENCODER, SAVED_MATCHERS, SavedModels
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     unsaved = tuple(m for m in cfg.train.matchers if m not in SAVED_MATCHERS)
     models = SavedModels.load(layout, cfg, scored_elsewhere=unsaved, every_matcher=True)
     embeddings = {m: StoredArrays(layout.embedding_file(m)) for m in paths.MODALITIES}
-    scores = models.score(features, embeddings, scored_in_stage(layout, list(unsaved), features))
+    cards = pd.read_parquet(layout.products, columns=CARD_COLUMNS) if CROSS_ENCODER in models.matchers else None
+    scores = models.score(features, embeddings, scored_in_stage(layout, list(unsaved), features), cards)
     frame = submission(pd.read_parquet(layout.test_pairs), scores[KEYS + ["score"]])
     write_parquet(scores, layout.test_predictions)
     write_csv(frame, layout.submission)

@@ -1,0 +1,94 @@
+"""The cross-encoder's cards (serialisation), its warm-up, and that it learns from both cards at once."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import save_tiny_bert
+from matching import config, metric
+from matching.io import StageError
+from matching.matchers import cross_encoder
+from matching.matchers.crossfit import InnerSplit, cross_fit
+from matching.matchers.networks import linear_warmup
+
+
+def test_a_card_is_its_name_the_most_filled_attributes_and_a_description_excerpt():
+    products = pd.DataFrame(
+        {
+            "name": ["Кастрюля Tefal", "Смартфон", None],
+            "attributes": [
+                json.dumps({"Объем, л": ["2"], "Бренд": ["Tefal"], "Цвет": ["серый", "черный"]}, ensure_ascii=False),
+                json.dumps({"Бренд": ["Samsung"]}),
+                None,
+            ],
+            "description": ["<p>Кастрюля из&nbsp;стали</p>", None, "Только описание"],
+        }
+    )
+    keys = cross_encoder.key_order(products.attributes)
+    assert keys == ["Бренд", "Объем, л", "Цвет"]  # Бренд filled twice, then by name
+    cards = cross_encoder.card_texts(products, keys, attribute_count=2, description_chars=9)
+    assert cards.tolist() == [
+        "Кастрюля Tefal | Бренд: Tefal; Объем, л: 2 | Кастрюля ",  # tags and entities cleaned, then cut
+        "Смартфон | Бренд: Samsung",
+        "Только оп",
+    ]
+    unranked = cross_encoder.card_texts(products.head(1), [], attribute_count=1, description_chars=0)
+    assert unranked.tolist() == ["Кастрюля Tefal | Бренд: Tefal"]  # keys outside the ranking: by name
+
+
+def test_the_step_rises_over_the_warm_up_then_falls_to_zero():
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = linear_warmup(optimizer, warmup_share=0.2, total_steps=10)
+    steps = []
+    for _ in range(10):
+        steps.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    np.testing.assert_allclose(steps, [0, 0.5, 1, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+
+
+def test_a_model_that_cannot_be_loaded_is_named_in_one_line(tmp_path):
+    with pytest.raises(StageError, match=r"cross_encoder.model is '.*nowhere'.*local folder"):
+        cross_encoder.pretrained_tokenizer(str(tmp_path / "nowhere"))
+
+
+@pytest.mark.slow
+def test_it_learns_what_neither_card_says_alone_and_scores_both_orders_alike(tmp_path):
+    # A pair matches when both cards name the same word: one card alone says nothing about the target.
+    rng = np.random.default_rng(0)
+    words = [f"w{i}x" for i in range(30)]
+    first = rng.integers(0, 30, 2000)
+    same = rng.random(2000) < 0.5
+    second = np.where(same, first, (first + rng.integers(1, 30, 2000)) % 30)
+    left = np.array([f"{words[i]} красный" for i in first], dtype=object)
+    right = np.array([f"{words[i]} синий" for i in second], dtype=object)
+    model = save_tiny_bert(tmp_path / "tiny", list(left) + list(right), vocab_size=100)
+    settings = config.CrossEncoder(
+        device="cpu",
+        learning_rate=3e-3,
+        weight_decay=0.01,
+        batch_size=32,
+        validate_every=10**6,
+        max_epochs=15,
+        patience=3,
+        min_delta=0.0,
+        model=str(model),
+        max_length=16,
+        attribute_count=0,
+        description_chars=0,
+        warmup_share=0.1,
+        precision="float32",
+    )
+    tokenizer = cross_encoder.pretrained_tokenizer(str(model))
+    reader = cross_encoder.PairReader(tokenizer, left, right, max_length=16, batch_size=32, precision="float32")
+    ids, fold, curves = np.arange(2000), rng.integers(0, 2, 2000), []
+    inner = InnerSplit(ids, ids + 2000, "pairs", 0.1, 0)
+    fit_predict = cross_encoder.fit_cross_encoder(reader, same.astype(np.int8), settings, 0, inner, curves)
+    oof, models = cross_fit(fold, fit_predict)
+    assert metric.pr_auc(same, oof) > 0.8  # chance: 0.5
+    assert all(curve[-1]["train_loss"] < curve[0]["train_loss"] for curve in curves)
+    swapped = cross_encoder.PairReader(tokenizer, right, left, max_length=16, batch_size=32, precision="float32")
+    np.testing.assert_allclose(swapped.scores(models[0], ids[:64]), reader.scores(models[0], ids[:64]), atol=1e-6)
