@@ -26,6 +26,7 @@ from matching.encoders.transformer import load_sentence_transformer, sentence_tr
 ARCHITECTURES = {  # layers, hidden, heads, intermediate, vocabulary: the real models' shapes
     "rubert-tiny2": (3, 312, 12, 600, 83828),
     "paraphrase-multilingual-MiniLM-L12-v2": (12, 384, 12, 1536, 250037),
+    "all-MiniLM-L6-v2": (6, 384, 12, 1536, 30522),
 }
 
 

@@ -1,0 +1,102 @@
+"""The cross-encoder's cost: fine-tuning steps and scoring, pairs a second, and an epoch at full volume.
+
+Cards are the pipeline's (`card_texts`) of the first `--pairs` train pairs of an archive folder (the
+demo by default); the model is built locally with a real architecture's shape and random weights
+(no hub here; `encoder_speed.build_model`), which runs at the real model's speed. Times `--steps`
+training steps (after a few to warm up: CUDA context, kernels) and the scoring of the pairs in both
+orders, then prints pairs a second and what one epoch over `--epoch-pairs` would take.
+
+    python benchmarks/cross_encoder_speed.py [--raw data/demo] [--arch rubert-tiny2] [--device cuda]
+        [--precision bfloat16] [--batch-size 32] [--max-length 128] [--steps 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from encoder_speed import build_model
+from matching.matchers import cross_encoder
+
+FULL_VOLUME_PAIRS = 1_170_000  # the real archive's train pairs
+
+
+def cards_of_pairs(raw: Path, n_pairs: int, attribute_count: int, description_chars: int) -> tuple:
+    """Both cards of the first `n_pairs` train pairs of the archive folder `raw`."""
+    pairs = pd.read_parquet(raw / "train.parquet").head(n_pairs)
+    ids = np.unique(pairs[["variantid1", "variantid2"]].to_numpy())
+    attributes = pd.read_parquet(raw / "attributes.parquet", columns=["variantid", "characteristic_attributes_mapping"])
+    text = pd.read_parquet(raw / "text_and_bert.parquet", columns=["variantid", "name", "description"])
+    products = text[text.variantid.isin(ids)].merge(attributes, on="variantid").sort_values("variantid")
+    products = products.rename(columns={"characteristic_attributes_mapping": "attributes"})
+    keys = cross_encoder.key_order(products.attributes)
+    cards = cross_encoder.card_texts(products, keys, attribute_count, description_chars)
+    found = products.variantid.to_numpy()
+    return tuple(cards[np.searchsorted(found, pairs[key].to_numpy())] for key in ("variantid1", "variantid2"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", type=Path, default=Path("data/demo"))
+    parser.add_argument("--pairs", type=int, default=4000, help="pairs whose cards are read")
+    parser.add_argument("--arch", default="rubert-tiny2", help="a shape of encoder_speed.ARCHITECTURES")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--attribute-count", type=int, default=8)
+    parser.add_argument("--description-chars", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=50, help="training steps timed")
+    parser.add_argument("--epoch-pairs", type=int, default=FULL_VOLUME_PAIRS)
+    args = parser.parse_args()
+    left, right = cards_of_pairs(args.raw, args.pairs, args.attribute_count, args.description_chars)
+    device = torch.device(args.device)
+    with tempfile.TemporaryDirectory() as scratch:
+        build_model(Path(scratch), args.arch, args.raw)
+        folder = str(Path(scratch) / "bert")
+        tokenizer = cross_encoder.pretrained_tokenizer(folder)
+        model = cross_encoder.pretrained_classifier(folder).to(device)
+    reader = cross_encoder.PairReader(tokenizer, left, right, args.max_length, args.batch_size, args.precision)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    rng = np.random.default_rng(0)
+    target = torch.as_tensor(rng.integers(0, 2, len(left)), dtype=torch.float32, device=device)
+    warm_up = 3
+    for step in range(warm_up + args.steps):
+        if step == warm_up:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        rows = rng.choice(len(left), args.batch_size, replace=False)
+        logits = reader.logits(model, rows, rng.random(len(rows)) < 0.5)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target[rows])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    train_rate = args.steps * args.batch_size / (time.perf_counter() - start)
+    model.eval()
+    start = time.perf_counter()
+    reader.scores(model)
+    score_rate = len(left) / (time.perf_counter() - start)
+    tokens = np.array([len(ids) for ids in tokenizer(left[:1000].tolist(), right[:1000].tolist())["input_ids"]])
+    print(
+        f"{args.arch} on {args.device} ({args.precision}), batch {args.batch_size}, max_length {args.max_length}, "
+        f"pair tokens median {np.median(tokens):.0f} (p90 {np.percentile(tokens, 90):.0f}, cut at {args.max_length})"
+    )
+    print(f"fine-tuning: {train_rate:,.0f} pairs a second ({args.steps} steps)")
+    print(f"scoring, both orders: {score_rate:,.0f} pairs a second ({len(left):,} pairs)")
+    print(
+        f"one epoch over {args.epoch_pairs:,} pairs: {args.epoch_pairs / train_rate / 60:,.1f} min fine-tuning, "
+        f"{args.epoch_pairs / score_rate / 60:,.1f} min to score them"
+    )
+
+
+if __name__ == "__main__":
+    main()
