@@ -14,6 +14,11 @@ TAG = r"<[^>]+>"
 EMOJI = "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f\u200d]"
 
 
+def render_attributes(parsed: dict, keys: list[str]) -> str:
+    """The attributes `keys` of one parsed dict as `key: v1, v2; key2: v3`, in the keys' order."""
+    return "; ".join(f"{key}: {', '.join(map(str, parsed[key]))}" for key in keys)
+
+
 def attributes_text(mapping: pd.Series) -> pd.Series:
     """JSON attribute dicts as `key: v1, v2; key2: v3`, keys sorted; empty or null gives null."""
 
@@ -21,7 +26,7 @@ def attributes_text(mapping: pd.Series) -> pd.Series:
         if text is None or pd.isna(text):
             return None
         parsed = json.loads(text)
-        return "; ".join(f"{key}: {', '.join(map(str, parsed[key]))}" for key in sorted(parsed)) or None
+        return render_attributes(parsed, sorted(parsed)) or None
 
     return pd.Series([render(t) for t in mapping], index=mapping.index, dtype=object)
 
