@@ -4,7 +4,10 @@ Cards are the pipeline's (`card_texts`) of the first `--pairs` train pairs of an
 demo by default); the model is built locally with a real architecture's shape and random weights
 (no hub here; `encoder_speed.build_model`), which runs at the real model's speed. Times `--steps`
 training steps (after a few to warm up: CUDA context, kernels) and the scoring of the pairs in both
-orders, then prints pairs a second and what one epoch over `--epoch-pairs` would take.
+orders, then prints pairs a second and what one epoch over `--epoch-pairs` would take. Also times
+the input alone, pairs a second made into model inputs: from cards tokenised once (`CardTokens`, the
+reader's way) against tokenising each batch's two texts (the tokenizer's pair call), since on a GPU
+the input, not the model, can set the pace.
 
     python benchmarks/cross_encoder_speed.py [--raw data/demo] [--arch rubert-tiny2] [--device cuda]
         [--precision bfloat16] [--batch-size 32] [--max-length 128] [--steps 50]
@@ -41,6 +44,22 @@ def cards_of_pairs(raw: Path, n_pairs: int, attribute_count: int, description_ch
     return tuple(cards[np.searchsorted(found, pairs[key].to_numpy())] for key in ("variantid1", "variantid2"))
 
 
+def input_pairs_a_second(tokenizer, reader, left, right, batch_size: int, max_length: int) -> tuple[float, float]:
+    """Model inputs made a second: from the reader's cards tokenised once, and by tokenising each batch."""
+    rng = np.random.default_rng(1)
+    batches = [rng.choice(len(left), batch_size, replace=False) for _ in range(100)]
+    rates = []
+    for make in (
+        lambda rows: reader.cards.batch(reader.left[rows], reader.right[rows]),
+        lambda rows: cross_encoder.tokenised_pairs(tokenizer, left[rows], right[rows], max_length),
+    ):
+        start = time.perf_counter()
+        for rows in batches:
+            make(rows)
+        rates.append(len(batches) * batch_size / (time.perf_counter() - start))
+    return rates[0], rates[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, default=Path("data/demo"))
@@ -62,7 +81,10 @@ def main() -> None:
         folder = str(Path(scratch) / "bert")
         tokenizer = cross_encoder.pretrained_tokenizer(folder)
         model = cross_encoder.pretrained_classifier(folder).to(device)
-    reader = cross_encoder.PairReader(tokenizer, left, right, args.max_length, args.batch_size, args.precision)
+    start = time.perf_counter()
+    reader = cross_encoder.texts_reader(tokenizer, left, right, args.max_length, args.batch_size, args.precision)
+    tokenise_rate = 2 * len(left) / (time.perf_counter() - start)
+    input_rates = input_pairs_a_second(tokenizer, reader, left, right, args.batch_size, args.max_length)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
     rng = np.random.default_rng(0)
     target = torch.as_tensor(rng.integers(0, 2, len(left)), dtype=torch.float32, device=device)
@@ -89,6 +111,10 @@ def main() -> None:
     print(
         f"{args.arch} on {args.device} ({args.precision}), batch {args.batch_size}, max_length {args.max_length}, "
         f"pair tokens median {np.median(tokens):.0f} (p90 {np.percentile(tokens, 90):.0f}, cut at {args.max_length})"
+    )
+    print(
+        f"input alone: {input_rates[0]:,.0f} pairs a second from cards tokenised once "
+        f"({tokenise_rate:,.0f} cards a second to tokenise them), {input_rates[1]:,.0f} tokenising each batch"
     )
     print(f"fine-tuning: {train_rate:,.0f} pairs a second ({args.steps} steps)")
     print(f"scoring, both orders: {score_rate:,.0f} pairs a second ({len(left):,} pairs)")

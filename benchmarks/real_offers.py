@@ -176,7 +176,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")  # stages' progress
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     if "cross_encoder" in args.matchers:
-        overrides = {**CROSS_ENCODER_CPU, "cross_encoder.model": packaged_minilm(), **overrides}
+        model = overrides.get("cross_encoder.model") or packaged_minilm()
+        overrides = {**CROSS_ENCODER_CPU, **overrides, "cross_encoder.model": model}
     models = args.matchers + ([paths.ENSEMBLE_NAME] if len(args.matchers) > 1 else [])
     table: dict = {}
     for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):

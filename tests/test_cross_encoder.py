@@ -39,6 +39,43 @@ def test_a_card_is_its_name_the_most_filled_attributes_and_a_description_excerpt
     assert unranked.tolist() == ["Кастрюля Tefal | Бренд: Tefal"]  # keys outside the ranking: by name
 
 
+PAIR_TEMPLATES = {  # a model's special tokens around two cards: BERT's (with token types), RoBERTa's
+    "bert": ("[CLS] $A [SEP] $B:1 [SEP]:1", ["input_ids", "token_type_ids", "attention_mask"]),
+    "roberta": ("[CLS] $A [SEP] [SEP] $B [SEP]", ["input_ids", "attention_mask"]),
+}
+
+
+def with_pair_template(tokenizer, template: str):
+    """The same vocabulary with another model's pair template (the tiny tokenizer has none)."""
+    from tokenizers import processors
+
+    pair, inputs = PAIR_TEMPLATES[template]
+    ids = [(token, tokenizer.convert_tokens_to_ids(token)) for token in ("[CLS]", "[SEP]")]
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair=pair, special_tokens=ids
+    )
+    tokenizer.model_input_names = inputs
+    return tokenizer
+
+
+@pytest.mark.parametrize("template", ["none", "bert", "roberta"])
+def test_pairs_assembled_from_cards_tokenised_once_equal_the_tokenizers_pair_call(tmp_path, template):
+    rng = np.random.default_rng(0)
+    words = ["кабель", "usb", "type", "c", "черный", "1", "м", "зарядка", "samsung", "чехол"]
+    cards = np.array([" ".join(rng.choice(words, rng.integers(1, 30))) for _ in range(60)], dtype=object)
+    tokenizer = cross_encoder.pretrained_tokenizer(str(save_tiny_bert(tmp_path / "tiny", cards.tolist(), 60)))
+    if template != "none":
+        tokenizer = with_pair_template(tokenizer, template)
+    first, second = rng.integers(0, 60, 200), rng.integers(0, 60, 200)
+    first[:10] = second[:10]  # cards of equal length: the tokenizer keeps the odd token in the second
+    for max_length in (9, 16, 64):
+        batch = cross_encoder.CardTokens(tokenizer, cards, max_length).batch(first, second)
+        expected = cross_encoder.tokenised_pairs(tokenizer, cards[first], cards[second], max_length)
+        assert batch.keys() == {k: v for k, v in expected.items() if k in tokenizer.model_input_names}.keys()
+        for name, tensor in batch.items():
+            assert torch.equal(tensor, expected[name]), (template, max_length, name)
+
+
 def test_the_step_rises_over_the_warm_up_then_falls_to_zero():
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     schedule = linear_warmup(optimizer, warmup_share=0.2, total_steps=10)
@@ -83,12 +120,12 @@ def test_it_learns_what_neither_card_says_alone_and_scores_both_orders_alike(tmp
         precision="float32",
     )
     tokenizer = cross_encoder.pretrained_tokenizer(str(model))
-    reader = cross_encoder.PairReader(tokenizer, left, right, max_length=16, batch_size=32, precision="float32")
+    reader = cross_encoder.texts_reader(tokenizer, left, right, max_length=16, batch_size=32, precision="float32")
     ids, fold, curves = np.arange(2000), rng.integers(0, 2, 2000), []
     inner = InnerSplit(ids, ids + 2000, "pairs", 0.1, 0)
     fit_predict = cross_encoder.fit_cross_encoder(reader, same.astype(np.int8), settings, 0, inner, curves)
     oof, models = cross_fit(fold, fit_predict)
     assert metric.pr_auc(same, oof) > 0.75  # chance: 0.5; 0.91 when measured
     assert all(curve[-1]["train_loss"] < curve[0]["train_loss"] for curve in curves)
-    swapped = cross_encoder.PairReader(tokenizer, right, left, max_length=16, batch_size=32, precision="float32")
+    swapped = cross_encoder.texts_reader(tokenizer, right, left, max_length=16, batch_size=32, precision="float32")
     np.testing.assert_allclose(swapped.scores(models[0], ids[:64]), reader.scores(models[0], ids[:64]), atol=1e-6)
