@@ -120,6 +120,7 @@ class PairTemplate:
             prefix=ids[: cut[0]],
             middle=ids[cut[1] : cut[2]],
             suffix=ids[cut[3] :],
+            # Each part's type at its first position (an empty part's is its neighbour's: it types nothing).
             part_types=np.array([*(types[min(c, len(types) - 1)] for c in [0, *cut]), 0]),
             pad_id=tokenizer.pad_token_id,
             token_types="token_type_ids" in tokenizer.model_input_names,
@@ -143,7 +144,7 @@ def truncated_lengths(first: np.ndarray, second: np.ndarray, budget: int) -> tup
 
 class CardTokens:
     """Every card tokenised once (not once a pair and a step: on a GPU, tokenising each batch's texts
-    was the bottleneck), the tokens of all cards in one array; a batch of pairs is assembled from
+    took about a third of a step), the tokens of all cards in one array; a batch of pairs is assembled from
     slices of it with the model's special tokens, truncated as the tokenizer's pair call would."""
 
     def __init__(self, tokenizer, cards: np.ndarray, max_length: int, chunk: int = 20_000):
