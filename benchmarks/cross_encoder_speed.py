@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from encoder_speed import build_model
+from matching.data.raw import read_product_rows
 from matching.matchers import cross_encoder
 
 FULL_VOLUME_PAIRS = 1_170_000  # the real archive's train pairs
@@ -34,8 +35,8 @@ def cards_of_pairs(raw: Path, n_pairs: int, attribute_count: int, description_ch
     """Both cards of the first `n_pairs` train pairs of the archive folder `raw`."""
     pairs = pd.read_parquet(raw / "train.parquet").head(n_pairs)
     ids = np.unique(pairs[["variantid1", "variantid2"]].to_numpy())
-    attributes = pd.read_parquet(raw / "attributes.parquet", columns=["variantid", "characteristic_attributes_mapping"])
-    text = pd.read_parquet(raw / "text_and_bert.parquet", columns=["variantid", "name", "description"])
+    attributes = read_product_rows(raw, "attributes", ("characteristic_attributes_mapping",), ids).to_pandas()
+    text = read_product_rows(raw, "text_and_bert", ("name", "description"), ids).to_pandas()
     products = text[text.variantid.isin(ids)].merge(attributes, on="variantid").sort_values("variantid")
     products = products.rename(columns={"characteristic_attributes_mapping": "attributes"})
     keys = cross_encoder.key_order(products.attributes)
@@ -107,7 +108,8 @@ def main() -> None:
     start = time.perf_counter()
     reader.scores(model)
     score_rate = len(left) / (time.perf_counter() - start)
-    tokens = np.array([len(ids) for ids in tokenizer(left[:1000].tolist(), right[:1000].tolist())["input_ids"]])
+    cards = reader.cards  # each pair's whole length, before the cut
+    tokens = cards.lengths[reader.left] + cards.lengths[reader.right] + cards.template.special_count
     print(
         f"{args.arch} on {args.device} ({args.precision}), batch {args.batch_size}, max_length {args.max_length}, "
         f"pair tokens median {np.median(tokens):.0f} (p90 {np.percentile(tokens, 90):.0f}, cut at {args.max_length})"

@@ -63,6 +63,7 @@ def set_params(workdir: Path, **updates) -> dict:
 
 def save_tiny_bert(folder: Path, corpus: list[str], vocab_size: int = 200, max_positions: int = 128) -> Path:
     """A tiny BERT and its WordPiece tokenizer, trained on `corpus`, saved as a plain transformers folder."""
+    import torch
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
     from tokenizers import models as tok_models
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
@@ -72,6 +73,11 @@ def save_tiny_bert(folder: Path, corpus: list[str], vocab_size: int = 200, max_p
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
+    # The trainer numbers tokens of equal count in no fixed order: renumber them by name, and seed the
+    # weights, so that a test's model is the same every run.
+    learned = sorted(set(tokenizer.get_vocab()) - set(special))
+    tokenizer.model = tok_models.WordPiece({token: i for i, token in enumerate(special + learned)}, unk_token="[UNK]")
+    torch.manual_seed(0)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         unk_token="[UNK]",

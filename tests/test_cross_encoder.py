@@ -110,7 +110,7 @@ def test_it_learns_what_neither_card_says_alone_and_scores_both_orders_alike(tmp
         batch_size=32,
         validate_every=10**6,
         max_epochs=15,
-        patience=3,
+        patience=6,
         min_delta=0.0,
         model=str(model),
         max_length=16,
