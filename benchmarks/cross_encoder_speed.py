@@ -72,6 +72,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--attribute-count", type=int, default=8)
     parser.add_argument("--description-chars", type=int, default=200)
+    parser.add_argument(
+        "--freeze-word-embeddings",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep the vocabulary's vectors as pretrained (cross_encoder.freeze_word_embeddings)",
+    )
     parser.add_argument("--steps", type=int, default=50, help="training steps timed")
     parser.add_argument("--epoch-pairs", type=int, default=FULL_VOLUME_PAIRS)
     args = parser.parse_args()
@@ -82,13 +88,14 @@ def main() -> None:
         folder = str(Path(scratch) / "bert")
         tokenizer = cross_encoder.pretrained_tokenizer(folder)
         model = cross_encoder.pretrained_classifier(folder).to(device)
+    model.get_input_embeddings().weight.requires_grad_(not args.freeze_word_embeddings)
     start = time.perf_counter()
     reader = cross_encoder.texts_reader(tokenizer, left, right, args.max_length, args.batch_size, args.precision)
     tokenise_rate = 2 * len(left) / (time.perf_counter() - start)
     input_rates = input_pairs_a_second(tokenizer, reader, left, right, args.batch_size, args.max_length)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+    optimizer = torch.optim.AdamW([weights for weights in model.parameters() if weights.requires_grad], lr=5e-5)
     rng = np.random.default_rng(0)
-    target = torch.as_tensor(rng.integers(0, 2, len(left)), dtype=torch.float32, device=device)
+    target = rng.integers(0, 2, len(left)).astype(np.float32)
     warm_up = 3
     for step in range(warm_up + args.steps):
         if step == warm_up:
@@ -97,7 +104,9 @@ def main() -> None:
             start = time.perf_counter()
         rows = rng.choice(len(left), args.batch_size, replace=False)
         logits = reader.logits(model, rows, rng.random(len(rows)) < 0.5)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target[rows])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, cross_encoder.on_device(torch.from_numpy(target[rows]), device)
+        )
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -110,8 +119,10 @@ def main() -> None:
     score_rate = len(left) / (time.perf_counter() - start)
     cards = reader.cards  # each pair's whole length, before the cut
     tokens = cards.lengths[reader.left] + cards.lengths[reader.right] + cards.template.special_count
+    frozen = "word embeddings frozen" if args.freeze_word_embeddings else "all weights tuned"
     print(
-        f"{args.arch} on {args.device} ({args.precision}), batch {args.batch_size}, max_length {args.max_length}, "
+        f"{args.arch} on {args.device} ({args.precision}, {frozen}), batch {args.batch_size}, "
+        f"max_length {args.max_length}, "
         f"pair tokens median {np.median(tokens):.0f} (p90 {np.percentile(tokens, 90):.0f}, cut at {args.max_length})"
     )
     print(

@@ -92,6 +92,13 @@ def test_a_model_that_cannot_be_loaded_is_named_in_one_line(tmp_path):
         cross_encoder.pretrained_tokenizer(str(tmp_path / "nowhere"))
 
 
+def tiny_settings(model, **fitting) -> config.CrossEncoder:
+    """The cross-encoder's settings for a tiny model on short texts, cards the texts alone."""
+    cards = dict(model=str(model), attribute_count=0, description_chars=0, precision="float32", warmup_share=0.1)
+    defaults = dict(device="cpu", weight_decay=0.01, validate_every=10**6, min_delta=0.0, freeze_word_embeddings=False)
+    return config.CrossEncoder(**cards, **{**defaults, **fitting})
+
+
 @pytest.mark.slow
 def test_it_learns_what_neither_card_says_alone_and_scores_both_orders_alike(tmp_path):
     # A pair matches when both cards name the same word: one card alone says nothing about the target.
@@ -103,22 +110,8 @@ def test_it_learns_what_neither_card_says_alone_and_scores_both_orders_alike(tmp
     left = np.array([f"{words[i]} красный" for i in first], dtype=object)
     right = np.array([f"{words[i]} синий" for i in second], dtype=object)
     model = save_tiny_bert(tmp_path / "tiny", list(left) + list(right), vocab_size=100)
-    settings = config.CrossEncoder(
-        device="cpu",
-        learning_rate=3e-3,
-        weight_decay=0.01,
-        batch_size=32,
-        validate_every=10**6,
-        max_epochs=15,
-        patience=6,
-        min_delta=0.0,
-        model=str(model),
-        max_length=16,
-        attribute_count=0,
-        description_chars=0,
-        warmup_share=0.1,
-        precision="float32",
-    )
+    # A random model's vocabulary has nothing to keep: its word embeddings are tuned too.
+    settings = tiny_settings(model, learning_rate=3e-3, batch_size=32, max_epochs=15, patience=6, max_length=16)
     tokenizer = cross_encoder.pretrained_tokenizer(str(model))
     reader = cross_encoder.texts_reader(tokenizer, left, right, max_length=16, batch_size=32, precision="float32")
     ids, fold, curves = np.arange(2000), rng.integers(0, 2, 2000), []
@@ -129,3 +122,25 @@ def test_it_learns_what_neither_card_says_alone_and_scores_both_orders_alike(tmp
     assert all(curve[-1]["train_loss"] < curve[0]["train_loss"] for curve in curves)
     swapped = cross_encoder.texts_reader(tokenizer, right, left, max_length=16, batch_size=32, precision="float32")
     np.testing.assert_allclose(swapped.scores(models[0], ids[:64]), reader.scores(models[0], ids[:64]), atol=1e-6)
+
+
+def test_frozen_word_embeddings_stay_pretrained_while_the_rest_is_tuned(tmp_path):
+    left = np.array([f"w{i % 7}x red" for i in range(64)], dtype=object)
+    right = np.array([f"w{i % 5}x blue" for i in range(64)], dtype=object)
+    model = save_tiny_bert(tmp_path / "tiny", list(left) + list(right), vocab_size=60)
+    pretrained = cross_encoder.pretrained_classifier(str(model)).state_dict()
+    settings = tiny_settings(
+        model, learning_rate=1e-2, batch_size=16, max_epochs=1, patience=1, max_length=12, freeze_word_embeddings=True
+    )
+    tokenizer = cross_encoder.pretrained_tokenizer(str(model))
+    reader = cross_encoder.texts_reader(tokenizer, left, right, max_length=12, batch_size=16, precision="float32")
+    ids = np.arange(64)
+    inner = InnerSplit(ids, ids + 64, "pairs", 0.25, 0)
+    target = (np.arange(64) % 7 == np.arange(64) % 5).astype(np.int8)
+    fit_predict = cross_encoder.fit_cross_encoder(reader, target, settings, 0, inner, [])
+    _, tuned = fit_predict(ids, ids[:8], 0)
+    word_embeddings = tuned.get_input_embeddings().weight
+    name = next(key for key, weights in tuned.named_parameters() if weights is word_embeddings)
+    torch.testing.assert_close(word_embeddings, pretrained[name])
+    changed = [key for key, value in tuned.state_dict().items() if not torch.equal(value, pretrained[key])]
+    assert any(".encoder." in key for key in changed) and name not in changed

@@ -195,6 +195,7 @@ class CrossEncoder(Fitting):
     description_chars: int = field(metadata={"min": 0})  # description excerpt a card
     warmup_share: float = field(metadata=between(0.0, 1.0))  # of the steps, rising to the step size
     precision: Literal["float32", "bfloat16"]  # bfloat16: autocast on a device that has it
+    freeze_word_embeddings: bool  # the vocabulary's vectors kept as pretrained (fewer weights to update)
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,7 @@ def fit_network(
     curves: list,
     optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
     warmup_share: float | None = None,
+    host_rows: bool = False,
 ) -> tuple[np.ndarray, nn.Module]:
     """Adam on the fold's train rows less an inner split; the weights with the best PR-AUC on that split
     are kept (early stopping never reads the fold it scores). The split is read after every
@@ -192,9 +193,12 @@ def fit_network(
     result: the held-out fold's scores by the kept weights, and the model holding them (on the CPU); the
     learning curve goes to `curves`. A fine-tuned transformer takes AdamW (`optimizer_class`) and a
     step that rises linearly over `warmup_share` of the steps of `max_epochs`, then falls to 0.
+    `batch_loss` takes the batch's rows on the model's device, or as a numpy array with `host_rows`
+    (a matcher that assembles its batches on the host).
     """
     fit, stop = inner(train, fold)
-    optimizer = optimizer_class(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    trained = [weights for weights in model.parameters() if weights.requires_grad]
+    optimizer = optimizer_class(trained, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     steps = -(-len(fit) // settings.batch_size)
@@ -204,8 +208,9 @@ def fit_network(
     start = time.perf_counter()
     for epoch in range(settings.max_epochs):
         # The epoch's order goes to the device once; batches are slices of it, and the loss is summed
-        # there, so a step neither copies rows from the host nor waits for the device.
-        order = torch.from_numpy(rng.permutation(fit)).to(device)
+        # there, so a step neither copies rows from the host nor waits for the device (reading rows
+        # back from it would wait for the steps queued before).
+        order = rng.permutation(fit) if host_rows else torch.from_numpy(rng.permutation(fit)).to(device)
         for part in range(parts):
             model.train()
             loss_sum, part_steps = (
