@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -62,21 +63,27 @@ def set_params(workdir: Path, **updates) -> dict:
 
 
 def save_tiny_bert(folder: Path, corpus: list[str], vocab_size: int = 200, max_positions: int = 128) -> Path:
-    """A tiny BERT and its WordPiece tokenizer, trained on `corpus`, saved as a plain transformers folder."""
+    """A tiny BERT (seeded weights) and a WordPiece tokenizer of `corpus`, saved as a plain transformers folder."""
     import torch
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
     from tokenizers import models as tok_models
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(tok_models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # The vocabulary built here, not by tokenizers' WordPieceTrainer: that trainer breaks ties between
+    # merges of equal count in no fixed order, so one corpus gave different vocabularies run to run (2 of
+    # 6 builds), and a test's model with them. Every character (word-initial and `##` continuing), then the
+    # most frequent words (ties by name) up to `vocab_size`: no word is unknown, and every build is the same.
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts = Counter(
+        word for text in corpus for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    characters = sorted({character for word in counts for character in word})
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
-    # The trainer numbers tokens of equal count in no fixed order: renumber them by name, and seed the
-    # weights, so that a test's model is the same every run.
-    learned = sorted(set(tokenizer.get_vocab()) - set(special))
-    tokenizer.model = tok_models.WordPiece({token: i for i, token in enumerate(special + learned)}, unk_token="[UNK]")
+    pieces = special + characters + [f"##{character}" for character in characters]
+    words = sorted((word for word in counts if len(word) > 1), key=lambda word: (-counts[word], word))
+    vocabulary = pieces + words[: max(0, vocab_size - len(pieces))]
+    tokenizer = Tokenizer(tok_models.WordPiece({token: i for i, token in enumerate(vocabulary)}, unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = normalizer, pre_tokenizer
     torch.manual_seed(0)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,

@@ -118,7 +118,7 @@ def test_it_learns_what_neither_card_says_alone_and_scores_both_orders_alike(tmp
     inner = InnerSplit(ids, ids + 2000, "pairs", 0.1, 0)
     fit_predict = cross_encoder.fit_cross_encoder(reader, same.astype(np.int8), settings, 0, inner, curves)
     oof, models = cross_fit(fold, fit_predict)
-    assert metric.pr_auc(same, oof) > 0.75  # chance: 0.5; 0.91 when measured
+    assert metric.pr_auc(same, oof) > 0.75  # chance: 0.5; 0.89 when measured
     assert all(curve[-1]["train_loss"] < curve[0]["train_loss"] for curve in curves)
     swapped = cross_encoder.texts_reader(tokenizer, right, left, max_length=16, batch_size=32, precision="float32")
     np.testing.assert_allclose(swapped.scores(models[0], ids[:64]), reader.scores(models[0], ids[:64]), atol=1e-6)

@@ -14,7 +14,7 @@ from matching.encoders import texts as embed_text
 from matching.encoders.base import encode_distinct
 from matching.encoders.lexical import lexical_encoder
 from matching.encoders.photos import pool_photo_sets
-from matching.encoders.transformer import sentence_transformer_encoder
+from matching.encoders.transformer import load_sentence_transformer, sentence_transformer_encoder
 from matching.io import read_arrays
 from matching.stages import embed_text as embed_text_stage
 
@@ -125,6 +125,12 @@ def test_a_model_that_cannot_be_loaded_offline_stops_in_one_line(tmp_path, monke
             sentence_transformer_encoder(model, "cpu", batch_size=2, max_length=16)
         message = str(error.value)
         assert "\n" not in message and model in message and where in message and "local folder" in message
+
+
+def test_a_local_model_reads_no_more_tokens_than_its_positions(tiny_bert):
+    encoder = load_sentence_transformer(str(tiny_bert), "cpu", max_length=512)  # the model has 128 positions
+    assert encoder.max_seq_length == 128
+    assert encoder.encode(["слово " * 400]).shape == (1, 32)
 
 
 def test_embed_text_stage_with_a_local_transformer(raw_dir, tiny_bert):

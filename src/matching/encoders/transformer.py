@@ -20,6 +20,15 @@ from matching.io import atomic_path
 PRECISIONS = ("float32", "bfloat16", "int8")
 
 
+def readable_tokens(transformer) -> int:
+    """The most tokens a SentenceTransformer's transformer module reads: its position embeddings or its
+    tokenizer's limit, as sentence-transformers reckons its own default (a local model may have fewer
+    than params ask for: more tokens would fail inside the model)."""
+    limits = [getattr(transformer.auto_model.config, "max_position_embeddings", None)]
+    limits.append(getattr(transformer.tokenizer, "model_max_length", None))
+    return min((limit for limit in limits if limit), default=10**9)
+
+
 def load_sentence_transformer(model: str, device: str, max_length: int, precision: str = "float32"):
     """A SentenceTransformer from a hub name or a local folder, at the given precision.
 
@@ -42,7 +51,7 @@ def load_sentence_transformer(model: str, device: str, max_length: int, precisio
             "without a network, download it where there is one and set the model to its local folder, "
             "or use the offline encoder (encoder=lexical)"
         ) from None
-    encoder.max_seq_length = max_length
+    encoder.max_seq_length = min(max_length, readable_tokens(encoder[0]))
     if precision == "bfloat16":
         encoder = encoder.to(torch.bfloat16)
     elif precision == "int8":
