@@ -20,12 +20,14 @@ from matching.io import atomic_path
 PRECISIONS = ("float32", "bfloat16", "int8")
 
 
-def readable_tokens(transformer) -> int:
-    """The most tokens a SentenceTransformer's transformer module reads: its position embeddings or its
+def readable_tokens(module) -> int:
+    """The most tokens a SentenceTransformer's first module reads: its position embeddings or its
     tokenizer's limit, as sentence-transformers reckons its own default (a local model may have fewer
-    than params ask for: more tokens would fail inside the model)."""
-    limits = [getattr(transformer.auto_model.config, "max_position_embeddings", None)]
-    limits.append(getattr(transformer.tokenizer, "model_max_length", None))
+    than params ask for: more tokens would fail inside the model). A module with neither (static
+    embeddings) sets no limit."""
+    config = getattr(getattr(module, "auto_model", None), "config", None)
+    limits = [getattr(config, "max_position_embeddings", None)]
+    limits.append(getattr(getattr(module, "tokenizer", None), "model_max_length", None))
     return min((limit for limit in limits if limit), default=10**9)
 
 
