@@ -27,6 +27,7 @@ import torch
 from encoder_speed import build_model
 from matching.data.raw import read_product_rows
 from matching.matchers import cross_encoder
+from matching.matchers.networks import trained_weights
 
 FULL_VOLUME_PAIRS = 1_170_000  # the real archive's train pairs
 
@@ -37,7 +38,7 @@ def cards_of_pairs(raw: Path, n_pairs: int, attribute_count: int, description_ch
     ids = np.unique(pairs[["variantid1", "variantid2"]].to_numpy())
     attributes = read_product_rows(raw, "attributes", ("characteristic_attributes_mapping",), ids).to_pandas()
     text = read_product_rows(raw, "text_and_bert", ("name", "description"), ids).to_pandas()
-    products = text[text.variantid.isin(ids)].merge(attributes, on="variantid").sort_values("variantid")
+    products = text.merge(attributes, on="variantid").sort_values("variantid")
     products = products.rename(columns={"characteristic_attributes_mapping": "attributes"})
     keys = cross_encoder.key_order(products.attributes)
     cards = cross_encoder.card_texts(products, keys, attribute_count, description_chars)
@@ -87,13 +88,12 @@ def main() -> None:
         build_model(Path(scratch), args.arch, args.raw)
         folder = str(Path(scratch) / "bert")
         tokenizer = cross_encoder.pretrained_tokenizer(folder)
-        model = cross_encoder.pretrained_classifier(folder).to(device)
-    model.get_input_embeddings().weight.requires_grad_(not args.freeze_word_embeddings)
+        model = cross_encoder.pretrained_classifier(folder, args.freeze_word_embeddings).to(device)
     start = time.perf_counter()
     reader = cross_encoder.texts_reader(tokenizer, left, right, args.max_length, args.batch_size, args.precision)
     tokenise_rate = 2 * len(left) / (time.perf_counter() - start)
     input_rates = input_pairs_a_second(tokenizer, reader, left, right, args.batch_size, args.max_length)
-    optimizer = torch.optim.AdamW([weights for weights in model.parameters() if weights.requires_grad], lr=5e-5)
+    optimizer = torch.optim.AdamW(trained_weights(model), lr=5e-5)
     rng = np.random.default_rng(0)
     target = rng.integers(0, 2, len(left)).astype(np.float32)
     warm_up = 3

@@ -197,8 +197,7 @@ def fit_network(
     (a matcher that assembles its batches on the host).
     """
     fit, stop = inner(train, fold)
-    trained = [weights for weights in model.parameters() if weights.requires_grad]
-    optimizer = optimizer_class(trained, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    optimizer = optimizer_class(trained_weights(model), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     steps = -(-len(fit) // settings.batch_size)
@@ -257,6 +256,11 @@ def fit_network(
         scores = predict(valid)
     curves.append(curve)
     return scores, model.cpu()
+
+
+def trained_weights(model: nn.Module) -> list[nn.Parameter]:
+    """The weights an optimizer updates: those not frozen."""
+    return [weights for weights in model.parameters() if weights.requires_grad]
 
 
 def linear_warmup(optimizer: torch.optim.Optimizer, warmup_share: float, total_steps: int):
