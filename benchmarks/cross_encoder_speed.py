@@ -62,6 +62,20 @@ def input_pairs_a_second(tokenizer, reader, left, right, batch_size: int, max_le
     return rates[0], rates[1]
 
 
+def training_order(reader, batch_size: int, rows: int, group_by_length: bool, rng: np.random.Generator) -> np.ndarray:
+    """At least `rows` rows in the order training reads them: epochs of whole batches, shuffled, and
+    grouped by length where asked, as `fit_cross_encoder` groups them."""
+    lengths = reader.cards.pair_lengths(reader.left, reader.right)
+    whole = len(lengths) // batch_size * batch_size
+    epochs = []
+    for _ in range(-(-rows // whole)):
+        order = rng.permutation(len(lengths))
+        epochs.append(
+            (cross_encoder.length_grouped(order, lengths, batch_size, rng) if group_by_length else order)[:whole]
+        )
+    return np.concatenate(epochs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, default=Path("data/demo"))
@@ -78,6 +92,12 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="keep the vocabulary's vectors as pretrained (cross_encoder.freeze_word_embeddings)",
+    )
+    parser.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="batches of pairs of similar length (cross_encoder.group_by_length)",
     )
     parser.add_argument("--steps", type=int, default=50, help="training steps timed")
     parser.add_argument("--epoch-pairs", type=int, default=FULL_VOLUME_PAIRS)
@@ -97,12 +117,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     target = rng.integers(0, 2, len(left)).astype(np.float32)
     warm_up = 3
+    order = training_order(reader, args.batch_size, (warm_up + args.steps) * args.batch_size, args.group_by_length, rng)
     for step in range(warm_up + args.steps):
         if step == warm_up:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-        rows = rng.choice(len(left), args.batch_size, replace=False)
+        rows = order[step * args.batch_size : (step + 1) * args.batch_size]
         logits = reader.logits(model, rows, rng.random(len(rows)) < 0.5)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
             logits, cross_encoder.on_device(torch.from_numpy(target[rows]), device)
@@ -120,8 +141,9 @@ def main() -> None:
     cards = reader.cards  # each pair's whole length, before the cut
     tokens = cards.lengths[reader.left] + cards.lengths[reader.right] + cards.template.special_count
     frozen = "word embeddings frozen" if args.freeze_word_embeddings else "all weights tuned"
+    grouped = "grouped by length" if args.group_by_length else "random"
     print(
-        f"{args.arch} on {args.device} ({args.precision}, {frozen}), batch {args.batch_size}, "
+        f"{args.arch} on {args.device} ({args.precision}, {frozen}), batch {args.batch_size} ({grouped}), "
         f"max_length {args.max_length}, "
         f"pair tokens median {np.median(tokens):.0f} (p90 {np.percentile(tokens, 90):.0f}, cut at {args.max_length})"
     )

@@ -196,6 +196,7 @@ class CrossEncoder(Fitting):
     warmup_share: float = field(metadata=between(0.0, 1.0))  # of the steps, rising to the step size
     precision: Literal["float32", "bfloat16"]  # bfloat16: autocast on a device that has it
     freeze_word_embeddings: bool  # the vocabulary's vectors kept as pretrained (fewer weights to update)
+    group_by_length: bool  # a training batch holds pairs of similar length (less padding to compute)
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,21 @@ class CardTokens:
         return inputs
 
 
+def length_grouped(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool_batches: int = 50
+) -> np.ndarray:
+    """The rows of `order` (shuffled) rearranged so that a batch holds pairs of similar length: each run
+    of `pool_batches` batches is sorted by `lengths` (of the rows) and cut into batches, and the whole
+    batches are shuffled; a partial batch stays last. A batch is padded to its longest pair, and random
+    batches of 16 computed 1.37-1.44x the real offers' tokens (1.01x grouped); a pool keeps
+    batches random beyond it (as transformers' `group_by_length`, which pools 50 batches)."""
+    pool = np.arange(len(order)) // (batch_size * pool_batches)
+    grouped = order[np.lexsort((lengths[order], pool))]
+    whole = len(order) // batch_size * batch_size
+    batches = grouped[:whole].reshape(-1, batch_size)[rng.permutation(whole // batch_size)]
+    return np.concatenate([batches.ravel(), grouped[whole:]])
+
+
 def tokenised_pairs(tokenizer, first: np.ndarray, second: np.ndarray, max_length: int) -> dict:
     """The tokenizer's own pair call on two arrays of card texts: what `CardTokens.batch` reproduces
     from cards tokenised once (and what each batch cost before it)."""
@@ -297,11 +312,12 @@ def fit_cross_encoder(
     train rows, the fold's scores and the model (on the CPU) returned."""
     device = device_of(settings)
     target32 = np.asarray(target, np.float32)
+    lengths = train_pairs.cards.pair_lengths(train_pairs.left, train_pairs.right)  # either order: the same
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int):
         set_determinism(seed + fold)
         model = pretrained_classifier(settings.model, settings.freeze_word_embeddings).to(device)
-        order_rng = np.random.default_rng([seed, fold])
+        order_rng, batch_rng = np.random.default_rng([seed, fold]), np.random.default_rng([seed, fold, 1])
 
         def batch_loss(rows: np.ndarray) -> torch.Tensor:
             swapped = order_rng.random(len(rows)) < 0.5
@@ -325,6 +341,9 @@ def fit_cross_encoder(
             optimizer_class=torch.optim.AdamW,
             warmup_share=settings.warmup_share,
             host_rows=True,
+            arrange=(lambda order: length_grouped(order, lengths, settings.batch_size, batch_rng))
+            if settings.group_by_length
+            else None,
         )
         return scores, model
 

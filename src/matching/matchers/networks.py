@@ -184,6 +184,7 @@ def fit_network(
     optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
     warmup_share: float | None = None,
     host_rows: bool = False,
+    arrange: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, nn.Module]:
     """Adam on the fold's train rows less an inner split; the weights with the best PR-AUC on that split
     are kept (early stopping never reads the fold it scores). The split is read after every
@@ -194,7 +195,8 @@ def fit_network(
     learning curve goes to `curves`. A fine-tuned transformer takes AdamW (`optimizer_class`) and a
     step that rises linearly over `warmup_share` of the steps of `max_epochs`, then falls to 0.
     `batch_loss` takes the batch's rows on the model's device, or as a numpy array with `host_rows`
-    (a matcher that assembles its batches on the host).
+    (a matcher that assembles its batches on the host); `arrange` reorders an epoch's shuffled host rows
+    (the same rows; a partial batch last) before they are cut into batches.
     """
     fit, stop = inner(train, fold)
     optimizer = optimizer_class(trained_weights(model), lr=settings.learning_rate, weight_decay=settings.weight_decay)
@@ -210,6 +212,8 @@ def fit_network(
         # there, so a step neither copies rows from the host nor waits for the device (reading rows
         # back from it would wait for the steps queued before).
         order = rng.permutation(fit) if host_rows else torch.from_numpy(rng.permutation(fit)).to(device)
+        if arrange is not None:
+            order = arrange(order)
         for part in range(parts):
             model.train()
             loss_sum, part_steps = (
