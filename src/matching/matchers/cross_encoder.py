@@ -222,7 +222,7 @@ def length_grouped(
     """The rows of `order` (shuffled) rearranged so that a batch holds pairs of similar length: each run
     of `pool_batches` batches is sorted by `lengths` (of the rows) and cut into batches, and the whole
     batches are shuffled; a partial batch stays last. A batch is padded to its longest pair, and random
-    batches of 16 computed 1.37-1.44x the real offers' tokens (1.01x grouped); a pool keeps
+    batches of 16 computed 1.37-1.44x the real offers' tokens (1.01-1.02x grouped); a pool keeps
     batches random beyond it (as transformers' `group_by_length`, which pools 50 batches)."""
     pool = np.arange(len(order)) // (batch_size * pool_batches)
     grouped = order[np.lexsort((lengths[order], pool))]
