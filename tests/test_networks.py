@@ -100,3 +100,41 @@ def test_stored_arrays_map_what_write_arrays_wrote_and_refuse_a_compressed_file(
     np.savez_compressed(tmp_path / "b.npz", x=np.arange(3))
     with pytest.raises(DataError, match=r"b\.npz: x\.npy is compressed; rerun the stage"):
         StoredArrays(tmp_path / "b.npz")
+
+
+def test_an_epoch_arranged_on_the_host_is_cut_into_batches_in_the_arranged_order():
+    n = 100
+    target = (np.arange(n) % 2).astype(np.float32)
+    inner = InnerSplit(np.arange(n), np.arange(n) + n, "pairs", 0.2, seed=0)
+    train, valid = np.arange(80), np.arange(80, n)
+    fit, _ = inner(train, 0)
+    settings = Network("cpu", 0.01, 0.0, 8, 10**6, 1, 1, 0.0, hidden=4, out_dim=4, dropout=0.0)
+    model = nn.Linear(1, 1)
+    batches, arranged = [], []
+
+    def arrange(order: np.ndarray) -> np.ndarray:
+        arranged.append(np.sort(order)[::-1])  # any reordering of the epoch's rows: here descending
+        return arranged[-1]
+
+    def batch_loss(rows: np.ndarray):
+        batches.append(rows)
+        return model.weight.sum() * len(rows)
+
+    fit_network(
+        model,
+        batch_loss,
+        lambda rows: target[rows],
+        train,
+        valid,
+        0,
+        inner,
+        target,
+        settings,
+        0,
+        [],
+        host_rows=True,
+        arrange=arrange,
+    )
+    assert [len(rows) for rows in batches] == [8] * (len(fit) // 8) + ([len(fit) % 8] if len(fit) % 8 else [])
+    np.testing.assert_array_equal(np.concatenate(batches), arranged[0])
+    np.testing.assert_array_equal(np.sort(arranged[0]), np.sort(fit))
