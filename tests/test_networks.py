@@ -47,12 +47,16 @@ def test_product_blocks_of_files_in_one_sorted_order_equal_those_of_shuffled_fil
     assert in_order.mask[1, 0] == 0 and not in_order.values[1, :3].any()
 
 
-def test_early_stopping_reads_the_inner_split_every_validate_every_pairs_and_keeps_the_best_weights():
-    n = 200
+def toy_fold(n: int, held_out: int) -> tuple:
+    """Alternating targets of `n` pairs, an inner split of a fifth, the last `held_out` rows the fold scored."""
     target = (np.arange(n) % 2).astype(np.float32)
     inner = InnerSplit(np.arange(n), np.arange(n) + n, "pairs", 0.2, seed=0)
-    train, valid = np.arange(150), np.arange(150, n)
-    fit, stop = inner(train, 0)
+    train, valid = np.arange(n - held_out), np.arange(n - held_out, n)
+    return target, inner, train, valid, *inner(train, 0)
+
+
+def test_early_stopping_reads_the_inner_split_every_validate_every_pairs_and_keeps_the_best_weights():
+    target, inner, train, valid, fit, stop = toy_fold(200, held_out=50)
     settings = Network(
         "cpu",
         0.01,
@@ -103,11 +107,7 @@ def test_stored_arrays_map_what_write_arrays_wrote_and_refuse_a_compressed_file(
 
 
 def test_an_epoch_arranged_on_the_host_is_cut_into_batches_in_the_arranged_order():
-    n = 100
-    target = (np.arange(n) % 2).astype(np.float32)
-    inner = InnerSplit(np.arange(n), np.arange(n) + n, "pairs", 0.2, seed=0)
-    train, valid = np.arange(80), np.arange(80, n)
-    fit, _ = inner(train, 0)
+    target, inner, train, valid, fit, _ = toy_fold(100, held_out=20)
     settings = Network("cpu", 0.01, 0.0, 8, 10**6, 1, 1, 0.0, hidden=4, out_dim=4, dropout=0.0)
     model = nn.Linear(1, 1)
     batches, arranged = [], []

@@ -208,9 +208,9 @@ def fit_network(
     best, reference, best_state, waited, curve = -1.0, -1.0, None, 0, []
     start = time.perf_counter()
     for epoch in range(settings.max_epochs):
-        # The epoch's order goes to the device once; batches are slices of it, and the loss is summed
-        # there, so a step neither copies rows from the host nor waits for the device (reading rows
-        # back from it would wait for the steps queued before).
+        # The epoch's order goes to the device once (it stays on the host with `host_rows`); batches are
+        # slices of it, and the loss is summed there, so a step neither copies rows from the host nor
+        # waits for the device (reading rows back from it would wait for the steps queued before).
         order = rng.permutation(fit) if host_rows else torch.from_numpy(rng.permutation(fit)).to(device)
         if arrange is not None:
             order = arrange(order)
