@@ -119,6 +119,7 @@ def tiny_settings(model, **fitting) -> config.CrossEncoder:
     """The cross-encoder's settings for a tiny model on short texts, cards the texts alone."""
     cards = dict(model=str(model), attribute_count=0, description_chars=0, precision="float32", warmup_share=0.1)
     defaults = dict(
+        pooling="cls",
         device="cpu",
         weight_decay=0.01,
         validate_every=10**6,
@@ -174,3 +175,20 @@ def test_frozen_word_embeddings_stay_pretrained_while_the_rest_is_tuned(tmp_path
     torch.testing.assert_close(word_embeddings, pretrained[name])
     changed = [key for key, value in tuned.state_dict().items() if not torch.equal(value, pretrained[key])]
     assert any(".encoder." in key for key in changed) and name not in changed
+
+
+def test_mean_pooling_reads_a_pairs_tokens_alone_whatever_the_batch_pads(tmp_path):
+    left = np.array(["w1x red", "w2x blue green yellow w3x w4x w5x w6x"], dtype=object)
+    right = np.array(["w1x", "w2x green w7x w8x w9x w3x"], dtype=object)
+    model = save_tiny_bert(tmp_path / "tiny", list(left) + list(right), vocab_size=60)
+    tokenizer = cross_encoder.pretrained_tokenizer(str(model))
+    reader = cross_encoder.texts_reader(tokenizer, left, right, max_length=32, batch_size=2, precision="float32")
+    classifier = cross_encoder.pretrained_classifier(str(model), pooling="mean").eval()
+    assert isinstance(classifier, cross_encoder.MeanPooledClassifier)
+    # In a batch with the long pair the short one is padded (cards 0 and 2 are its texts, 1 and 3 the other's).
+    width = [reader.cards.batch(np.arange(n), np.arange(n) + 2)["input_ids"].shape[1] for n in (1, 2)]
+    assert width[0] < width[1]
+    with torch.no_grad():
+        alone = reader.logits(classifier, np.array([0]), np.array([False]))
+        padded = reader.logits(classifier, np.array([0, 1]), np.array([False, False]))
+    torch.testing.assert_close(padded[0], alone[0])

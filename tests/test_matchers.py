@@ -173,8 +173,9 @@ def test_stacked_ensemble_of_a_fold_ignores_that_folds_labels():
     assert not np.allclose(again[fold != 2], base[fold != 2])
 
 
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_the_cross_encoder_saves_weights_that_score_as_in_training_and_predict_and_the_score_command_agree(
-    featurized, tmp_path
+    featurized, tmp_path, pooling
 ):
     # Plumbing on the demo with a tiny model built here (randomly initialised, it does not learn the
     # demo's brands in a test's time: tests/test_cross_encoder.py shows it learning, README measures it).
@@ -188,7 +189,9 @@ def test_the_cross_encoder_saves_weights_that_score_as_in_training_and_predict_a
     model = save_tiny_bert(tmp_path / "tiny", cross_encoder.card_texts(products, [], 8, 0).tolist(), vocab_size=1000)
     params_file = featurized / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
-    params["cross_encoder"].update(model=str(model), device="cpu", max_length=64, learning_rate=1e-3, max_epochs=2)
+    params["cross_encoder"].update(
+        model=str(model), pooling=pooling, device="cpu", max_length=64, learning_rate=1e-3, max_epochs=2
+    )
     params["train"].update(matchers=["lightgbm", "cross_encoder"], submit="ensemble")
     params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
     train_cross_encoder.main([])

@@ -3,7 +3,8 @@
 A pair is read as the model's own pair input (`[CLS] card a [SEP] card b [SEP]` for BERT), each card
 serialised by `card_texts`: its name, then up to `attribute_count` attributes as `key: values`, the
 keys that most training products fill first, then the first `description_chars` characters of its
-cleaned description. One logit on the pretrained encoder (a new head), cross-entropy, AdamW with a
+cleaned description. One logit on the pretrained encoder (a new head, `pooling`: the model's own
+classification head on [CLS], or one on the mean of the pair's tokens), cross-entropy, AdamW with a
 linear warm-up and decay; each fold's model stops early on the inner split of its train rows, never
 on the fold it scores (`networks.fit_network`). Half of each batch is shown swapped and a score is
 the mean of both orders, so (a, b) and (b, a) score the same. Weights are saved per fold as
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn import functional
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from matching.config import CrossEncoder
 from matching.data.ids import positions
@@ -89,13 +91,47 @@ def pretrained_tokenizer(model: str):
         return AutoTokenizer.from_pretrained(model)
 
 
-def pretrained_classifier(model: str, freeze_word_embeddings: bool = False) -> torch.nn.Module:
-    """A one-logit sequence classifier over the pretrained encoder `model` (the head newly initialised),
-    its word embeddings left out of training if asked."""
-    from transformers import AutoModelForSequenceClassification
+class MeanPooledClassifier(torch.nn.Module):
+    """One logit on the mean of the encoder's last hidden states over the pair's tokens (padding left out):
+    the vector a sentence-transformers model that pools by mean (all-MiniLM-L6-v2) was trained to make,
+    where the model's own head reads a [CLS] token such a model never trained."""
+
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder, self.config = encoder, encoder.config
+        self.dropout = torch.nn.Dropout(encoder.config.hidden_dropout_prob)
+        self.head = torch.nn.Linear(encoder.config.hidden_size, 1)
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def forward(self, attention_mask: torch.Tensor, **inputs) -> SequenceClassifierOutput:
+        hidden = self.encoder(attention_mask=attention_mask, **inputs).last_hidden_state.float()
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1)
+        return SequenceClassifierOutput(logits=self.head(self.dropout(pooled)))
+
+
+def classifier_from_config(config, pooling: str) -> torch.nn.Module:
+    """An untrained classifier of the architecture `config`, pooled as `pooling` says: saved weights load into it."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    if pooling == "mean":
+        return MeanPooledClassifier(AutoModel.from_config(config))
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+def pretrained_classifier(model: str, freeze_word_embeddings: bool = False, pooling: str = "cls") -> torch.nn.Module:
+    """A one-logit classifier over the pretrained encoder `model` (the head newly initialised): the model's
+    own sequence-classification head (`cls`) or one on the mean of its tokens (`mean`), its word
+    embeddings left out of training if asked."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
 
     with loading(model):
-        classifier = AutoModelForSequenceClassification.from_pretrained(model, num_labels=1)
+        if pooling == "mean":
+            classifier = MeanPooledClassifier(AutoModel.from_pretrained(model))
+        else:
+            classifier = AutoModelForSequenceClassification.from_pretrained(model, num_labels=1)
     # Most of a small model's weights (26 M of rubert-tiny2's 29 M): tuned, AdamW's step over them took a
     # quarter of a CPU step; kept, the inner split read the same PR-AUC on the real offers (README).
     classifier.get_input_embeddings().weight.requires_grad_(not freeze_word_embeddings)
@@ -296,7 +332,7 @@ def pair_reader(tokenizer, pairs: pd.DataFrame, ids: np.ndarray, cards: np.ndarr
 
 def serialisation_of(settings: CrossEncoder, keys: list[str]) -> dict:
     """How cards are written and read: saved with the weights, so new pairs are read as the training pairs were."""
-    names = ("model", "attribute_count", "description_chars", "max_length", "batch_size", "precision")
+    names = ("model", "pooling", "attribute_count", "description_chars", "max_length", "batch_size", "precision")
     return {"keys": keys, **{name: getattr(settings, name) for name in names}}
 
 
@@ -316,7 +352,7 @@ def fit_cross_encoder(
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int):
         set_determinism(seed + fold)
-        model = pretrained_classifier(settings.model, settings.freeze_word_embeddings).to(device)
+        model = pretrained_classifier(settings.model, settings.freeze_word_embeddings, settings.pooling).to(device)
         order_rng, batch_rng = np.random.default_rng([seed, fold]), np.random.default_rng([seed, fold, 1])
 
         def batch_loss(rows: np.ndarray) -> torch.Tensor:
@@ -371,10 +407,10 @@ class SavedCrossEncoder:
 
     @classmethod
     def load(cls, model_dir: Path) -> SavedCrossEncoder:
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+        from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(model_dir)
-        folds = load_fold_models(model_dir, lambda _: AutoModelForSequenceClassification.from_config(config))
+        folds = load_fold_models(model_dir, lambda saved: classifier_from_config(config, saved["pooling"]))
         serialisation = json.loads((model_dir / "architecture.json").read_text())
         return cls(folds, pretrained_tokenizer(str(model_dir)), serialisation)
 
