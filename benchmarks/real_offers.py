@@ -191,11 +191,12 @@ def main() -> None:
     if "cross_encoder" in args.matchers:
         import torch
 
-        model = overrides.get("cross_encoder.model") or packaged_minilm()
+        given = overrides.get("cross_encoder.model")
+        model = given or packaged_minilm()
         device = "cuda" if torch.cuda.is_available() else "cpu"
         # all-MiniLM-L6-v2 pools a sentence by its tokens' mean (its 1_Pooling): one CPU epoch on Walmart-Amazon's
         # fold 2 read 0.367 on the inner split pooled so, 0.219 through BERT's [CLS] head (README).
-        pooling = {"cross_encoder.pooling": "mean"} if model == packaged_minilm() else {}
+        pooling = {} if given else {"cross_encoder.pooling": "mean"}
         overrides = {**CROSS_ENCODER_SETTINGS[device], **pooling, **overrides, "cross_encoder.model": model}
     models = args.matchers + ([paths.ENSEMBLE_NAME] if len(args.matchers) > 1 else [])
     table: dict = {}
