@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Packs .device-kit/ (git-ignored): what a lent GPU machine lacks to run benchmarks/gpu_checks.sh.
+#
+# That machine holds PyTorch, transformers, pandas, scikit-learn... (/work/.library/device/KINDS.md)
+# but not LightGBM, RapidFuzz or dvclive, cannot fetch anything, and takes at most 64 MiB of
+# working tree a call. So, here:
+#   wheels/      the packages it lacks, at this environment's versions, built for its Python (3.12)
+#   minilm/      all-MiniLM-L6-v2 from the PyPI package, its weights stored as float16 (45 MB: the
+#                float32 file's 91 MB would not travel); gpu_checks.sh casts them back to float32
+#   benchmarks/  a copy of ../shared/benchmarks (a folder beside the checkout does not travel)
+#
+#   bash benchmarks/device_kit.sh            # then, with the device tool:
+#   run(command="bash benchmarks/gpu_checks.sh speed", carry=[".device-kit"], timeout_s=420)
+#   run(command="bash benchmarks/gpu_checks.sh offers", carry=[".device-kit"], timeout_s=540)
+#
+# PYTHON_VERSION=3.11 packs wheels for this machine's Python instead (a dry run of gpu_checks.sh here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KIT=.device-kit
+PY=${VENV:-.venv}/bin/python
+# What the stages import beyond the device image's packages: LightGBM, RapidFuzz, and dvclive with
+# the parts of DVC it loads (found by importing every stage in an environment of the image's packages).
+MISSING=(lightgbm rapidfuzz dvclive dvc dvc-render dvc-studio-client funcy flatten-dict voluptuous pydot
+    ruamel.yaml)
+
+rm -rf "$KIT"
+mkdir -p "$KIT/wheels"
+for package in "${MISSING[@]}"; do
+    version=$("$PY" -m pip show "$package" 2>/dev/null | sed -n 's/^Version: //p' || true)
+    [[ -n $version ]] || { echo "error: $package is not installed in ${VENV:-.venv}; run make setup" >&2; exit 1; }
+    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "${PYTHON_VERSION:-3.12}" \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+        -d "$KIT/wheels" "$package==$version"
+done
+
+"$PY" - "$KIT/minilm" <<'EOF'
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, "benchmarks")
+from real_offers import packaged_minilm
+
+source, kit = Path(packaged_minilm()), Path(sys.argv[1])
+shutil.copytree(source, kit, ignore=shutil.ignore_patterns("model.safetensors", "*.md", ".gitattributes"))
+weights = load_file(source / "model.safetensors")
+save_file({name: value.to(torch.float16) for name, value in weights.items()}, kit / "model.safetensors")
+EOF
+
+cp -rL ../shared/benchmarks "$KIT/benchmarks"
+du -sh "$KIT"/*
+du -sh "$KIT"

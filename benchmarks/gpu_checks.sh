@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The cross-encoder's checks on a lent GPU (issue 17), each phase one call of the device tool, with
+# .device-kit/ carried (benchmarks/device_kit.sh packs it here first). Figures land in $OUT.
+#
+#   speed    an epoch over the archive's 1.17 M pairs, timed: rubert-tiny2's shape, bfloat16, batches
+#            of 128, as configured (word embeddings frozen, grouped by length), then as the first GPU
+#            timing ran (all weights tuned, random batches).
+#   offers   benchmarks/real_offers.py with the GPU's settings and MiniLM pooled by mean, the runs of
+#            $RUNS (benchmark:seed) side by side, each cut at $RUN_SECONDS; a json and a log each.
+#
+# A dry run on this machine: PYTHON_VERSION=3.11 bash benchmarks/device_kit.sh, then
+# OUT=/tmp/checks DEVICE=cpu STEPS=5 bash benchmarks/gpu_checks.sh speed, and
+# OUT=/tmp/checks RUNS=amazon-google:42 EXTRA_SET="train.n_folds=2 cross_encoder.max_epochs=1" bash benchmarks/gpu_checks.sh offers
+# in an environment of the image's packages alone.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+KIT=.device-kit
+OUT=${OUT:?set OUT to a folder for the figures}
+DEVICE=${DEVICE:-cuda}
+RUNS=${RUNS:-walmart-amazon:42 walmart-amazon:1 walmart-amazon:2 amazon-google:42}
+RUN_SECONDS=${RUN_SECONDS:-480}
+STEPS=${STEPS:-100}
+[[ -d $KIT/wheels ]] || { echo "error: $KIT/wheels missing; run benchmarks/device_kit.sh here and carry $KIT" >&2; exit 1; }
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$KIT"/wheels/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD/src:$PWD/benchmarks PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 DVC_NO_ANALYTICS=1
+python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
+
+case ${1:-} in
+speed)
+    python3 -m matching.stages.generate_demo --out /tmp/demo || exit 1
+    for steps in "" "--no-freeze-word-embeddings --no-group-by-length"; do
+        # shellcheck disable=SC2086  # $steps holds two flags or none
+        python3 benchmarks/cross_encoder_speed.py --raw /tmp/demo --device "$DEVICE" --precision bfloat16 \
+            --batch-size 128 --steps "$STEPS" $steps 2>&1 | tee -a "$OUT/cross_encoder_speed.txt"
+    done
+    ;;
+offers)
+    python3 - "$KIT/minilm" /tmp/minilm <<'EOF' || exit 1
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+kit, folder = Path(sys.argv[1]), Path(sys.argv[2])
+shutil.copytree(kit, folder, dirs_exist_ok=True)
+weights = load_file(kit / "model.safetensors")  # float16 to travel; trained from float32, as on the CPU
+save_file({name: value.to(torch.float32) for name, value in weights.items()}, folder / "model.safetensors")
+EOF
+    read -ra runs <<<"$RUNS"
+    export MATCHING_THREADS=$(($(nproc) / ${#runs[@]} > 0 ? $(nproc) / ${#runs[@]} : 1))
+    for run in "${runs[@]}"; do
+        benchmark=${run%%:*} seed=${run##*:}
+        mkdir -p "/tmp/one_$benchmark" && ln -sfn "$PWD/$KIT/benchmarks/$benchmark" "/tmp/one_$benchmark/$benchmark"
+        # shellcheck disable=SC2086  # EXTRA_SET: more key=value overrides, split on spaces
+        timeout "$RUN_SECONDS" python3 benchmarks/real_offers.py --benchmarks "/tmp/one_$benchmark" \
+            --matchers lightgbm cross_encoder --seeds "$seed" --out "$OUT/${benchmark}_$seed.json" \
+            --set cross_encoder.model=/tmp/minilm cross_encoder.pooling=mean ${EXTRA_SET:-} \
+            >"/tmp/${benchmark}_$seed.log" 2>&1 &
+    done
+    wait
+    for run in "${runs[@]}"; do
+        echo "== ${run/:/ seed }" && tail -n 25 "/tmp/${run%%:*}_${run##*:}.log"
+    done | tee "$OUT/offers.log"
+    ;;
+*)
+    echo "usage: bash benchmarks/gpu_checks.sh speed|offers" >&2
+    exit 2
+    ;;
+esac
