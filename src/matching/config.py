@@ -189,7 +189,7 @@ class SiameseNetwork(Network):
 
 @dataclass(frozen=True)
 class CrossEncoder(Fitting):
-    model: str  # a hub name or a local folder that AutoModelForSequenceClassification loads
+    model: str  # a hub name or a local folder: a pretrained transformer and its tokenizer
     pooling: Literal["cls", "mean"]  # the pair's vector: the model's own head on [CLS], or the mean of its tokens
     max_length: int = field(metadata=positive())  # tokens of the pair, both cards
     attribute_count: int = field(metadata={"min": 0})  # attributes a card, most frequent keys first
