@@ -34,22 +34,8 @@ for package in "${MISSING[@]}"; do
         -d "$KIT/wheels" "$package==$version"
 done
 
-"$PY" - "$KIT/minilm" <<'EOF'
-import shutil
-import sys
-from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
-
-sys.path.insert(0, "benchmarks")
-from real_offers import packaged_minilm
-
-source, kit = Path(packaged_minilm()), Path(sys.argv[1])
-shutil.copytree(source, kit, ignore=shutil.ignore_patterns("model.safetensors", "*.md", ".gitattributes"))
-weights = load_file(source / "model.safetensors")
-save_file({name: value.to(torch.float16) for name, value in weights.items()}, kit / "model.safetensors")
-EOF
+minilm=$("$PY" -c "import sys; sys.path.insert(0, 'benchmarks'); from real_offers import packaged_minilm; print(packaged_minilm())")
+"$PY" benchmarks/cast_weights.py "$minilm" "$KIT/minilm" float16
 
 cp -rL ../shared/benchmarks "$KIT/benchmarks"
 du -sh "$KIT"/*

@@ -36,19 +36,8 @@ speed)
     done
     ;;
 offers)
-    python3 - "$KIT/minilm" /tmp/minilm <<'EOF' || exit 1
-import shutil
-import sys
-from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
-
-kit, folder = Path(sys.argv[1]), Path(sys.argv[2])
-shutil.copytree(kit, folder, dirs_exist_ok=True)
-weights = load_file(kit / "model.safetensors")  # float16 to travel; trained from float32, as on the CPU
-save_file({name: value.to(torch.float32) for name, value in weights.items()}, folder / "model.safetensors")
-EOF
+    # float16 to travel; fine-tuned from float32, as on the CPU
+    python3 benchmarks/cast_weights.py "$KIT/minilm" /tmp/minilm float32 || exit 1
     read -ra runs <<<"$RUNS"
     export MATCHING_THREADS=$(($(nproc) / ${#runs[@]} > 0 ? $(nproc) / ${#runs[@]} : 1))
     for run in "${runs[@]}"; do
