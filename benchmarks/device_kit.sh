@@ -13,6 +13,7 @@
 #   run(command="bash benchmarks/gpu_checks.sh speed", carry=[".device-kit"], timeout_s=420)
 #   run(command="bash benchmarks/gpu_checks.sh offers", carry=[".device-kit"], timeout_s=540)
 #
+# Needs the benchmarks extra (`.venv/bin/pip install -e '.[benchmarks]'`: the packaged MiniLM).
 # PYTHON_VERSION=3.11 packs wheels for this machine's Python instead (a dry run of gpu_checks.sh here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,20 +24,25 @@ PY=${VENV:-.venv}/bin/python
 MISSING=(lightgbm rapidfuzz dvclive dvc dvc-render dvc-studio-client funcy flatten-dict voluptuous pydot
     ruamel.yaml)
 
-rm -rf "$KIT"
-mkdir -p "$KIT/wheels"
+# MiniLM first: the packaged model is the one thing `make setup` does not install.
+minilm=$("$PY" -c "import sys; sys.path.insert(0, 'benchmarks'); from real_offers import packaged_minilm; print(packaged_minilm())")
+[[ -d ../shared/benchmarks ]] || { echo "error: ../shared/benchmarks missing; the kit carries the real offers" >&2; exit 1; }
+# Packed beside the kit and renamed at the end: a failed run leaves the last whole kit, or none.
+PACKING=$KIT.partial
+rm -rf "$PACKING"
+trap 'rm -rf "$PACKING"' EXIT
+mkdir -p "$PACKING/wheels"
 for package in "${MISSING[@]}"; do
     version=$("$PY" -m pip show "$package" 2>/dev/null | sed -n 's/^Version: //p' || true)
     [[ -n $version ]] || { echo "error: $package is not installed in ${VENV:-.venv}; run make setup" >&2; exit 1; }
     "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "${PYTHON_VERSION:-3.12}" \
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
-        -d "$KIT/wheels" "$package==$version"
+        -d "$PACKING/wheels" "$package==$version"
 done
-
-minilm=$("$PY" -c "import sys; sys.path.insert(0, 'benchmarks'); from real_offers import packaged_minilm; print(packaged_minilm())")
-"$PY" benchmarks/cast_weights.py "$minilm" "$KIT/minilm" float16
-
-cp -rL ../shared/benchmarks "$KIT/benchmarks"
+"$PY" benchmarks/cast_weights.py "$minilm" "$PACKING/minilm" float16
+cp -rL ../shared/benchmarks "$PACKING/benchmarks"
+rm -rf "$KIT"
+mv "$PACKING" "$KIT"
 du -sh "$KIT"/*
 du -sh "$KIT"
