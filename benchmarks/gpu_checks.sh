@@ -6,7 +6,8 @@
 #            of 128, as configured (word embeddings frozen, grouped by length), then as the first GPU
 #            timing ran (all weights tuned, random batches).
 #   offers   benchmarks/real_offers.py with the GPU's settings and MiniLM pooled by mean, the runs of
-#            $RUNS (benchmark:seed) side by side, each cut at $RUN_SECONDS; a json and a log each.
+#            $RUNS (benchmark:seed) side by side, each cut at $RUN_SECONDS: a json each, the logs' tails
+#            in offers.log.
 #
 # A dry run on this machine: PYTHON_VERSION=3.11 bash benchmarks/device_kit.sh, then
 # OUT=/tmp/checks DEVICE=cpu STEPS=5 bash benchmarks/gpu_checks.sh speed, and
