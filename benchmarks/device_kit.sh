@@ -32,14 +32,16 @@ PACKING=$KIT.partial
 rm -rf "$PACKING"
 trap 'rm -rf "$PACKING"' EXIT
 mkdir -p "$PACKING/wheels"
+pinned=()
 for package in "${MISSING[@]}"; do
     version=$("$PY" -m pip show "$package" 2>/dev/null | sed -n 's/^Version: //p' || true)
     [[ -n $version ]] || { echo "error: $package is not installed in ${VENV:-.venv}; run make setup" >&2; exit 1; }
-    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "${PYTHON_VERSION:-3.12}" \
-        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
-        -d "$PACKING/wheels" "$package==$version"
+    pinned+=("$package==$version")
 done
+"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version "${PYTHON_VERSION:-3.12}" \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+    -d "$PACKING/wheels" "${pinned[@]}"
 "$PY" benchmarks/cast_weights.py "$minilm" "$PACKING/minilm" float16
 cp -rL ../shared/benchmarks "$PACKING/benchmarks"
 rm -rf "$KIT"
