@@ -5,7 +5,7 @@
 #   speed    an epoch over the archive's 1.17 M pairs, timed: rubert-tiny2's shape, bfloat16, batches
 #            of 128, as configured (word embeddings frozen, grouped by length), then as the first GPU
 #            timing ran (all weights tuned, random batches).
-#   offers   benchmarks/real_offers.py with the GPU's settings and MiniLM pooled by mean, the runs of
+#   offers   benchmarks/real_offers.py with the GPU's settings (MiniLM pooled by mean, as its folder says), the runs of
 #            $RUNS (benchmark:seed) side by side, each cut at $RUN_SECONDS: a json each, the logs' tails
 #            in offers.log.
 #
@@ -47,7 +47,7 @@ offers)
         # shellcheck disable=SC2086  # EXTRA_SET: more key=value overrides, split on spaces
         timeout "$RUN_SECONDS" python3 benchmarks/real_offers.py --benchmarks "/tmp/one_$benchmark" \
             --matchers lightgbm cross_encoder --seeds "$seed" --out "$OUT/${benchmark}_$seed.json" \
-            --set cross_encoder.model=/tmp/minilm cross_encoder.pooling=mean ${EXTRA_SET:-} \
+            --set cross_encoder.model=/tmp/minilm ${EXTRA_SET:-} \
             >"/tmp/${benchmark}_$seed.log" 2>&1 &
     done
     wait

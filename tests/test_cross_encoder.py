@@ -192,3 +192,29 @@ def test_mean_pooling_reads_a_pairs_tokens_alone_whatever_the_batch_pads(tmp_pat
         alone = reader.logits(classifier, np.array([0]), np.array([False]))
         padded = reader.logits(classifier, np.array([0, 1]), np.array([False, False]))
     torch.testing.assert_close(padded[0], alone[0])
+
+
+def test_auto_pooling_follows_a_sentence_transformers_folders_pooling_and_is_saved_resolved(tmp_path):
+    from sentence_transformers import SentenceTransformer, models
+
+    texts = ["w1x red", "w2x blue green"]
+    plain = save_tiny_bert(tmp_path / "plain", texts, vocab_size=60)
+    for mode in ("mean", "cls"):
+        encoder = models.Transformer(str(plain))
+        pooling = models.Pooling(encoder.auto_model.config.hidden_size, pooling_mode=mode)
+        SentenceTransformer(modules=[encoder, pooling], device="cpu").save(str(tmp_path / mode))
+        assert cross_encoder.model_pooling(str(tmp_path / mode), "auto") == mode
+    # The flags older sentence-transformers wrote (all-MiniLM-L6-v2's 1_Pooling), in place of the mode's name
+    legacy = {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
+    (tmp_path / "cls" / "1_Pooling" / "config.json").write_text(json.dumps(legacy))
+    assert cross_encoder.model_pooling(str(tmp_path / "cls"), "auto") == "mean"
+    assert cross_encoder.model_pooling(str(plain), "auto") == "cls"  # no sentence-transformers modules
+    assert cross_encoder.model_pooling(str(plain), "mean") == "mean"  # named: taken as it is
+    assert isinstance(
+        cross_encoder.pretrained_classifier(str(tmp_path / "mean"), pooling="auto"), cross_encoder.MeanPooledClassifier
+    )
+    settings = tiny_settings(
+        tmp_path / "mean", pooling="auto", learning_rate=1e-3, batch_size=2, max_epochs=1, patience=1, max_length=8
+    )
+    # What the saved weights load into: the pooling as resolved, never "auto".
+    assert cross_encoder.serialisation_of(settings, [])["pooling"] == "mean"

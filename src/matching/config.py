@@ -190,7 +190,8 @@ class SiameseNetwork(Network):
 @dataclass(frozen=True)
 class CrossEncoder(Fitting):
     model: str  # a hub name or a local folder: a pretrained transformer and its tokenizer
-    pooling: Literal["cls", "mean"]  # the pair's vector: the model's own head on [CLS], or the mean of its tokens
+    # the pair's vector: the model's own head on [CLS], the mean of its tokens, or as the model pools (auto)
+    pooling: Literal["cls", "mean", "auto"]
     max_length: int = field(metadata=positive())  # tokens of the pair, both cards
     attribute_count: int = field(metadata={"min": 0})  # attributes a card, most frequent keys first
     description_chars: int = field(metadata={"min": 0})  # description excerpt a card

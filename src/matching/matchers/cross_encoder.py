@@ -112,6 +112,27 @@ class MeanPooledClassifier(torch.nn.Module):
         return SequenceClassifierOutput(logits=self.head(self.dropout(pooled)))
 
 
+def model_pooling(model: str, pooling: str) -> str:
+    """`pooling` itself, or for `auto` the way the model pools a sentence where it says so: `mean` where its
+    sentence-transformers `Pooling` module (modules.json) takes the tokens' mean, else `cls`."""
+    if pooling != "auto":
+        return pooling
+    from transformers.utils import cached_file
+
+    def read(name: str) -> object:  # a file of the folder or hub model, None where it has none
+        found = cached_file(model, name, _raise_exceptions_for_missing_entries=False)
+        return json.loads(Path(found).read_text()) if found else None
+
+    with loading(model):
+        modules = read("modules.json") or []
+        folder = next((module["path"] for module in modules if module["type"].endswith(".Pooling")), None)
+        settings = read(f"{folder}/config.json") if folder is not None else None
+    settings = settings or {}
+    # older sentence-transformers wrote a flag a mode (all-MiniLM-L6-v2's folder); 6 writes the mode's name
+    mode = settings.get("pooling_mode") or ("mean" if settings.get("pooling_mode_mean_tokens") else None)
+    return "mean" if mode == "mean" else "cls"
+
+
 def classifier_from_config(config, pooling: str) -> torch.nn.Module:
     """An untrained classifier of the architecture `config`, pooled as `pooling` says: saved weights load into it."""
     from transformers import AutoModel, AutoModelForSequenceClassification
@@ -123,12 +144,12 @@ def classifier_from_config(config, pooling: str) -> torch.nn.Module:
 
 def pretrained_classifier(model: str, freeze_word_embeddings: bool = False, pooling: str = "cls") -> torch.nn.Module:
     """A one-logit classifier over the pretrained encoder `model` (the head newly initialised): the model's
-    own sequence-classification head (`cls`) or one on the mean of its tokens (`mean`), its word
-    embeddings left out of training if asked."""
+    own sequence-classification head (`cls`) or one on the mean of its tokens (`mean`; `auto`: as the
+    model pools, `model_pooling`), its word embeddings left out of training if asked."""
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     with loading(model):
-        if pooling == "mean":
+        if model_pooling(model, pooling) == "mean":
             classifier = MeanPooledClassifier(AutoModel.from_pretrained(model))
         else:
             classifier = AutoModelForSequenceClassification.from_pretrained(model, num_labels=1)
@@ -331,9 +352,11 @@ def pair_reader(tokenizer, pairs: pd.DataFrame, ids: np.ndarray, cards: np.ndarr
 
 
 def serialisation_of(settings: CrossEncoder, keys: list[str]) -> dict:
-    """How cards are written and read: saved with the weights, so new pairs are read as the training pairs were."""
-    names = ("model", "pooling", "attribute_count", "description_chars", "max_length", "batch_size", "precision")
-    return {"keys": keys, **{name: getattr(settings, name) for name in names}}
+    """How cards are written and read: saved with the weights, so new pairs are read as the training pairs were
+    (the pooling as resolved: saved weights load into a classifier pooled that way)."""
+    names = ("model", "attribute_count", "description_chars", "max_length", "batch_size", "precision")
+    pooling = model_pooling(settings.model, settings.pooling)
+    return {"keys": keys, "pooling": pooling, **{name: getattr(settings, name) for name in names}}
 
 
 def fit_cross_encoder(
