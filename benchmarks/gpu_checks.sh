@@ -5,9 +5,9 @@
 #   speed    an epoch over the archive's 1.17 M pairs, timed: rubert-tiny2's shape, bfloat16, batches
 #            of 128, as configured (word embeddings frozen, grouped by length), then as the first GPU
 #            timing ran (all weights tuned, random batches).
-#   offers   benchmarks/real_offers.py with the GPU's settings (MiniLM pooled by mean, as its folder says), the runs of
-#            $RUNS (benchmark:seed) side by side, each cut at $RUN_SECONDS: a json each, the logs' tails
-#            in offers.log.
+#   offers   benchmarks/real_offers.py with the GPU's settings (MiniLM pooled by mean, as its folder
+#            says), the runs of $RUNS (benchmark:seed) side by side, each cut at $RUN_SECONDS: a json
+#            each, the logs' tails in offers.log.
 #
 # A dry run on this machine: PYTHON_VERSION=3.11 bash benchmarks/device_kit.sh, then
 # OUT=/tmp/checks DEVICE=cpu STEPS=5 bash benchmarks/gpu_checks.sh speed, and
