@@ -126,10 +126,9 @@ def model_pooling(model: str, pooling: str) -> str:
     with loading(model):
         modules = read("modules.json") or []
         folder = next((module["path"] for module in modules if module["type"].endswith(".Pooling")), None)
-        settings = read(f"{folder}/config.json") if folder is not None else None
-    settings = settings or {}
+        pooling_config = (read(f"{folder}/config.json") if folder is not None else None) or {}
     # older sentence-transformers wrote a flag a mode (all-MiniLM-L6-v2's folder); 6 writes the mode's name
-    mode = settings.get("pooling_mode") or ("mean" if settings.get("pooling_mode_mean_tokens") else None)
+    mode = pooling_config.get("pooling_mode") or ("mean" if pooling_config.get("pooling_mode_mean_tokens") else None)
     return "mean" if mode == "mean" else "cls"
 
 

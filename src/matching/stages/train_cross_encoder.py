@@ -7,6 +7,8 @@ saved fold models, as it does the other matchers'.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -22,6 +24,8 @@ NAME = "cross_encoder"
 
 def train(inputs: TrainingInputs) -> str:
     settings, layout = inputs.cfg.cross_encoder, inputs.layout
+    # `auto` read once from the model's files, not again for each fold's fresh copy of the model
+    settings = replace(settings, pooling=cross_encoder.model_pooling(settings.model, settings.pooling))
     products = pd.read_parquet(layout.products, columns=cross_encoder.CARD_COLUMNS)
     products = products[products.variantid.isin(np.unique(inputs.train[KEYS].to_numpy()))]
     serialisation = cross_encoder.serialisation_of(settings, cross_encoder.key_order(products.attributes))
