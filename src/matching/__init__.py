@@ -7,6 +7,7 @@ variable, not a param that would rerun stages.
 """
 
 import os
+import platform
 
 
 def _thread_count() -> int:
@@ -42,3 +43,21 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # stage, whatever the machine: a multi-threaded OpenBLAS gives other low-order bits with another thread
 # count, so outputs and dvc.lock would change from machine to machine. That work is small.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
+def _has_avx2() -> bool:
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx2" in flags and "fma" in flags
+
+
+# OpenBLAS picks its kernels by CPU at load, and the SkylakeX (AVX-512) kernels give the SVD other
+# low-order bits than the Haswell (AVX2) ones: pin the AVX2 kernels on every x86-64 CPU that has them,
+# so that a clone on any such machine reproduces dvc.lock. A value the user set is kept.
+if _has_avx2():
+    os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
