@@ -32,10 +32,12 @@ test: setup
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m 'not slow'
 
-# ruff (pinned in the test extra): line length 120, import sorting, pyupgrade; CI runs `make lint`.
+# ruff (pinned in the test extra): line length 120, import sorting, pyupgrade; mypy type-checks src/.
+# CI runs `make lint`.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .

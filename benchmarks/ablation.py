@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataclasses  # noqa: E402
 
 from matching import config, metric, paths  # noqa: E402
-from matching.features.columns import PREFIX, feature_columns  # noqa: E402
-from matching.features.pairs import ALL_GROUPS  # noqa: E402
+from matching.features.columns import feature_columns  # noqa: E402
+from matching.features.groups import FEATURE_GROUPS, NEIGHBOURS, PREFIX  # noqa: E402
 from matching.io import write_json  # noqa: E402
 from matching.matchers.crossfit import InnerSplit, cross_fit  # noqa: E402
 from matching.matchers.folds import make_folds  # noqa: E402
@@ -43,9 +43,9 @@ def scores_without(features: pd.DataFrame, params: dict) -> dict[str, dict]:
     settings = dataclasses.replace(cfg.lightgbm, category_blend=0.0)
     booster = booster_params(settings, cfg.seed, len(features))
     table = {}
-    for removed in [None] + ALL_GROUPS:
+    for removed in [None, *FEATURE_GROUPS]:
         # A group goes with the neighbour ranks of its columns (nbr_text_... goes with text_).
-        gone = () if removed is None else (PREFIX[removed], PREFIX["neighbours"] + PREFIX[removed])
+        gone = () if removed is None else (PREFIX[removed], PREFIX[NEIGHBOURS] + PREFIX[removed])
         columns = [c for c in feature_columns(features) if not c.startswith(gone)]
         if removed is not None and len(columns) == len(feature_columns(features)):
             continue  # the group gave no columns here (e.g. no photos)

@@ -33,7 +33,9 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from matching import metric, paths
 from matching.data.cleaning import scores_of_rows
+from matching.encoders.modalities import TEXT_MODALITIES  # noqa: E402
 from matching.io import write_json
+from matching.matchers.names import ENSEMBLE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = paths.Layout(Path("."))  # relative: the scripts run stages in scratch folders
@@ -83,7 +85,7 @@ def build_features(work: Path) -> None:
 
     with working_dir(work):
         prepare.main([])
-        for modality in paths.TEXT_MODALITIES:
+        for modality in TEXT_MODALITIES:
             embed_text.main([modality])
         embed_names.main([])
         embed_photos.main([])
@@ -197,7 +199,7 @@ def main() -> None:
         # one CPU epoch on Walmart-Amazon's fold 2 read 0.367 on the inner split so, 0.219 through BERT's [CLS] head.
         settings = {**CROSS_ENCODER_SETTINGS[device], "cross_encoder.pooling": "auto"}
         overrides = {**settings, **overrides, "cross_encoder.model": model}
-    models = args.matchers + ([paths.ENSEMBLE_NAME] if len(args.matchers) > 1 else [])
+    models = args.matchers + ([ENSEMBLE] if len(args.matchers) > 1 else [])
     table: dict = {}
     for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
         labels = pd.read_parquet(folder / LABELS)

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from matching import paths
+from matching.encoders.modalities import PRODUCT_VECTORS
 from matching.retrieval.exact import exact_candidates
 from matching.retrieval.recall import hits, recall_at, true_matches
-from matching.retrieval.vectors import BLOCKS, retrieval_matrix
+from matching.retrieval.vectors import retrieval_matrix
 
 KS = [1, 5, 10, 20, 50]
 
@@ -31,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     layout = paths.Layout(args.repo)
     arrays, ids = {}, None
-    for block, (file, array) in BLOCKS.items():
-        with np.load(layout.embedding_file(file)) as archive:
+    for block, array in PRODUCT_VECTORS.items():
+        with np.load(layout.embedding_file(block)) as archive:
             arrays[block] = archive[array]
             ids = archive["variantid"] if ids is None else ids
     matches = true_matches(pd.read_parquet(layout.train_pairs))
@@ -42,8 +43,8 @@ def main() -> None:
     print(f"{len(ids):,} products, {len(queries):,} queries, {len(matches):,} known matches")
     print("| blocks | dims | " + " | ".join(f"recall@{k}" for k in KS) + " |")
     print("|---|---|" + "---|" * len(KS))
-    for size in range(1, len(BLOCKS) + 1):
-        for blocks in itertools.combinations(BLOCKS, size):
+    for size in range(1, len(PRODUCT_VECTORS) + 1):
+        for blocks in itertools.combinations(PRODUCT_VECTORS, size):
             catalog = retrieval_matrix([arrays[b] for b in blocks])
             neighbours = exact_candidates(ids, catalog, queries, max(KS))
             recall = recall_at(hits(queries, neighbours, matches), KS)

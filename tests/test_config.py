@@ -150,12 +150,46 @@ def _params_with(dotted, value):
         ("lightgbm.n_jobs", 4, "lightgbm.n_jobs is 4; use the MATCHING_THREADS environment variable"),
         ("lightgbm.refit_full", "yes", "lightgbm.refit_full is 'yes'; use true or false"),
         ("pairwise.margin", 1.0, "pairwise.margin is 1.0; use only the keys device, learning_rate"),
+        ("lightgbm.num_leaves", "abc", "lightgbm.num_leaves is 'abc'; use an integer"),
+        ("lightgbm.num_leaves", 1, "lightgbm.num_leaves is 1; use an integer >= 2"),
+        ("lightgbm.learning_rate", -1, "lightgbm.learning_rate is -1.0; use a number > 0.0"),
+        ("lightgbm.feature_fraction", 1.5, "lightgbm.feature_fraction is 1.5; use a number > 0.0 and <= 1.0"),
+        ("lightgbm.min_gain_to_split", -3, "LightGBM refused {'min_gain_to_split': -3} (Check failed"),
+        ("lightgbm.extra_trees", "maybe", "LightGBM refused {'extra_trees': 'maybe'} (Parameter extra_trees"),
+        ("lightautoml.algorithms", ["lgb", "xgboost"], "lightautoml.algorithms is 'xgboost'; use one of linear_l2"),
+        ("lightautoml.algorithms", ["lgb", "lgb"], "each name once (lgb repeated)"),
+        ("cross_encoder.attribute_count", -1, "cross_encoder.attribute_count is -1; use an integer >= 0"),
     ],
 )
 def test_a_bad_value_is_refused_with_its_key_and_what_is_allowed(key, value, message):
     with pytest.raises(config.ConfigError) as error:
         config.from_dict(_params_with(key, value))
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def _leaves(node, prefix=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip("."), node
+
+
+def _every_leaf_of_conf():
+    """Every key any option of conf/ sets, with a value it takes there."""
+    leaves = {}
+    for group in ("data", "submit", "encoder", "demo", "volume"):
+        for option in options(group):
+            leaves.update(_leaves(composed([f"{group}={option}"])))
+    return sorted(leaves.items())
+
+
+@pytest.mark.parametrize("key,value", _every_leaf_of_conf())
+def test_every_leaf_of_conf_refuses_a_wrong_type_in_one_line(key, value):
+    wrong = 12345 if isinstance(value, str) else "abc"  # a number for a string, a string for anything else
+    with pytest.raises(config.ConfigError) as error:
+        config.from_dict(_params_with(key, wrong))
+    assert str(error.value).startswith(f"params.yaml: {key} is {wrong!r}; use ") and "\n" not in str(error.value)
 
 
 def test_a_missing_key_is_named():
@@ -263,3 +297,13 @@ def test_a_bad_thread_count_is_refused_in_one_line(value):
         f"error: MATCHING_THREADS is {value!r}; use a whole number of threads >= 1 "
         f"(this machine: {len(os.sched_getaffinity(0))} cores)"
     ]
+
+
+def test_a_gpu_device_without_a_gpu_is_refused_in_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(config.ConfigError, match="a device is cuda, but torch sees no GPU here; set it to auto or cpu"):
+        config.resolve_device("cuda")
+    assert config.resolve_device("auto") == config.resolve_device("cpu") == "cpu"

@@ -9,7 +9,7 @@ import torch
 
 from conftest import save_tiny_bert
 from matching import config, metric
-from matching.io import StageError
+from matching.errors import StageError
 from matching.matchers import cross_encoder
 from matching.matchers.crossfit import InnerSplit, cross_fit
 from matching.matchers.networks import linear_warmup

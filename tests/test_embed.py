@@ -15,7 +15,7 @@ from matching.encoders.base import encode_distinct
 from matching.encoders.lexical import lexical_encoder
 from matching.encoders.photos import pool_photo_sets
 from matching.encoders.transformer import load_sentence_transformer, sentence_transformer_encoder
-from matching.io import read_arrays
+from matching.npz import read_arrays
 from matching.stages import embed_text as embed_text_stage
 
 

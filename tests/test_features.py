@@ -9,11 +9,13 @@ import pytest
 
 from matching.features.arrays import vector_distances
 from matching.features.columns import feature_columns
+from matching.features.groups import FEATURE_GROUPS
 from matching.features.neighbours import best_of_others
-from matching.features.pairs import ALL_GROUPS, pair_features
-from matching.features.products import UNITS, product_tables
+from matching.features.pairs import pair_features
+from matching.features.parsing import UNITS
+from matching.features.products import product_tables
 
-ALL = ALL_GROUPS
+ALL = list(FEATURE_GROUPS)
 
 
 def products_frame():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from matching.io import DataError
+from matching.errors import DataError
 from matching.matchers.crossfit import InnerSplit
 from matching.matchers.folds import make_folds, pair_components, product_disjoint_folds
 

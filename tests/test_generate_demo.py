@@ -88,7 +88,7 @@ def test_product_files_come_in_row_groups_of_one_random_stream_each(tmp_path):
 
 @pytest.mark.parametrize("n_products", [100, 1000])
 def test_impossible_product_counts_are_refused(n_products):
-    from matching.io import DataError
+    from matching.errors import DataError
 
     with pytest.raises(DataError, match="demo.n_products is"):
         generate(DemoSize(n_train_pairs=200, n_test_pairs=20, n_products=n_products), seed=1)

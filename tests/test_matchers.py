@@ -10,10 +10,11 @@ import torch
 import yaml
 
 from conftest import LAYOUT, REPO
-from matching import metric, paths
+from matching import metric
 from matching.data.cleaning import scores_of_rows
 from matching.demo.generator import DemoSize, generate
-from matching.io import StageError
+from matching.encoders.modalities import TEXT_MODALITIES
+from matching.errors import StageError
 from matching.matchers import ensemble as ensembling
 from matching.matchers.crossfit import cross_fit
 from matching.scoring import TrainedMatcher
@@ -41,7 +42,7 @@ def featurized(tmp_path_factory):
         patch.chdir(root)
         write_tables(generate(SMALL, seed=5), root / "data" / "demo")
         prepare(root / "data" / "demo", sample=1.0, seed=0)
-        for modality in paths.TEXT_MODALITIES:
+        for modality in TEXT_MODALITIES:
             embed_text.main([modality])
         embed_names.main([])
         embed_photos.main([])
@@ -74,7 +75,7 @@ def test_each_matcher_beats_chance_by_a_clear_margin(featurized, name):
 
 
 def test_lightautoml_without_the_extra_says_how_to_install(featurized, monkeypatch):
-    from matching.io import StageError
+    from matching.errors import StageError
     from matching.stages.train_lightautoml import main
 
     for module in ("lightautoml", "lightautoml.automl.presets.tabular_presets", "lightautoml.tasks"):

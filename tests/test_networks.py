@@ -5,9 +5,10 @@ import pytest
 from torch import nn
 
 from matching.config import Network
-from matching.io import DataError, StoredArrays, write_arrays
+from matching.errors import DataError
 from matching.matchers.crossfit import InnerSplit
 from matching.matchers.networks import fit_network, product_blocks
+from matching.npz import StoredArrays, write_arrays
 
 
 def test_product_blocks_from_mapped_files_match_the_in_memory_build(tmp_path):

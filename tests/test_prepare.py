@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import LAYOUT
-from matching.io import DataError, StageError
+from matching.errors import DataError, StageError
 from matching.stages.prepare import clean_train_pairs, prepare, sample_pairs
 
 

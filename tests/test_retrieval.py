@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matching.io import StageError
+from matching.errors import StageError
 from matching.retrieval import exact
 from matching.retrieval.candidates import candidate_table, without_self
 from matching.retrieval.recall import hits, overlap_at, recall_at, true_matches
@@ -110,7 +110,7 @@ def test_the_index_is_saved_in_faiss_format_and_the_same_vectors_give_the_same_b
 
 
 def test_a_query_the_catalog_lacks_is_named_in_one_line():
-    from matching.io import DataError
+    from matching.errors import DataError
     from matching.retrieval.candidates import catalog_rows
 
     assert catalog_rows(np.array([5, 3, 9]), np.array([9, 5]), "queries.csv").tolist() == [2, 0]

@@ -14,8 +14,8 @@ from matching.encoders.tfidf import TfidfVocabulary, fit_tfidf_vocabulary
 from matching.features.fitted import FeatureTransforms
 from matching.features.pairs import pair_features
 from matching.features.products import product_tables
-from matching.io import read_arrays, write_arrays
 from matching.matchers import ensemble
+from matching.npz import read_arrays, write_arrays
 
 TEXTS = [
     "Смартфон Samsung Galaxy A52 128 ГБ черный",

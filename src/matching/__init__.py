@@ -24,8 +24,8 @@ def _thread_count() -> int:
 
 THREADS = _thread_count()
 # Below this many rows a fit runs on one thread: its parallel regions are too short to pay for waking
-# a sleeping thread (the demo's LightGBM fit took 23 s on two passive threads, 13 s on one, and one
-# thread leaves the other core to whatever shares the machine).
+# a sleeping thread (the demo's LightGBM fit ran faster on one passive thread than on two), and one
+# thread leaves the other cores to whatever shares the machine.
 SMALL_WORK_ROWS = 100_000
 
 
@@ -37,7 +37,7 @@ def threads_for(rows: int) -> int:
 os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(THREADS)
 # OpenMP threads (LightGBM, torch) that wait at a barrier sleep instead of spinning: with another
 # process on the cores a spinning thread burns the slice its descheduled sibling needs, and a stage
-# ran 4-5x slower beside one busy process instead of 2x (benchmarks/sharing.py).
+# slows far more than its share of the cores (benchmarks/sharing.py measures it).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # numpy's BLAS and LAPACK (OpenBLAS: the lexical encoder's SVD, photo pooling) run on one thread in every
 # stage, whatever the machine: a multi-threaded OpenBLAS gives other low-order bits with another thread

@@ -13,12 +13,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from matching import config, paths
-from matching.io import atomic_path, run_stage
+from matching.io import atomic_path
+from matching.stage import run_stage
 
 
 def composed(overrides: list[str], conf_dir: Path = Path("conf")) -> dict:
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base=None):
-        return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+        params = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+    assert isinstance(params, dict)  # conf/config.yaml is a mapping
+    return params
 
 
 def main(argv: list[str] | None = None) -> None:

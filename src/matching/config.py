@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,15 +20,20 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from matching.io import StageError
+from matching.encoders.modalities import MODALITIES
+from matching.errors import StageError
+from matching.features.groups import FEATURE_GROUPS
+from matching.matchers.names import AUTO, ENSEMBLE, MATCHERS
 
-# The matchers a `train@<name>` stage can run; names reach a shell command in dvc.yaml, so only these pass.
-MATCHERS = ("lightgbm", "siamese", "pairwise", "lightautoml", "cross_encoder")
-ENSEMBLE = "ensemble"
-AUTO = "auto"  # train.submit: the ensemble if it beats the best single matcher out-of-fold, else that matcher
-FEATURE_GROUPS = ("embeddings", "category", "attributes", "text", "codes", "photos", "neighbours")
-RETRIEVAL_BLOCKS = ("names", "attributes", "descriptions", "photos")  # product vectors retrieval can search
 Device = Literal["auto", "cpu", "cuda"]
+Pooling = Literal["cls", "mean", "auto"]  # a pair's vector: [CLS], the tokens' mean, or as the model pools
+# The first-level models TabularAutoML builds (its `use_algos` names).
+_NEURAL = ("nn", "mlp", "dense", "denselight", "resnet", "snn", "node", "autoint", "tabnet", "fttransformer", "tabm")
+LIGHTAUTOML_ALGORITHMS = (
+    *("linear_l2", "lgb", "lgb_tuned", "xgb", "xgb_tuned", "cb", "cb_tuned", "rf", "rf_tuned"),
+    *_NEURAL,
+    *(f"{name}_tuned" for name in _NEURAL),
+)
 
 
 class ConfigError(StageError):
@@ -105,7 +112,7 @@ class Ensemble:
 
 @dataclass(frozen=True)
 class Retrieval:
-    blocks: list[Literal[RETRIEVAL_BLOCKS]]  # type: ignore[valid-type]
+    blocks: list[Literal[MODALITIES]]  # type: ignore[valid-type]  # each modality's product vectors
     lists: int | None = field(metadata=positive())  # the index's inverted lists; null: 2 x sqrt(products)
     encoding: str  # how a list holds a vector, in faiss index-factory words (Flat, SQ8, PQ64x4fs,RFlat)
     probes: int = field(metadata=positive())  # lists a query scans
@@ -130,6 +137,23 @@ class Demo:
     n_test_pairs: int = field(metadata=positive())
     n_products: int | None = field(metadata=positive())
     seed: int = field(metadata={"min": 0})
+
+
+# LightGBM parameters conf/matcher/ sets, checked by type and range here (one line naming the key); any
+# other LightGBM parameter passes LightGBM's own check (`check_booster`).
+BOOSTER_KNOBS: dict[str, tuple[type, dict]] = {
+    "num_leaves": (int, {"min": 2, "max": 131072}),
+    "learning_rate": (float, between(0.0, 10.0, low_open=True)),
+    "min_data_in_leaf": (int, {"min": 0}),
+    "feature_fraction": (float, between(0.0, 1.0, low_open=True)),
+    "bagging_fraction": (float, between(0.0, 1.0, low_open=True)),
+    "bagging_freq": (int, {"min": 0}),
+    "lambda_l1": (float, {"min": 0.0}),
+    "lambda_l2": (float, {"min": 0.0}),
+    "max_bin": (int, {"min": 2}),
+    "max_depth": (int, {"min": -1}),
+    "min_sum_hessian_in_leaf": (float, {"min": 0.0}),
+}
 
 
 @dataclass(frozen=True)
@@ -159,6 +183,33 @@ class LightGBM:
                 fail(f"lightgbm.{key}", value, "a LightGBM parameter name (https://lightgbm.readthedocs.io)")
             if not isinstance(value, (bool, int, float, str)):
                 fail(f"lightgbm.{key}", value, "a number, a string or true/false")
+            if key in BOOSTER_KNOBS:
+                hint, bounds = BOOSTER_KNOBS[key]
+                self.booster[key] = _convert(value, hint, f"lightgbm.{key}", bounds)
+        check_booster({k: v for k, v in self.booster.items() if k not in BOOSTER_KNOBS})
+
+
+def check_booster(parameters: dict[str, Any]) -> None:
+    """LightGBM's own check of `parameters` (types and ranges), its message made one line."""
+    if not parameters:
+        return
+    import lightgbm as lgb
+    import numpy as np
+
+    quiet = {"verbosity": -1, "num_threads": 1}
+    sys.stderr.flush()
+    stderr = os.dup(2)  # LightGBM writes a refused parameter to stderr as Fatal before raising: keep one line
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        data = lgb.Dataset(np.zeros((4, 1)), label=[0, 1, 0, 1], params=quiet).construct()
+        lgb.Booster({**parameters, "objective": "binary", **quiet}, data)
+    except lgb.basic.LightGBMError as error:
+        reason = str(error).split(" at ", 1)[0].strip()
+        raise ConfigError(f"params.yaml: lightgbm: LightGBM refused {parameters} ({reason}); fix that value") from None
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
 
 
 @dataclass(frozen=True)
@@ -191,7 +242,7 @@ class SiameseNetwork(Network):
 class CrossEncoder(Fitting):
     model: str  # a hub name or a local folder: a pretrained transformer and its tokenizer
     # the pair's vector: the model's own head on [CLS], the mean of its tokens, or as the model pools (auto)
-    pooling: Literal["cls", "mean", "auto"]
+    pooling: Pooling
     max_length: int = field(metadata=positive())  # tokens of the pair, both cards
     attribute_count: int = field(metadata={"min": 0})  # attributes a card, most frequent keys first
     description_chars: int = field(metadata={"min": 0})  # description excerpt a card
@@ -206,7 +257,10 @@ class LightAutoML:
     timeout: int = field(metadata=positive())
     cpu_limit: int = field(metadata=positive())
     inner_folds: int = field(metadata={"min": 2})
-    algorithms: list[str]
+    algorithms: list[Literal[LIGHTAUTOML_ALGORITHMS]]  # type: ignore[valid-type]
+
+    def __post_init__(self) -> None:
+        distinct("lightautoml.algorithms", self.algorithms)
 
 
 @dataclass(frozen=True)
@@ -227,7 +281,7 @@ class Config:
 
 
 # Sections whose keys beyond the declared fields are collected into one mapping field.
-OPEN_SECTIONS = {LightGBM: "booster"}
+OPEN_SECTIONS: dict[type, str] = {LightGBM: "booster"}
 
 
 def fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
@@ -255,7 +309,7 @@ def _describe(hint: Any) -> str:
 
 def _convert(value: Any, hint: Any, key: str, bounds: dict) -> Any:
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _section(hint, value, key)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in typing.get_args(hint):
@@ -342,11 +396,13 @@ def as_dict(config: Any) -> dict:
 
 def resolve_device(device: str) -> str:
     """`auto` means a GPU when torch sees one."""
-    if device != "auto":
-        return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("params.yaml: a device is cuda, but torch sees no GPU here; set it to auto or cpu")
+    return device
 
 
 def submitted_model(train: Train, ensemble_file: Path) -> str:

@@ -12,9 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-TEXT_MODALITIES = ("attributes", "descriptions")
-MODALITIES = ("attributes", "descriptions", "names", "photos")
-ENSEMBLE_NAME = "ensemble"
+from matching.matchers.names import ENSEMBLE
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -100,7 +98,7 @@ class Layout:
     def scores_dir(self, name: str) -> Path:
         """A matcher's out-of-fold and test scores; the ensemble's own folder (it reads all of
         data/scores, so it cannot write there)."""
-        return self.data / "ensemble" if name == ENSEMBLE_NAME else self.data / "scores" / name
+        return self.data / ENSEMBLE if name == ENSEMBLE else self.data / "scores" / name
 
     def oof_file(self, name: str) -> Path:
         return self.scores_dir(name) / "oof.parquet"
@@ -123,7 +121,7 @@ class Layout:
     @property
     def ensemble_file(self) -> Path:
         """The fitted ensemble (`matching.matchers.ensemble.save_ensemble`) and `train.submit: auto`'s choice."""
-        return self.model_dir(ENSEMBLE_NAME) / "ensemble.json"
+        return self.model_dir(ENSEMBLE) / "ensemble.json"
 
     @property
     def feature_transforms(self) -> Path:
@@ -194,9 +192,9 @@ class Layout:
         """dvclive's folder for one fold's curves (`plots/metrics/*.tsv`) and last values (`metrics.json`)."""
         return self.training_report_dir(name) / f"fold_{fold + 1}"
 
-    @property
-    def importance_plot(self) -> Path:
-        return self.training_report_dir("lightgbm") / "importance.csv"
+    def importance_table(self, name: str) -> Path:
+        """A tree matcher's feature importance (the data of a `dvc plots` chart)."""
+        return self.training_report_dir(name) / "importance.csv"
 
 
 def project() -> Layout:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from matching.io import DataError, StageError
+from matching.errors import DataError, StageError
 
 
 def unordered_key(left: np.ndarray, right: np.ndarray) -> pd.MultiIndex:

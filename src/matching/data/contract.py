@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from matching.io import DataError
+from matching.errors import DataError
 
 NAME_DIM = 64
 PHOTO_DIM = 128

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from matching.data import contract
 from matching.data.ids import contains
-from matching.io import DataError
+from matching.errors import DataError
 
 BATCH_ROWS = 65_536
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from matching.io import DataError
+from matching.errors import DataError
 
 LEVEL2 = {
     "Электроника": ["Смартфон", "Наушники", "Планшет", "Зарядное устройство"],
@@ -241,8 +241,7 @@ def sample_pairs(rng: np.random.Generator, cat: Catalogue, n_pairs: int) -> pd.D
     # category (sorted at random after all families), SIBLING_SHARE of them the former.
     seek = np.where(rng.random(len(single)) < SIBLING_SHARE, cat.family[single], cat.family[-1] + 1)
     single = single[np.lexsort((rng.random(len(single)), seek, cat.level2[single]))]
-    single = single[: len(single) // 2 * 2].reshape(-1, 2)
-    neighbours = cat.first_listing[single]
+    neighbours = cat.first_listing[single[: len(single) // 2 * 2].reshape(-1, 2)]
 
     n_extra = max(0, n_pairs - len(positives) - len(neighbours))
     draws = 2 * n_extra + 100  # some draws repeat a pair or meet the same item
@@ -331,7 +330,7 @@ def listing_attributes(rng: np.random.Generator, cat: Catalogue, item: np.ndarra
     colours = COLOUR_SPELLINGS[cat.colour[item], (np.searchsorted([0.15, 0.25], rng.random(n), side="right") + 1) % 3]
     # Sellers write one value in several ways: the same item need not give equal strings.
     second_colour = np.where(
-        rng.random(n) < 0.15, np.array(COLOURS, dtype=object)[rng.integers(len(COLOURS), size=n)], None
+        rng.random(n) < 0.15, np.array(COLOURS, dtype=object)[rng.integers(len(COLOURS), size=n)], np.full(n, None)
     )
     values = {
         "Бренд": np.array(BRANDS, dtype=object)[cat.brand[item]],

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from matching.encoders.base import TextEncoder
 from matching.encoders.tfidf import TfidfVocabulary, arrow_texts, fit_tfidf_vocabulary, in_text_chunks
-from matching.io import read_arrays, write_arrays
+from matching.npz import read_arrays, write_arrays
 
 
 @dataclass(frozen=True)

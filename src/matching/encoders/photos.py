@@ -18,7 +18,7 @@ from matching.data.contract import EXTRA_PHOTOS as EXTRA
 from matching.data.contract import MAIN_PHOTO as MAIN
 from matching.data.contract import PHOTO_DIM, photo_sets
 from matching.data.ids import positions
-from matching.io import Stream
+from matching.npz import Stream
 
 
 def pool_photo_sets(offsets: np.ndarray, photos: np.ndarray) -> dict[str, np.ndarray]:
@@ -61,7 +61,9 @@ def photo_vectors(
     file) in file order, each product pointing at its own with `starts` and `counts`, so the largest
     output is never held in memory."""
     n = len(wanted_ids)
-    out = {name: np.full((n, PHOTO_DIM), np.nan, dtype=np.float32) for name in ("main", "extra_pca", "extra_mean")}
+    out: dict[str, np.ndarray] = {
+        name: np.full((n, PHOTO_DIM), np.nan, dtype=np.float32) for name in ("main", "extra_pca", "extra_mean")
+    }
     out["extra_count"] = np.zeros(n, dtype=np.float32)
     starts, counts, has_main = np.zeros(n, np.int64), np.zeros(n, np.int32), np.zeros(n, bool)
     stored = 0

@@ -49,7 +49,7 @@ class TfidfVocabulary:
         return sparse.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """Plain numeric arrays (words as UTF-8 bytes and offsets) for `io.write_arrays`: loading
+        """Plain numeric arrays (words as UTF-8 bytes and offsets) for `npz.write_arrays`: loading
         them back runs no code, unlike a pickled vectoriser."""
         if self.analyzer == "word":
             words = pa.array(self.terms, pa.large_string())
@@ -69,7 +69,7 @@ class TfidfVocabulary:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "") -> TfidfVocabulary:
-        """The vocabulary `to_arrays` gave (from `io.read_arrays`: memory-mapped, never unpickled)."""
+        """The vocabulary `to_arrays` gave (from `npz.read_arrays`: memory-mapped, never unpickled)."""
         analyzer, low, high = (int(v) for v in arrays[prefix + "header"])
         if analyzer == ANALYZERS.index("word"):
             offsets = np.asarray(arrays[prefix + "term_offsets"], np.int64)
@@ -98,7 +98,7 @@ class TfidfVocabulary:
         else:
             docs, grams = _char_wb_ngrams(texts, self.alphabet, self.ngrams)
             terms = pa.array(grams)
-        columns = pc.index_in(terms, value_set=pa.array(self.terms))  # a hash lookup: 5x a binary search
+        columns = pc.index_in(terms, value_set=pa.array(self.terms))  # a hash lookup, cheaper than a binary search
         found = pc.is_valid(columns).to_numpy(zero_copy_only=False)
         return docs[found], columns.drop_null().to_numpy().astype(np.int64)
 

@@ -3,7 +3,7 @@ products found by offsets (CSR), shared-item counts, chunks of pairs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +15,11 @@ PAIR_CHUNK = 100_000  # pairs whose TF-IDF rows, attribute rows and photo cosine
 Arrays = dict[str, np.ndarray]
 
 
-Source = Arrays | Callable[[], Arrays]  # arrays, or a loader called only while a group needs them
+# arrays (a dict, or a file's arrays mapped on demand), or a loader called only while a group needs them
+Source = Mapping[str, np.ndarray] | Callable[[], Mapping[str, np.ndarray]]
 
 
-def loaded(source: Source | None) -> Arrays:
+def loaded(source: Source | None) -> Mapping[str, np.ndarray]:
     return (source() if callable(source) else source) or {}
 
 

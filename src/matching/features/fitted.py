@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from matching.encoders.lexical import fit_sample_rows
 from matching.encoders.tfidf import TfidfVocabulary, fit_tfidf_vocabulary
-from matching.io import read_arrays, write_arrays, write_parquet
+from matching.io import write_parquet
+from matching.npz import read_arrays, write_arrays
 
 # Vocabulary name -> (the product text it reads, analyzer, n-gram range)
 TFIDF = {

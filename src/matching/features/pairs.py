@@ -20,21 +20,17 @@ from matching.features.category import category_group
 from matching.features.codes import code_group
 from matching.features.columns import KEYS, META
 from matching.features.embeddings import embedding_group
+from matching.features.groups import NEIGHBOURS, PAIR_GROUPS
 from matching.features.neighbours import neighbour_group
 from matching.features.photos import photo_group
 from matching.features.products import ProductTables
 from matching.features.text import text_group
 
 # The per-pair groups; `neighbours` compares a pair with the product's other pairs and runs after them.
-GROUPS: dict[str, Callable[[list[np.ndarray], ProductTables], Arrays]] = {
-    "embeddings": embedding_group,
-    "category": category_group,
-    "attributes": attribute_group,
-    "text": text_group,
-    "codes": code_group,
-    "photos": photo_group,
-}
-ALL_GROUPS = [*GROUPS, "neighbours"]
+# Each function in the order of PAIR_GROUPS (tests check each group's function lives in its own module).
+GROUPS: dict[str, Callable[[list[np.ndarray], ProductTables], Arrays]] = dict(
+    zip(PAIR_GROUPS, (embedding_group, category_group, attribute_group, text_group, code_group, photo_group))
+)
 
 
 def pair_features(
@@ -53,6 +49,6 @@ def pair_features(
     columns: Arrays = {}
     for group in (g for g in groups if g in GROUPS):
         columns.update(GROUPS[group](rows, tables))
-    if "neighbours" in groups:
+    if NEIGHBOURS in groups:
         columns.update(neighbour_group(ids, (rows[0] >= 0) & (rows[1] >= 0), columns, candidates))
     return pd.concat([meta, pd.DataFrame(columns).astype(np.float32)], axis=1)

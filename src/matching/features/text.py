@@ -25,7 +25,9 @@ def _text_chunk(rows: list[np.ndarray], tables: ProductTables) -> Arrays:
     sides = {
         name: [tfidf.rows(r) for r in rows] for name, tfidf in tables.tfidf.items() if not name.startswith("attributes")
     }
-    columns = {f"text_{name}_tfidf_cos": sparse_cosine(*side_rows, rows) for name, side_rows in sides.items()}
+    columns = {
+        f"text_{name}_tfidf_cos": sparse_cosine(side_rows[0], side_rows[1], rows) for name, side_rows in sides.items()
+    }
     for label, scorer in (
         ("ratio", fuzz.ratio),
         ("partial_ratio", fuzz.partial_ratio),

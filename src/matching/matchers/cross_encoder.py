@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,11 +29,11 @@ import torch
 from torch.nn import functional
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from matching.config import CrossEncoder
+from matching.config import CrossEncoder, Pooling
 from matching.data.ids import positions
 from matching.encoders.texts import clean_description, render_attributes
+from matching.errors import StageError
 from matching.features.columns import KEYS
-from matching.io import StageError
 from matching.matchers.crossfit import FitPredict, InnerSplit
 from matching.matchers.networks import device_of, fit_network, load_fold_models, save_fold_models, set_determinism
 
@@ -49,9 +50,8 @@ def key_order(attributes: pd.Series) -> list[str]:
 
 def card_texts(products: pd.DataFrame, keys: list[str], attribute_count: int, description_chars: int) -> np.ndarray:
     """Each product's card as one string, in the rows' order: name | key: values; ... | description
-    excerpt. A key outside `keys` ranks after them; a missing part is left out. 66 s for 2.25 million
-    products on 2 cores (35 s cleaning descriptions, the rest a loop parsing each JSON dict): seconds
-    beside the model's hours."""
+    excerpt. A key outside `keys` ranks after them; a missing part is left out. A loop parses each
+    JSON dict: small beside the model's cost over the same cards."""
     rank = {key: i for i, key in enumerate(keys)}
     descriptions = clean_description(products["description"]) if description_chars else None
     texts = []
@@ -96,7 +96,7 @@ class MeanPooledClassifier(torch.nn.Module):
     the vector a sentence-transformers model that pools by mean (all-MiniLM-L6-v2) was trained to make,
     where the model's own head reads a [CLS] token such a model never trained."""
 
-    def __init__(self, encoder: torch.nn.Module):
+    def __init__(self, encoder: Any):  # a transformers model: its config and input embeddings are read
         super().__init__()
         self.encoder, self.config = encoder, encoder.config
         self.dropout = torch.nn.Dropout(encoder.config.hidden_dropout_prob)
@@ -112,14 +112,14 @@ class MeanPooledClassifier(torch.nn.Module):
         return SequenceClassifierOutput(logits=self.head(self.dropout(pooled)))
 
 
-def model_pooling(model: str, pooling: str) -> str:
+def model_pooling(model: str, pooling: Pooling) -> Pooling:
     """`pooling` itself, or for `auto` the way the model pools a sentence where it says so: `mean` where its
     sentence-transformers `Pooling` module (modules.json) takes the tokens' mean, else `cls`."""
     if pooling != "auto":
         return pooling
     from transformers.utils import cached_file
 
-    def read(name: str) -> object:  # a file of the folder or hub model, None where it has none
+    def read(name: str) -> Any:  # a file of the folder or hub model, None where it has none
         found = cached_file(model, name, _raise_exceptions_for_missing_entries=False)
         return json.loads(Path(found).read_text()) if found else None
 
@@ -141,7 +141,9 @@ def classifier_from_config(config, pooling: str) -> torch.nn.Module:
     return AutoModelForSequenceClassification.from_config(config)
 
 
-def pretrained_classifier(model: str, freeze_word_embeddings: bool = False, pooling: str = "cls") -> torch.nn.Module:
+def pretrained_classifier(
+    model: str, freeze_word_embeddings: bool = False, pooling: Pooling = "cls"
+) -> torch.nn.Module:
     """A one-logit classifier over the pretrained encoder `model` (the head newly initialised): the model's
     own sequence-classification head (`cls`) or one on the mean of its tokens (`mean`; `auto`: as the
     model pools, `model_pooling`), its word embeddings left out of training if asked."""
@@ -152,8 +154,8 @@ def pretrained_classifier(model: str, freeze_word_embeddings: bool = False, pool
             classifier = MeanPooledClassifier(AutoModel.from_pretrained(model))
         else:
             classifier = AutoModelForSequenceClassification.from_pretrained(model, num_labels=1)
-    # Most of a small model's weights (26 M of rubert-tiny2's 29 M): tuned, AdamW's step over them took a
-    # quarter of a CPU step; kept, the inner split read the same PR-AUC on the real offers (README).
+    # Most of a small model's weights (26 M of rubert-tiny2's 29 M): tuned, AdamW's step over them is a
+    # large share of a CPU step; kept, the inner split read the same PR-AUC on the real offers (README).
     classifier.get_input_embeddings().weight.requires_grad_(not freeze_word_embeddings)
     return classifier
 
@@ -205,7 +207,7 @@ def truncated_lengths(first: np.ndarray, second: np.ndarray, budget: int) -> tup
 
 class CardTokens:
     """Every card tokenised once (not once a pair and a step: on a GPU, tokenising each batch's texts
-    took about a third of a step), the tokens of all cards in one array; a batch of pairs is assembled from
+    left the device waiting), the tokens of all cards in one array; a batch of pairs is assembled from
     slices of it with the model's special tokens, truncated as the tokenizer's pair call would."""
 
     def __init__(self, tokenizer, cards: np.ndarray, max_length: int, chunk: int = 20_000):
@@ -408,7 +410,7 @@ def fit_cross_encoder(
     return fit_predict
 
 
-def save(models: list[torch.nn.Module], tokenizer, serialisation: dict, model_dir: Path) -> None:
+def save(models: list[Any], tokenizer, serialisation: dict, model_dir: Path) -> None:
     """Each fold's weights as safetensors, the model's config and tokenizer (so that they load without
     the hub) and the serialisation (`architecture.json`)."""
     from transformers.utils import logging as transformers_logging

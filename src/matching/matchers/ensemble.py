@@ -17,8 +17,9 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 
-from matching.io import read_arrays, write_arrays, write_json
+from matching.io import write_json
 from matching.matchers.crossfit import cross_fit
+from matching.npz import read_arrays, write_arrays
 
 METHODS = ("rank_mean", "stacking")
 

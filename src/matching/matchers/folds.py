@@ -10,7 +10,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import GroupKFold
 
-from matching.io import DataError
+from matching.errors import DataError
 
 
 def pair_components(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from matching.config import LightAutoML
+from matching.errors import StageError
 from matching.features.columns import feature_columns
-from matching.io import StageError
 
 
 def tabular_automl():

@@ -54,12 +54,20 @@ class FoldModel:
     by_category: dict[str, lgb.Booster] = field(default_factory=dict)
 
     def predict(self, x: pd.DataFrame, category: np.ndarray, blend: float) -> np.ndarray:
-        scores = self.booster.predict(x[self.booster.feature_name()], num_iteration=self.booster.best_iteration)
+        scores = np.asarray(
+            self.booster.predict(x[self.booster.feature_name()], num_iteration=self.booster.best_iteration)
+        )
         for name, booster in self.by_category.items():
             rows = category == name
             if rows.any():
-                scores[rows] = (1 - blend) * scores[rows] + blend * booster.predict(x[booster.feature_name()][rows])
+                category_scores = np.asarray(booster.predict(x[booster.feature_name()][rows]))
+                scores[rows] = (1 - blend) * scores[rows] + blend * category_scores
         return scores
+
+
+def subset(data: lgb.Dataset, rows: np.ndarray) -> lgb.Dataset:
+    """The binned rows `rows` of `data`, in file order."""
+    return data.subset(np.sort(rows))  # type: ignore[arg-type]  # LightGBM takes an index array, typed as a list
 
 
 def progress(fold: int):
@@ -68,7 +76,7 @@ def progress(fold: int):
 
     def report(env: lgb.callback.CallbackEnv) -> None:
         if (env.iteration + 1) % LOG_EVERY == 0 and env.evaluation_result_list:
-            _, name, value, _ = env.evaluation_result_list[0]
+            name, value = env.evaluation_result_list[0][1:3]  # (data name, metric name, value, ...)
             log.info(
                 f"  fold {fold + 1} iteration {env.iteration + 1}: inner-split {name} {value:.4f}, "
                 f"{time.perf_counter() - start:.1f} s"
@@ -98,11 +106,11 @@ def fit_booster(
     its average precision by iteration goes to `curves` (LightGBM's PR-AUC is average precision).
     Category boosters train on the fold's train rows of their category for the global model's rounds."""
     blend = settings.category_blend
-    y = data.get_label()
+    y = np.asarray(data.get_label())
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int) -> tuple[np.ndarray, FoldModel]:
         fit, stop = inner(train, fold)
-        fit_set, stop_set = data.subset(np.sort(fit)), data.subset(np.sort(stop))
+        fit_set, stop_set = subset(data, fit), subset(data, stop)
         history: dict = {}
         booster = lgb.train(
             params,
@@ -133,7 +141,7 @@ def fit_booster(
                 rows = train[category[train] == name]
                 if len(np.unique(y[rows])) == 2:
                     model.by_category[str(name)] = lgb.train(
-                        params, data.subset(np.sort(rows)), num_boost_round=max(booster.best_iteration, 1)
+                        params, subset(data, rows), num_boost_round=max(booster.best_iteration, 1)
                     )
         return model.predict(x.iloc[valid], category[valid], blend), model
 
@@ -171,7 +179,7 @@ def save_models(models: list[FoldModel], model_dir: Path) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
     for stale in model_dir.glob("fold_*"):
         stale.unlink()
-    index = {}
+    index: dict[str, dict[str, str]] = {}
     for number, model in enumerate(models):
         with atomic_path(model_dir / f"fold_{number}.txt") as tmp:
             model.booster.save_model(str(tmp), num_iteration=model.booster.best_iteration)

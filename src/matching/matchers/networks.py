@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,7 @@ def product_blocks(
         for first in range(0, len(matrix), CHUNK_ROWS):
             chunk = slice(first, first + CHUNK_ROWS)
             block = np.asarray(matrix[chunk], dtype=np.float32)
-            ok = ~np.isnan(block).any(axis=1)
+            ok = np.asarray(~np.isnan(block).any(axis=1))
             norm_sum += float(np.linalg.norm(block[ok], axis=1).sum())
             present += int(ok.sum())
             if in_order:  # one strided copy that leaves NaN rows at zero (a scatter of rows costs several times more)
@@ -181,7 +182,7 @@ def fit_network(
     settings: Fitting,
     seed: int,
     curves: list,
-    optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+    optimizer_class: Callable[..., torch.optim.Optimizer] = torch.optim.Adam,
     warmup_share: float | None = None,
     host_rows: bool = False,
     arrange: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -211,7 +212,7 @@ def fit_network(
         # The epoch's order goes to the device once (it stays on the host with `host_rows`); batches are
         # slices of it, and the loss is summed there, so a step neither copies rows from the host nor
         # waits for the device (reading rows back from it would wait for the steps queued before).
-        order = rng.permutation(fit) if host_rows else torch.from_numpy(rng.permutation(fit)).to(device)
+        order: Any = rng.permutation(fit) if host_rows else torch.from_numpy(rng.permutation(fit)).to(device)
         if arrange is not None:
             order = arrange(order)
         for part in range(parts):
@@ -254,7 +255,8 @@ def fit_network(
                 break
         if waited >= settings.patience:
             break
-    model.load_state_dict(best_state)
+    if best_state is not None:  # else no read of the inner split was a number: the last weights stay
+        model.load_state_dict(best_state)
     model.eval()
     with torch.inference_mode():
         scores = predict(valid)

@@ -29,6 +29,9 @@ from matching.matchers.networks import (
 
 
 class PairClassifier(nn.Module):
+    feature_mean: torch.Tensor  # buffers (register_buffer), typed for the checker
+    feature_std: torch.Tensor
+
     def __init__(self, widths: list[int], n_features: int, hidden: int, out_dim: int, dropout: float):
         super().__init__()
         self.tower = ProductTower(widths, hidden, out_dim, dropout)
@@ -92,11 +95,11 @@ def pair_scorer(
     """Logits and scores for rows of `pairs`; `features` (`pair_features(pairs)`, computed once by a fit
     that scores every fold) spares a copy of the feature matrix a fold."""
     values, mask, left, right = pair_tensors(blocks, pairs, device)
-    features = torch.from_numpy(pair_features(pairs) if features is None else features).to(device)
+    feature_rows = torch.from_numpy(pair_features(pairs) if features is None else features).to(device)
 
     def logit(rows: np.ndarray, swap: bool = False) -> torch.Tensor:
         a, b = (right[rows], left[rows]) if swap else (left[rows], right[rows])
-        return model.logit(values[a], mask[a], values[b], mask[b], features[rows])
+        return model.logit(values[a], mask[a], values[b], mask[b], feature_rows[rows])
 
     def score(rows: np.ndarray) -> np.ndarray:
         return score_in_chunks(

@@ -19,20 +19,19 @@ import torch
 
 from matching import config, paths
 from matching.data.ids import positions
+from matching.errors import StageError
 from matching.features.columns import KEYS
-from matching.io import StageError
 from matching.matchers import lightgbm, networks, pairwise, siamese
 from matching.matchers.cross_encoder import SavedCrossEncoder
 from matching.matchers.ensemble import ensemble_scores, load_ensemble
+from matching.matchers.names import CROSS_ENCODER, ENSEMBLE, LIGHTGBM, PAIRWISE, SAVED_MATCHERS, SIAMESE
 
-NETWORKS = {"siamese": siamese, "pairwise": pairwise}
-CROSS_ENCODER = "cross_encoder"
-SAVED_MATCHERS = ("lightgbm", *NETWORKS, CROSS_ENCODER)
+NETWORK_MODULES = {SIAMESE: siamese, PAIRWISE: pairwise}
 
 
 def models_needed(train: config.Train, submit: str, every_matcher: bool = False) -> list[str]:
     """The matchers whose scores the submitted model needs (all of them for the ensemble)."""
-    return list(train.matchers) if every_matcher or submit == paths.ENSEMBLE_NAME else [submit]
+    return list(train.matchers) if every_matcher or submit == ENSEMBLE else [submit]
 
 
 def embeddings_of(embeddings: Mapping[str, Mapping[str, np.ndarray]], ids: np.ndarray) -> dict[str, dict]:
@@ -78,17 +77,17 @@ class SavedModels:
                 )
         models = cls(submit, matchers, cfg.lightgbm.category_blend)
         try:
-            if "lightgbm" in matchers:
-                models.lightgbm = lightgbm.load_models(layout.model_dir("lightgbm"))
-            for name in (m for m in matchers if m in NETWORKS):
+            if LIGHTGBM in matchers:
+                models.lightgbm = lightgbm.load_models(layout.model_dir(LIGHTGBM))
+            for name in (m for m in matchers if m in NETWORK_MODULES):
                 folder = layout.model_dir(name)
-                folds = networks.load_fold_models(folder, NETWORKS[name].build)
+                folds = networks.load_fold_models(folder, NETWORK_MODULES[name].build)
                 models.networks[name] = (folds, json.loads((folder / "architecture.json").read_text()))
             if CROSS_ENCODER in matchers:
                 models.cross_encoder = SavedCrossEncoder.load(layout.model_dir(CROSS_ENCODER))
                 models.cross_encoder_device = config.resolve_device(cfg.cross_encoder.device)
-            if submit == paths.ENSEMBLE_NAME or every_matcher:
-                models.ensemble = load_ensemble(layout.model_dir(paths.ENSEMBLE_NAME))
+            if submit == ENSEMBLE or every_matcher:
+                models.ensemble = load_ensemble(layout.model_dir(ENSEMBLE))
         except (FileNotFoundError, KeyError) as error:
             raise StageError(
                 f"{layout.root}: a trained model is missing or out of date ({error}); run `dvc repro` there"
@@ -111,16 +110,17 @@ class SavedModels:
         for name in self.matchers:
             if name in precomputed:
                 out[name] = np.asarray(precomputed[name], dtype=np.float64)
-            elif name == "lightgbm":
+            elif name == LIGHTGBM:
                 out[name] = lightgbm.score(self.lightgbm, features, self.category_blend)
             elif name == CROSS_ENCODER:
+                assert self.cross_encoder is not None  # loaded with the matchers
                 device = torch.device(self.cross_encoder_device)
                 out[name] = self.cross_encoder.score(features[KEYS], cards, device)
             else:
                 out[name] = self._network_scores(name, features, embeddings)
         if self.ensemble is not None:
             fitted, reference = self.ensemble
-            out[paths.ENSEMBLE_NAME] = ensemble_scores(fitted, reference, out[fitted["matchers"]].to_numpy())
+            out[ENSEMBLE] = ensemble_scores(fitted, reference, out[fitted["matchers"]].to_numpy())
         out["score"] = out[self.submit]
         return out
 
@@ -130,7 +130,7 @@ class SavedModels:
         ids = np.unique(features[KEYS].to_numpy(np.int64))
         blocks = networks.product_blocks(embeddings_of(embeddings, ids), architecture["norms"])
         rows, cpu = np.arange(len(features)), torch.device("cpu")
-        extra = {"features": pairwise.pair_features(features, architecture["features"])} if name == "pairwise" else {}
+        extra = {"features": pairwise.pair_features(features, architecture["features"])} if name == PAIRWISE else {}
         with torch.inference_mode():
-            scores = [NETWORKS[name].pair_scorer(m, blocks, features, cpu, **extra)[1](rows) for m in folds]
+            scores = [NETWORK_MODULES[name].pair_scorer(m, blocks, features, cpu, **extra)[1](rows) for m in folds]
         return np.mean(scores, axis=0)

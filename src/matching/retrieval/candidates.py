@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from matching.io import DataError
+from matching.errors import DataError
 
 
 def without_self(

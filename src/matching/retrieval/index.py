@@ -3,9 +3,9 @@ faiss's inverted lists (k-means cells; a query scans its `probes` nearest cells)
 product's vector in `retrieval.encoding` (faiss's index-factory words: by default 4-bit product
 quantisation read by SIMD "fast scan", then the best `rerank` x k re-ranked on the full vectors).
 
-Chosen by measurement (README, "Find a product's matches"): at 500,000 products the HNSW graphs
-(faiss, hnswlib, usearch) took 158-382 s to build on 2 cores, so 2.25 M would take far beyond
-5 minutes, while inverted lists train on a sample and add every product in one pass. The build is
+Chosen by measurement (benchmarks/ann_libraries.py; README, "Find a product's matches"): HNSW graphs
+(faiss, hnswlib, usearch) insert product by product and cost many times more to build at the
+catalog's size, while inverted lists train on a sample and add every product in one pass. The build is
 also deterministic (a seeded sample, seeded k-means, no insertion races), so the same vectors give
 the same index bytes, as every other output of the pipeline does. Saved in faiss's own format
 beside the products' ids (`ids.npy`) and what it was built from (`index.json`).
@@ -21,7 +21,8 @@ import faiss
 import numpy as np
 
 from matching import THREADS
-from matching.io import StageError, atomic_path, write_json
+from matching.errors import StageError
+from matching.io import atomic_path, write_json
 
 QUERY_CHUNK = 2048
 POINTS_PER_LIST = 40  # k-means training points a list: faiss's minimum for stable cells is 39

@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from matching import paths
-from matching.io import StageError
-
-# block -> (embedding file, array in it): the pipeline's product vectors.
-BLOCKS = {
-    "names": ("names", "vectors"),
-    "attributes": ("attributes", "vectors"),
-    "descriptions": ("descriptions", "vectors"),
-    "photos": ("photos", "main"),
-}
+from matching.encoders.modalities import PRODUCT_VECTORS
+from matching.errors import StageError
 
 
 def retrieval_matrix(blocks: list[np.ndarray]) -> np.ndarray:
@@ -22,7 +15,7 @@ def retrieval_matrix(blocks: list[np.ndarray]) -> np.ndarray:
     An all-zero row (a product without that field) stays zero. Filled in place: 2.25 M x 256 floats
     is 2.3 GB."""
     if not blocks:
-        raise StageError("retrieval.blocks is empty; name at least one of " + ", ".join(BLOCKS))
+        raise StageError("retrieval.blocks is empty; name at least one of " + ", ".join(PRODUCT_VECTORS))
     matrix = np.zeros((len(blocks[0]), sum(block.shape[1] for block in blocks)), dtype=np.float32)
     column = 0
     for block in blocks:
@@ -35,20 +28,19 @@ def retrieval_matrix(blocks: list[np.ndarray]) -> np.ndarray:
 
 def read_catalog(layout: paths.Layout, blocks: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Every product's id and retrieval vector, from the embedding files of the chosen blocks."""
-    ids, parts = None, []
+    ids, parts = np.zeros(0, np.int64), list[np.ndarray]()
     for block in blocks:
-        file, array = BLOCKS[block]
-        path = layout.embedding_file(file)
+        path = layout.embedding_file(block)
         with np.load(path, allow_pickle=False) as archive:
             block_ids = archive["variantid"]
-            if ids is not None and not np.array_equal(ids, block_ids):
+            if parts and not np.array_equal(ids, block_ids):
                 raise StageError(f"{path}: its products differ from the other embedding files'; rerun `dvc repro`")
             ids = block_ids
-            parts.append(archive[array])
+            parts.append(archive[PRODUCT_VECTORS[block]])
     return ids, retrieval_matrix(parts)
 
 
 def block_vectors(embeddings: dict[str, dict[str, np.ndarray]], blocks: list[str]) -> np.ndarray:
     """Retrieval vectors of products already embedded (new cards: modality -> arrays, as the embedding
     files hold them), built as the catalog's are."""
-    return retrieval_matrix([embeddings[BLOCKS[block][0]][BLOCKS[block][1]] for block in blocks])
+    return retrieval_matrix([embeddings[block][PRODUCT_VECTORS[block]] for block in blocks])

@@ -17,8 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from matching.data import raw
-from matching.io import DataError, run_stage, write_frame
+from matching.errors import DataError
+from matching.io import write_frame
 from matching.scoring.matcher import TrainedMatcher
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,12 @@ import pyarrow as pa
 from matching import config, paths
 from matching.data import contract
 from matching.data.cleaning import check_known_ids, distinct_test_pairs, submission, unordered_key
+from matching.encoders.modalities import TEXT_MODALITIES
+from matching.errors import DataError, StageError
 from matching.features.columns import KEYS
 from matching.features.fitted import FeatureTransforms
 from matching.features.pairs import pair_features
 from matching.features.products import product_tables
-from matching.io import DataError, StageError
 from matching.matchers.saved import SavedModels
 from matching.scoring.products import NewProducts, new_products, saved_text_encoder
 
@@ -56,7 +57,7 @@ class TrainedMatcher:
         except FileNotFoundError as error:
             raise StageError(f"{self.layout.root}: no saved feature transforms ({error}); run `dvc repro` there")
         self.encoders = {
-            m: saved_text_encoder(self.layout.encoder_dir(m), self.cfg.embed.device) for m in paths.TEXT_MODALITIES
+            m: saved_text_encoder(self.layout.encoder_dir(m), self.cfg.embed.device) for m in TEXT_MODALITIES
         }
 
     @classmethod

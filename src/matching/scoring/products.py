@@ -24,7 +24,7 @@ from matching.encoders.lexical import LexicalEncoder
 from matching.encoders.names import name_vectors
 from matching.encoders.photos import photo_vectors
 from matching.encoders.texts import TEXT_OF
-from matching.io import DataError, StageError
+from matching.errors import DataError, StageError
 
 
 @dataclass

@@ -12,7 +12,8 @@ import argparse
 import logging
 
 from matching import config, paths
-from matching.io import atomic_path, run_stage
+from matching.io import atomic_path
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 

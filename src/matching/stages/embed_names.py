@@ -11,7 +11,8 @@ import pandas as pd
 from matching import config, paths
 from matching.data import raw
 from matching.encoders.names import name_vectors
-from matching.io import run_stage, write_arrays
+from matching.npz import write_arrays
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 

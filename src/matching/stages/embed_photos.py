@@ -16,7 +16,8 @@ from matching import config, paths
 from matching.data import raw
 from matching.data.contract import EXTRA_PHOTOS, MAIN_PHOTO
 from matching.encoders.photos import photo_vectors
-from matching.io import run_stage, write_arrays
+from matching.npz import write_arrays
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,9 @@ from matching.config import Lexical, TextEmbedding
 from matching.encoders.base import UNFITTED, TextEncoder, encode_distinct
 from matching.encoders.lexical import LexicalEncoder
 from matching.encoders.texts import TEXT_OF
-from matching.io import run_stage, write_arrays, write_json
+from matching.io import write_json
+from matching.npz import write_arrays
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,12 @@ import logging
 import pandas as pd
 
 from matching import config, metric, paths
+from matching.errors import StageError
 from matching.features.columns import KEYS
-from matching.io import StageError, run_stage, write_json, write_parquet
+from matching.io import write_json, write_parquet
 from matching.matchers.ensemble import combine, save_ensemble
+from matching.matchers.names import ENSEMBLE
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     oof_score, fitted, reference = combine(oof, matchers, method)
     target, category = oof.target.to_numpy(), oof.category.to_numpy()
     singles = {name: metric.competition_metric(target, oof[name].to_numpy(), category) for name in matchers}
-    best = max(singles, key=singles.get)
+    best = max(singles, key=lambda name: singles[name])
     ensemble_metric = metric.competition_metric(target, oof_score, category)
     beats = bool(ensemble_metric > singles[best])
     # What `train.submit: auto` submits, saved with the ensemble so that every reader resolves it alike.
-    fitted.update(best_single=best, beats_best_single=beats, auto_choice=paths.ENSEMBLE_NAME if beats else best)
-    save_ensemble(layout.model_dir(paths.ENSEMBLE_NAME), fitted, reference)
-    write_parquet(oof.drop(columns=matchers).assign(score=oof_score), layout.oof_file(paths.ENSEMBLE_NAME))
+    fitted.update(best_single=best, beats_best_single=beats, auto_choice=ENSEMBLE if beats else best)
+    save_ensemble(layout.model_dir(ENSEMBLE), fitted, reference)
+    write_parquet(oof.drop(columns=matchers).assign(score=oof_score), layout.oof_file(ENSEMBLE))
     write_json(
         {
             "method": method,

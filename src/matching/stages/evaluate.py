@@ -20,8 +20,10 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 from matching import config, figures, metric, paths
-from matching.io import run_stage, write_json
+from matching.io import write_json
 from matching.live import stage_live
+from matching.matchers.names import ENSEMBLE
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     train = config.load(layout.params).train
     model = config.submitted_model(train, layout.ensemble_file)
-    names = [*train.matchers, paths.ENSEMBLE_NAME]
+    names = [*train.matchers, ENSEMBLE]
     oofs = {name: pd.read_parquet(layout.oof_file(name)) for name in names}
     summaries = {name: evaluate(oof) for name, oof in oofs.items()}
     summary = summaries[model][0]

@@ -16,11 +16,14 @@ import pandas as pd
 
 from matching import config, paths
 from matching.data.cleaning import distinct_test_pairs
+from matching.encoders.modalities import MODALITIES
 from matching.features.columns import KEYS, feature_columns
 from matching.features.neighbours import SCORES
 from matching.features.pairs import pair_features
 from matching.features.products import ProductTables, product_tables
-from matching.io import StoredArrays, read_arrays, run_stage, write_parquet
+from matching.io import write_parquet
+from matching.npz import StoredArrays, read_arrays
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ def load_tables(layout: paths.Layout, settings: config.Features, seed: int) -> P
     """Products with their texts kept as Arrow strings; embedding files and photo sets are read only
     while their group runs (one at a time: together they are the largest thing in memory)."""
     products = pd.read_parquet(layout.products, dtype_backend="pyarrow")
-    embeddings = {m: functools.partial(StoredArrays, layout.embedding_file(m)) for m in paths.MODALITIES}
+    embeddings = {m: functools.partial(StoredArrays, layout.embedding_file(m)) for m in MODALITIES}
     return product_tables(
         products,
         embeddings,
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     cfg = config.load(layout.params)
     tables = load_tables(layout, cfg.features, cfg.seed)
+    assert tables.transforms is not None  # product_tables fits them when none are given
     tables.transforms.save(layout.feature_transforms)
     # Each test pair once (repeats, the other orientation and self pairs get their score in predict).
     train, test = pd.read_parquet(layout.train_pairs), distinct_test_pairs(pd.read_parquet(layout.test_pairs))

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 
 from matching import config, paths
 from matching.demo.generator import DemoSize, plan, product_batches
-from matching.io import atomic_path, run_stage
+from matching.io import atomic_path
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 

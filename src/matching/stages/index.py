@@ -6,9 +6,9 @@ import argparse
 import logging
 
 from matching import config, paths
-from matching.io import run_stage
 from matching.retrieval.index import CatalogIndex
 from matching.retrieval.vectors import read_catalog
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 

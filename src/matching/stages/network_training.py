@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from matching import figures, paths
-from matching.io import StoredArrays
+from matching.encoders.modalities import MODALITIES
 from matching.matchers import networks
 from matching.matchers.crossfit import Timer, cross_fit, curve_frame
+from matching.npz import StoredArrays
 from matching.stages.training import TrainingInputs, log_curves
 
 
 def load_product_blocks(layout: paths.Layout) -> networks.ProductBlocks:
     """Every product's modality vectors, read one embedding at a time into one preallocated matrix."""
-    return networks.product_blocks({m: StoredArrays(layout.embedding_file(m)) for m in paths.MODALITIES})
+    return networks.product_blocks({m: StoredArrays(layout.embedding_file(m)) for m in MODALITIES})
 
 
 def train_network(name: str, fit: Callable, inputs: TrainingInputs) -> str:

@@ -17,10 +17,15 @@ import pandas as pd
 
 from matching import config, paths
 from matching.data.cleaning import submission
+from matching.encoders.modalities import MODALITIES
+from matching.errors import StageError
 from matching.features.columns import KEYS
-from matching.io import StageError, StoredArrays, run_stage, write_csv, write_parquet
+from matching.io import write_csv, write_parquet
 from matching.matchers.cross_encoder import CARD_COLUMNS
-from matching.matchers.saved import CROSS_ENCODER, SAVED_MATCHERS, SavedModels
+from matching.matchers.names import CROSS_ENCODER, SAVED_MATCHERS
+from matching.matchers.saved import SavedModels
+from matching.npz import StoredArrays
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     features = pd.read_parquet(layout.test_features)
     unsaved = tuple(m for m in cfg.train.matchers if m not in SAVED_MATCHERS)
     models = SavedModels.load(layout, cfg, scored_elsewhere=unsaved, every_matcher=True)
-    embeddings = {m: StoredArrays(layout.embedding_file(m)) for m in paths.MODALITIES}
+    embeddings = {m: StoredArrays(layout.embedding_file(m)) for m in MODALITIES}
     cards = pd.read_parquet(layout.products, columns=CARD_COLUMNS) if CROSS_ENCODER in models.matchers else None
     scores = models.score(features, embeddings, scored_in_stage(layout, list(unsaved), features), cards)
     frame = submission(pd.read_parquet(layout.test_pairs), scores[KEYS + ["score"]])

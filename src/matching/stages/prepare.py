@@ -18,7 +18,9 @@ from matching.data import contract, raw
 from matching.data.cleaning import check_both_classes, check_known_ids, clean_train_pairs, sample_pairs
 from matching.data.products import build_products
 from matching.data.report import data_report, scan_vectors
-from matching.io import DataError, run_stage, write_csv, write_json, write_parquet, write_table
+from matching.errors import DataError
+from matching.io import write_csv, write_json, write_parquet, write_table
+from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 

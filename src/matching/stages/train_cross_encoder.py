@@ -14,12 +14,13 @@ import pandas as pd
 
 from matching import figures
 from matching.features.columns import KEYS
-from matching.io import run_stage
 from matching.matchers import cross_encoder
 from matching.matchers.crossfit import Timer, cross_fit, curve_frame
+from matching.matchers.names import CROSS_ENCODER
+from matching.stage import run_stage
 from matching.stages.training import TrainingInputs, log_curves, run_matcher
 
-NAME = "cross_encoder"
+NAME = CROSS_ENCODER
 
 
 def train(inputs: TrainingInputs) -> str:

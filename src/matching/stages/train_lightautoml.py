@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from matching.io import run_stage, write_json
+from matching.io import write_json
 from matching.matchers import lightautoml
 from matching.matchers.crossfit import Timer, cross_fit
+from matching.matchers.names import LIGHTAUTOML
+from matching.stage import run_stage
 from matching.stages.training import TrainingInputs, run_matcher
 
-NAME = "lightautoml"
+NAME = LIGHTAUTOML
 
 
 def train(inputs: TrainingInputs) -> str:

@@ -8,12 +8,14 @@ from dvclive.lgbm import DVCLiveCallback
 
 from matching import figures
 from matching.features.columns import feature_columns
-from matching.io import run_stage, write_csv
+from matching.io import write_csv
 from matching.matchers import lightgbm
 from matching.matchers.crossfit import Timer, curve_frame
+from matching.matchers.names import LIGHTGBM
+from matching.stage import run_stage
 from matching.stages.training import TrainingInputs, fold_log, run_matcher
 
-NAME = "lightgbm"
+NAME = LIGHTGBM
 
 
 def train(inputs: TrainingInputs) -> str:
@@ -45,8 +47,8 @@ def train(inputs: TrainingInputs) -> str:
     lightgbm.save_models(scoring, layout.model_dir(NAME))
     inputs.write_scores(NAME, oof)
     importance = lightgbm.importance_table(models).head(figures.TOP_FEATURES)
-    write_csv(importance, layout.importance_plot)
-    figures.save_figure(figures.importance(importance), layout.importance_plot.with_suffix(".png"))
+    write_csv(importance, layout.importance_table(NAME))
+    figures.save_figure(figures.importance(importance), layout.importance_table(NAME).with_suffix(".png"))
     figures.save_figure(figures.learning_curves(curve_frame(curves), NAME), layout.learning_curve_plot(NAME))
     refit = "; new pairs are scored by a refit on all train pairs" if settings.refit_full else ""
     return (

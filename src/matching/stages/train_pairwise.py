@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from matching.io import run_stage
 from matching.matchers import pairwise
+from matching.matchers.names import PAIRWISE
+from matching.stage import run_stage
 from matching.stages.network_training import train_network
 from matching.stages.training import run_matcher
 
-NAME = "pairwise"
+NAME = PAIRWISE
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,7 @@ class TrainingInputs:
         oof_frame = self.train[KEYS + ["target", "category"]].assign(fold=self.fold, score=oof)
         write_parquet(oof_frame, self.layout.oof_file(name))
         if test_scores is not None:
+            assert self.test is not None, "test scores come with the test pairs' features"
             write_parquet(self.test[KEYS].assign(score=test_scores), self.layout.test_scores_file(name))
 
 
