@@ -26,8 +26,8 @@ import torch
 
 from encoder_speed import build_model
 from matching.data.raw import read_product_rows
-from matching.matchers import cross_encoder
-from matching.matchers.networks import trained_weights
+from matching.matchers.cross_encoding import batching, pretrained, serialising  # noqa: E402
+from matching.matchers.fitting import trained_weights
 
 FULL_VOLUME_PAIRS = 1_170_000  # the real archive's train pairs
 
@@ -40,8 +40,8 @@ def cards_of_pairs(raw: Path, n_pairs: int, attribute_count: int, description_ch
     text = read_product_rows(raw, "text_and_bert", ("name", "description"), ids).to_pandas()
     products = text.merge(attributes, on="variantid").sort_values("variantid")
     products = products.rename(columns={"characteristic_attributes_mapping": "attributes"})
-    keys = cross_encoder.key_order(products.attributes)
-    cards = cross_encoder.card_texts(products, keys, attribute_count, description_chars)
+    keys = serialising.key_order(products.attributes)
+    cards = serialising.card_texts(products, keys, attribute_count, description_chars)
     found = products.variantid.to_numpy()
     return tuple(cards[np.searchsorted(found, pairs[key].to_numpy())] for key in ("variantid1", "variantid2"))
 
@@ -53,7 +53,7 @@ def input_pairs_a_second(tokenizer, reader, left, right, batch_size: int, max_le
     rates = []
     for make in (
         lambda rows: reader.cards.batch(reader.left[rows], reader.right[rows]),
-        lambda rows: cross_encoder.tokenised_pairs(tokenizer, left[rows], right[rows], max_length),
+        lambda rows: batching.tokenised_pairs(tokenizer, left[rows], right[rows], max_length),
     ):
         start = time.perf_counter()
         for rows in batches:
@@ -70,9 +70,7 @@ def training_order(reader, batch_size: int, rows: int, group_by_length: bool, rn
     epochs = []
     for _ in range(-(-rows // whole)):
         order = rng.permutation(len(lengths))
-        epochs.append(
-            (cross_encoder.length_grouped(order, lengths, batch_size, rng) if group_by_length else order)[:whole]
-        )
+        epochs.append((batching.length_grouped(order, lengths, batch_size, rng) if group_by_length else order)[:whole])
     return np.concatenate(epochs)
 
 
@@ -107,10 +105,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         build_model(Path(scratch), args.arch, args.raw)
         folder = str(Path(scratch) / "bert")
-        tokenizer = cross_encoder.pretrained_tokenizer(folder)
-        model = cross_encoder.pretrained_classifier(folder, args.freeze_word_embeddings).to(device)
+        tokenizer = pretrained.pretrained_tokenizer(folder)
+        model = pretrained.pretrained_classifier(folder, args.freeze_word_embeddings).to(device)
     start = time.perf_counter()
-    reader = cross_encoder.texts_reader(tokenizer, left, right, args.max_length, args.batch_size, args.precision)
+    reader = batching.texts_reader(tokenizer, left, right, args.max_length, args.batch_size, args.precision)
     tokenise_rate = 2 * len(left) / (time.perf_counter() - start)
     input_rates = input_pairs_a_second(tokenizer, reader, left, right, args.batch_size, args.max_length)
     optimizer = torch.optim.AdamW(trained_weights(model), lr=5e-5)
@@ -126,7 +124,7 @@ def main() -> None:
         rows = order[step * args.batch_size : (step + 1) * args.batch_size]
         logits = reader.logits(model, rows, rng.random(len(rows)) < 0.5)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, cross_encoder.on_device(torch.from_numpy(target[rows]), device)
+            logits, batching.on_device(torch.from_numpy(target[rows]), device)
         )
         loss.backward()
         optimizer.step()

@@ -10,7 +10,10 @@ import pytest
 import yaml
 
 from conftest import REPO
-from matching import compose_params, config
+from matching import compose_params, config, schema
+from matching.device import resolve_device
+from matching.errors import ConfigError
+from matching.matchers.ensemble import submitted_model
 
 CONF = REPO / "conf"
 
@@ -41,7 +44,7 @@ def test_every_config_composes_and_passes_the_typed_check(data, submit, encoder,
     checked = config.from_dict(params)
     assert checked.data.name == data
     assert checked.train.submit == submit
-    assert config.as_dict(checked) == params, "the typed config holds every key as composed"
+    assert schema.as_dict(checked) == params, "the typed config holds every key as composed"
     backend = {"lexical": "lexical", "transformer": "sentence-transformers"}[encoder]
     for modality in ("attributes", "descriptions"):
         assert params["embed"][modality]["backend"] == backend
@@ -162,7 +165,7 @@ def _params_with(dotted, value):
     ],
 )
 def test_a_bad_value_is_refused_with_its_key_and_what_is_allowed(key, value, message):
-    with pytest.raises(config.ConfigError) as error:
+    with pytest.raises(ConfigError) as error:
         config.from_dict(_params_with(key, value))
     assert message in str(error.value) and "\n" not in str(error.value)
 
@@ -187,7 +190,7 @@ def _every_leaf_of_conf():
 @pytest.mark.parametrize("key,value", _every_leaf_of_conf())
 def test_every_leaf_of_conf_refuses_a_wrong_type_in_one_line(key, value):
     wrong = 12345 if isinstance(value, str) else "abc"  # a number for a string, a string for anything else
-    with pytest.raises(config.ConfigError) as error:
+    with pytest.raises(ConfigError) as error:
         config.from_dict(_params_with(key, wrong))
     assert str(error.value).startswith(f"params.yaml: {key} is {wrong!r}; use ") and "\n" not in str(error.value)
 
@@ -195,20 +198,20 @@ def test_every_leaf_of_conf_refuses_a_wrong_type_in_one_line(key, value):
 def test_a_missing_key_is_named():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     del params["train"]["n_folds"]
-    with pytest.raises(config.ConfigError, match=r"train.n_folds is missing"):
+    with pytest.raises(ConfigError, match=r"train.n_folds is missing"):
         config.from_dict(params)
 
 
 def test_submit_auto_follows_the_ensemble_stages_choice_and_a_fixed_choice_reads_nothing(tmp_path):
     choice = tmp_path / "ensemble.json"
     auto = config.from_dict(_params_with("train.submit", "auto")).train
-    with pytest.raises(config.ConfigError, match="ensemble.json: missing; train.submit auto"):
-        config.submitted_model(auto, choice)
+    with pytest.raises(ConfigError, match="ensemble.json: missing; train.submit auto"):
+        submitted_model(auto, choice)
     for chosen in ("lightgbm", "ensemble"):
         choice.write_text(f'{{"auto_choice": "{chosen}"}}')
-        assert config.submitted_model(auto, choice) == chosen
+        assert submitted_model(auto, choice) == chosen
     fixed = config.from_dict(_params_with("train.submit", "siamese")).train
-    assert config.submitted_model(fixed, tmp_path / "absent.json") == "siamese"
+    assert submitted_model(fixed, tmp_path / "absent.json") == "siamese"
 
 
 def test_a_new_lightgbm_knob_is_one_yaml_line():
@@ -304,6 +307,6 @@ def test_a_gpu_device_without_a_gpu_is_refused_in_one_line():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(config.ConfigError, match="a device is cuda, but torch sees no GPU here; set it to auto or cpu"):
-        config.resolve_device("cuda")
-    assert config.resolve_device("auto") == config.resolve_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="a device is cuda, but torch sees no GPU here; set it to auto or cpu"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == resolve_device("cpu") == "cpu"

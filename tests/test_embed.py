@@ -10,11 +10,13 @@ from sklearn.decomposition import PCA
 
 from conftest import LAYOUT, REPO, set_params
 from matching import config
+from matching.device import resolve_device
 from matching.encoders import texts as embed_text
 from matching.encoders.base import encode_distinct
 from matching.encoders.lexical import lexical_encoder
 from matching.encoders.photos import pool_photo_sets
 from matching.encoders.transformer import load_sentence_transformer, sentence_transformer_encoder
+from matching.errors import ConfigError
 from matching.npz import read_arrays
 from matching.stages import embed_text as embed_text_stage
 
@@ -79,10 +81,10 @@ def test_lexical_encoder_fitted_on_a_sample_projects_every_text_in_chunks():
 def test_device_auto_falls_back_to_cpu_without_a_gpu():
     import torch
 
-    assert config.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["embed"]["device"] = "tpu"
-    with pytest.raises(config.ConfigError, match="embed.device is 'tpu'; use one of auto, cpu, cuda"):
+    with pytest.raises(ConfigError, match="embed.device is 'tpu'; use one of auto, cpu, cuda"):
         config.from_dict(params)
 
 

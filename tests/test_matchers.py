@@ -16,6 +16,7 @@ from matching.demo.generator import DemoSize, generate
 from matching.encoders.modalities import TEXT_MODALITIES
 from matching.errors import StageError
 from matching.matchers import ensemble as ensembling
+from matching.matchers.cross_encoding import batching, serialising
 from matching.matchers.crossfit import cross_fit
 from matching.scoring import TrainedMatcher
 from matching.stages import embed_names, embed_photos, embed_text, ensemble, evaluate, features, predict
@@ -187,7 +188,7 @@ def test_the_cross_encoder_saves_weights_that_score_as_in_training_and_predict_a
     from matching.stages import train_cross_encoder
 
     products = pd.read_parquet(LAYOUT.products)
-    model = save_tiny_bert(tmp_path / "tiny", cross_encoder.card_texts(products, [], 8, 0).tolist(), vocab_size=1000)
+    model = save_tiny_bert(tmp_path / "tiny", serialising.card_texts(products, [], 8, 0).tolist(), vocab_size=1000)
     params_file = featurized / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     params["cross_encoder"].update(
@@ -204,12 +205,12 @@ def test_the_cross_encoder_saves_weights_that_score_as_in_training_and_predict_a
     assert len(list(folder.glob("fold_*.safetensors"))) == 3 and (folder / "config.json").exists()
     assert all(isinstance(v, torch.Tensor) for v in load_file(str(folder / "fold_0.safetensors")).values())
     saved = cross_encoder.SavedCrossEncoder.load(folder)
-    cards = cross_encoder.card_texts(products, saved.serialisation["keys"], 8, 200)
+    cards = serialising.card_texts(products, saved.serialisation["keys"], 8, 200)
     rows = np.flatnonzero(oof.fold.to_numpy() == 0)[:40]
     ids = products.variantid.to_numpy()
-    reader = cross_encoder.pair_reader(saved.tokenizer, oof.iloc[rows], ids, cards, saved.serialisation)
+    reader = batching.pair_reader(saved.tokenizer, oof.iloc[rows], ids, cards, saved.serialisation)
     swapped = oof.iloc[rows].rename(columns={"variantid1": "variantid2", "variantid2": "variantid1"})
-    backward = cross_encoder.pair_reader(saved.tokenizer, swapped, ids, cards, saved.serialisation)
+    backward = batching.pair_reader(saved.tokenizer, swapped, ids, cards, saved.serialisation)
     np.testing.assert_allclose(reader.scores(saved.folds[0]), oof.score.to_numpy()[rows], atol=1e-5)
     np.testing.assert_allclose(backward.scores(saved.folds[0]), reader.scores(saved.folds[0]), atol=1e-6)
     # Stacked with LightGBM: predict scores the test pairs from the saved folds, and the score command,

@@ -7,7 +7,8 @@ from torch import nn
 from matching.config import Network
 from matching.errors import DataError
 from matching.matchers.crossfit import InnerSplit
-from matching.matchers.networks import fit_network, product_blocks
+from matching.matchers.fitting import FitOptions, FoldRows, fit_network
+from matching.matchers.networks import product_blocks
 from matching.npz import StoredArrays, write_arrays
 
 
@@ -85,9 +86,8 @@ def test_early_stopping_reads_the_inner_split_every_validate_every_pairs_and_kee
         return np.where(np.random.default_rng(0).random(len(rows)) < next(quality), target[rows], noise)
 
     curves: list = []
-    fit_network(
-        model, lambda rows: model.weight.sum() * len(rows), predict, train, valid, 0, inner, target, settings, 0, curves
-    )
+    rows = FoldRows(train, valid, 0, inner, target)
+    fit_network(model, lambda rows: model.weight.sum() * len(rows), predict, rows, settings, 0, curves)
     parts = -(-len(fit) // 25)  # reads an epoch
     assert [row["epoch"] for row in curves[0]] == [round(k / parts, 4) for k in range(1, 6)]
     assert model.weight.item() == weights_at_read[1] != weights_at_read[-1]
@@ -125,16 +125,11 @@ def test_an_epoch_arranged_on_the_host_is_cut_into_batches_in_the_arranged_order
         model,
         batch_loss,
         lambda rows: target[rows],
-        train,
-        valid,
-        0,
-        inner,
-        target,
+        FoldRows(train, valid, 0, inner, target),
         settings,
         0,
         [],
-        host_rows=True,
-        arrange=arrange,
+        FitOptions(host_rows=True, arrange=arrange),
     )
     assert [len(rows) for rows in batches] == [8] * (len(fit) // 8) + ([len(fit) % 8] if len(fit) % 8 else [])
     np.testing.assert_array_equal(np.concatenate(batches), arranged[0])

@@ -8,22 +8,20 @@ against LightGBM's own parameter names.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 
 from matching.encoders.modalities import MODALITIES
-from matching.errors import StageError
+from matching.errors import ConfigError
 from matching.features.groups import FEATURE_GROUPS
 from matching.matchers.names import AUTO, ENSEMBLE, MATCHERS
+from matching.schema import between, convert, distinct, fail, positive, section
 
 Device = Literal["auto", "cpu", "cuda"]
 Pooling = Literal["cls", "mean", "auto"]  # a pair's vector: [CLS], the tokens' mean, or as the model pools
@@ -34,18 +32,6 @@ LIGHTAUTOML_ALGORITHMS = (
     *_NEURAL,
     *(f"{name}_tuned" for name in _NEURAL),
 )
-
-
-class ConfigError(StageError):
-    """A bad value in params.yaml: the message names the key and what is allowed."""
-
-
-def positive(maximum: float | None = None) -> dict:
-    return {"min": 1, "max": maximum}
-
-
-def between(low: float, high: float, low_open: bool = False) -> dict:
-    return {"min": low, "max": high, "low_open": low_open}
 
 
 @dataclass(frozen=True)
@@ -166,6 +152,7 @@ class LightGBM:
     category_min_pairs: int = field(metadata=positive())
     refit_full: bool
     booster: dict[str, Any] = field(default_factory=dict)
+    OPEN_FIELD: typing.ClassVar[str] = "booster"  # keys beyond the declared fields are LightGBM parameters
 
     def __post_init__(self) -> None:
         from lightgbm.basic import _ConfigAliases  # the names LightGBM accepts, aliases included
@@ -185,7 +172,7 @@ class LightGBM:
                 fail(f"lightgbm.{key}", value, "a number, a string or true/false")
             if key in BOOSTER_KNOBS:
                 hint, bounds = BOOSTER_KNOBS[key]
-                self.booster[key] = _convert(value, hint, f"lightgbm.{key}", bounds)
+                self.booster[key] = convert(value, hint, f"lightgbm.{key}", bounds)
         check_booster({k: v for k, v in self.booster.items() if k not in BOOSTER_KNOBS})
 
 
@@ -214,7 +201,7 @@ def check_booster(parameters: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Fitting:
-    """What `networks.fit_network` reads: the step, batches, reads of the inner split and patience."""
+    """What `fitting.fit_network` reads: the step, batches, reads of the inner split and patience."""
 
     device: Device
     learning_rate: float = field(metadata=between(0.0, 10.0, low_open=True))
@@ -280,95 +267,9 @@ class Config:
     cross_encoder: CrossEncoder
 
 
-# Sections whose keys beyond the declared fields are collected into one mapping field.
-OPEN_SECTIONS: dict[type, str] = {LightGBM: "booster"}
-
-
-def fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
-    raise ConfigError(f"params.yaml: {key} is {value!r}; use {allowed}")
-
-
-def distinct(key: str, values: list) -> None:
-    if not values:
-        fail(key, values, "a list of at least one name")
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:
-        fail(key, values, f"each name once ({', '.join(map(str, repeated))} repeated)")
-
-
-def _describe(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return "one of " + ", ".join(map(str, typing.get_args(hint)))
-    if origin is list:
-        return f"a list of {_describe(typing.get_args(hint)[0])}"
-    if origin in (Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(hint))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
-
-
-def _convert(value: Any, hint: Any, key: str, bounds: dict) -> Any:
-    origin = typing.get_origin(hint)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _section(hint, value, key)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
-            return None
-        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
-        return _convert(value, inner, key, bounds)
-    if origin is Literal:
-        if value not in typing.get_args(hint):
-            fail(key, value, _describe(hint))
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            fail(key, value, _describe(hint))
-        return [_convert(v, typing.get_args(hint)[0], key, {}) for v in value]
-    if origin is dict or hint is Any:
-        return value
-    numeric = hint in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int and not (numeric and float(value).is_integer()):
-        fail(key, value, _describe(hint))
-    if hint is float and not numeric:
-        fail(key, value, _describe(hint))
-    if hint in (str, bool) and not isinstance(value, hint):
-        fail(key, value, _describe(hint))
-    value = hint(value)
-    low, high = bounds.get("min"), bounds.get("max")
-    if (low is not None and (value < low or bounds.get("low_open") and value == low)) or (
-        high is not None and value > high
-    ):
-        low_text = f"> {low}" if bounds.get("low_open") else f">= {low}"
-        fail(key, value, f"{_describe(hint)} {low_text}" + (f" and <= {high}" if high is not None else ""))
-    return value
-
-
-def _section(cls: type, values: Any, key: str) -> Any:
-    if not isinstance(values, dict):
-        fail(key, values, f"a mapping with keys {', '.join(f.name for f in dataclasses.fields(cls))}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    extra = OPEN_SECTIONS.get(cls)
-    unknown = [k for k in values if k not in fields or k == extra]
-    if unknown and not extra:
-        fail(f"{key}.{unknown[0]}".lstrip("."), values[unknown[0]], f"only the keys {', '.join(fields)}")
-    kwargs = {}
-    for name, spec in fields.items():
-        if name == extra:
-            kwargs[name] = {k: values[k] for k in unknown}
-            continue
-        dotted = f"{key}.{name}".lstrip(".")
-        if name not in values:
-            if spec.default is not dataclasses.MISSING:
-                continue
-            raise ConfigError(f"params.yaml: {dotted} is missing; add it (see conf/ and `make params`)")
-        kwargs[name] = _convert(values[name], hints[name], dotted, dict(spec.metadata))
-    return cls(**kwargs)
-
-
 def from_dict(params: dict) -> Config:
     """The checked configuration of a params mapping; ConfigError on the first bad value."""
-    return _section(Config, params, "")
+    return section(Config, params, "")
 
 
 def load(path: Path | str) -> Config:
@@ -380,38 +281,3 @@ def load(path: Path | str) -> Config:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not YAML ({str(error).splitlines()[0]}); fix it or run `make params`") from None
     return from_dict(params)
-
-
-def as_dict(config: Any) -> dict:
-    """A config (or section) back as the plain mapping params.yaml holds, open sections flattened."""
-    out = {}
-    for spec in dataclasses.fields(config):
-        value = getattr(config, spec.name)
-        if OPEN_SECTIONS.get(type(config)) == spec.name:
-            out.update(value)
-        else:
-            out[spec.name] = as_dict(value) if dataclasses.is_dataclass(value) else value
-    return out
-
-
-def resolve_device(device: str) -> str:
-    """`auto` means a GPU when torch sees one."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("params.yaml: a device is cuda, but torch sees no GPU here; set it to auto or cpu")
-    return device
-
-
-def submitted_model(train: Train, ensemble_file: Path) -> str:
-    """The model submitted: `train.submit`, with `auto` resolved by the choice the ensemble stage saved in
-    `ensemble_file` (the ensemble if it beat the best single matcher out-of-fold, else that matcher)."""
-    if train.submit != AUTO:
-        return train.submit
-    if not ensemble_file.exists():
-        raise ConfigError(
-            f"{ensemble_file}: missing; train.submit auto reads the ensemble stage's choice: run dvc repro"
-        )
-    return json.loads(ensemble_file.read_text())["auto_choice"]

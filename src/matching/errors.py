@@ -7,3 +7,7 @@ class StageError(Exception):
 
 class DataError(StageError):
     """Bad input: the message names the file, the column or value, and what to do."""
+
+
+class ConfigError(StageError):
+    """A bad value in params.yaml: the message names the key and what is allowed."""

@@ -168,3 +168,15 @@ def read_pairs(raw_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             frame["target"] = contract.check_target(table, label)
         frames[name] = frame
     return frames["train"], frames["test"]
+
+
+def read_id_file(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A parquet or CSV file of ids (CSV by its suffix); one line if it is missing or unreadable."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file; give a parquet or CSV file with columns {', '.join(columns)}")
+    if path.suffix == ".csv":
+        try:
+            return pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+            raise DataError(f"{path}: not a readable CSV file ({error}); write it as CSV or parquet") from None
+    return read_table(path, columns).to_pandas()

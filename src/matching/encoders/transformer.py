@@ -13,8 +13,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from matching import THREADS
-from matching.config import ConfigError, resolve_device
+from matching.device import resolve_device
 from matching.encoders.base import TextEncoder
+from matching.errors import ConfigError
 from matching.io import atomic_path
 
 PRECISIONS = ("float32", "bfloat16", "int8")

@@ -8,6 +8,7 @@ the photo sets are loaded only while their group runs. What Python loops remain 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -98,6 +99,51 @@ def _top_keys(attributes: pd.DataFrame, category: np.ndarray, category_names: np
     )
 
 
+def _attribute_rows_of(attributes: pd.DataFrame, key_text: np.ndarray, key: re.Pattern) -> pd.DataFrame:
+    """The attribute rows whose key matches `key`."""
+    if not len(attributes):
+        return attributes
+    return attributes[np.array([bool(key.search(k)) for k in key_text], dtype=bool)[attributes["key"]]]
+
+
+def _colours(attributes: pd.DataFrame, key_text: np.ndarray, value_text: np.ndarray) -> pd.DataFrame:
+    """(product, colour code) rows: every value of a colour attribute, split on " | "."""
+    rows = _attribute_rows_of(attributes, key_text, COLOUR_KEY)
+    values = pd.Series(value_text[rows["value"].to_numpy()], dtype=object).str.split(r" \| ")
+    colours = pd.DataFrame({"product": rows["product"].to_numpy(), "item": values.to_numpy()}).explode("item")
+    return colours.assign(item=pd.factorize(colours["item"])[0]).astype({"product": np.int64})
+
+
+def _brands(
+    attributes: pd.DataFrame, key_text: np.ndarray, value_text: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each product's brand as a value code (-1 for none) and as text ("" for none): its first brand attribute."""
+    rows = _attribute_rows_of(attributes, key_text, BRAND_KEY).drop_duplicates("product")
+    brand_text = np.full(n, "", dtype=object)
+    brand_text[rows["product"].to_numpy()] = value_text[rows["value"].to_numpy()]
+    brands = np.full(n, -1, dtype=np.int64)
+    brands[rows["product"].to_numpy()] = rows["value"].to_numpy()  # one value code, one brand text
+    return brands, brand_text
+
+
+def _category_frequency(fitted: pd.DataFrame, category_names: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each level's fitted category shares by this table's category codes (0 for a category not fitted)."""
+    frequency = {level: np.zeros(len(known), np.float32) for level, known in category_names.items()}
+    for level in CATEGORY_LEVELS:
+        at_level = fitted[fitted["level"] == level]
+        found = codes_of(at_level["category"], category_names[level])
+        frequency[level][found[found >= 0]] = at_level["frequency"].to_numpy(np.float32)[found >= 0]
+    return frequency
+
+
+def _coded_top_keys(top_keys: pd.DataFrame, category_names: np.ndarray, key_text: np.ndarray) -> pd.DataFrame:
+    """The fitted top keys by this table's category and key codes; those it does not hold are dropped."""
+    coded = top_keys.assign(
+        category=codes_of(top_keys["category"], category_names), key=codes_of(top_keys["key"], key_text)
+    )
+    return coded[(coded["category"] >= 0) & (coded["key"] >= 0)].reset_index(drop=True)
+
+
 def product_tables(
     products: pd.DataFrame,
     embeddings: Mapping[str, Source],
@@ -122,28 +168,8 @@ def product_tables(
     for level in CATEGORY_LEVELS:
         categories[level], category_names[level] = _category_codes(products[f"category_{level}"])
 
-    colour_rows = (
-        attributes[np.array([bool(COLOUR_KEY.search(k)) for k in key_text], dtype=bool)[attributes["key"]]]
-        if len(attributes)
-        else attributes
-    )
-    colour_values = pd.Series(value_text[colour_rows["value"].to_numpy()], dtype=object).str.split(r" \| ")
-    colours = pd.DataFrame({"product": colour_rows["product"].to_numpy(), "item": colour_values.to_numpy()}).explode(
-        "item"
-    )
-    colours = colours.assign(item=pd.factorize(colours["item"])[0]).astype({"product": np.int64})
-    brand_rows = (
-        attributes[
-            np.array([bool(BRAND_KEY.search(k)) for k in key_text], dtype=bool)[attributes["key"]]
-        ].drop_duplicates("product")
-        if len(attributes)
-        else attributes
-    )
-    brand_text = np.full(n, "", dtype=object)
-    brand_text[brand_rows["product"].to_numpy()] = value_text[brand_rows["value"].to_numpy()]
-    brands = np.full(n, -1, dtype=np.int64)
-    brands[brand_rows["product"].to_numpy()] = brand_rows["value"].to_numpy()  # one value code, one brand text
-
+    colours = _colours(attributes, key_text, value_text)
+    brands, brand_text = _brands(attributes, key_text, value_text, n)
     name_and_attributes = pc.binary_join_element_wise(names_arrow, attribute_text, " ")
     codes, code_strings, code_texts = parse_codes(name_and_attributes)
     texts = {"name": names_arrow, "attributes": attribute_text, "description": description_text}
@@ -156,28 +182,17 @@ def product_tables(
             category_frequencies(categories, category_names),
             _top_keys(attributes, categories["2"], category_names["2"], key_text),
         )
-    frequency = {level: np.zeros(len(known), np.float32) for level, known in category_names.items()}
-    fitted = transforms.category_frequency
-    for level in CATEGORY_LEVELS:
-        at_level = fitted[fitted["level"] == level]
-        found = codes_of(at_level["category"], category_names[level])
-        frequency[level][found[found >= 0]] = at_level["frequency"].to_numpy(np.float32)[found >= 0]
-    top_keys = transforms.top_keys.assign(
-        category=codes_of(transforms.top_keys["category"], category_names["2"]),
-        key=codes_of(transforms.top_keys["key"], key_text),
-    )
-    top_keys = top_keys[(top_keys["category"] >= 0) & (top_keys["key"] >= 0)].reset_index(drop=True)
     return ProductTables(
         ids=products["variantid"].to_numpy(np.int64),
         categories=categories,
         category_names=category_names,
-        category_frequency=frequency,
+        category_frequency=_category_frequency(transforms.category_frequency, category_names),
         names=names,
         name_lengths=pc.utf8_length(names_arrow).to_numpy().astype(np.float32),
         texts=texts,
         descriptions_present=products["description"].notna().to_numpy(np.float32),
         attributes=ItemRows.of(attributes, n),
-        top_keys=top_keys,
+        top_keys=_coded_top_keys(transforms.top_keys, category_names["2"], key_text),
         codes=codes,
         name_numbers=parse_name_numbers(names_arrow),
         code_strings=code_strings,

@@ -17,8 +17,11 @@ import pandas as pd
 from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 
+from matching import config
+from matching.errors import ConfigError
 from matching.io import write_json
 from matching.matchers.crossfit import cross_fit
+from matching.matchers.names import AUTO
 from matching.npz import read_arrays, write_arrays
 
 METHODS = ("rank_mean", "stacking")
@@ -99,3 +102,15 @@ def load_ensemble(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:
     fitted = json.loads((folder / "ensemble.json").read_text())
     reference = read_arrays(folder / "rank_reference.npz") if fitted["method"] == "rank_mean" else {}
     return fitted, reference
+
+
+def submitted_model(train: config.Train, ensemble_file: Path) -> str:
+    """The model submitted: `train.submit`, with `auto` resolved by the choice the ensemble stage saved in
+    `ensemble_file` (the ensemble if it beat the best single matcher out-of-fold, else that matcher)."""
+    if train.submit != AUTO:
+        return train.submit
+    if not ensemble_file.exists():
+        raise ConfigError(
+            f"{ensemble_file}: missing; train.submit auto reads the ensemble stage's choice: run dvc repro"
+        )
+    return json.loads(ensemble_file.read_text())["auto_choice"]

@@ -17,14 +17,13 @@ from torch import nn
 from matching.config import Network
 from matching.features.columns import feature_columns
 from matching.matchers.crossfit import InnerSplit
+from matching.matchers.fitting import FoldRows, fit_network, set_determinism
 from matching.matchers.networks import (
     ProductBlocks,
     ProductTower,
     fit_inputs,
-    fit_network,
     pair_tensors,
     score_in_chunks,
-    set_determinism,
 )
 
 
@@ -130,6 +129,7 @@ def fit_pairwise(
             swap = bool(flips.random() < 0.5)  # the head must not learn which side is which
             return loss_fn(logit(rows, swap), target_tensor[rows])
 
-        return fit_network(model, batch_loss, score, train, valid, fold, inner, target, settings, seed + fold, curves)
+        rows = FoldRows(train, valid, fold, inner, target)
+        return fit_network(model, batch_loss, score, rows, settings, seed + fold, curves)
 
     return fit_predict, architecture

@@ -19,11 +19,12 @@ import torch
 
 from matching import config, paths
 from matching.data.ids import positions
+from matching.device import resolve_device
 from matching.errors import StageError
 from matching.features.columns import KEYS
-from matching.matchers import lightgbm, networks, pairwise, siamese
+from matching.matchers import fitting, lightgbm, networks, pairwise, siamese
 from matching.matchers.cross_encoder import SavedCrossEncoder
-from matching.matchers.ensemble import ensemble_scores, load_ensemble
+from matching.matchers.ensemble import ensemble_scores, load_ensemble, submitted_model
 from matching.matchers.names import CROSS_ENCODER, ENSEMBLE, LIGHTGBM, PAIRWISE, SAVED_MATCHERS, SIAMESE
 
 NETWORK_MODULES = {SIAMESE: siamese, PAIRWISE: pairwise}
@@ -66,7 +67,7 @@ class SavedModels:
         every_matcher: bool = False,
     ) -> SavedModels:
         """Refuses, in one line, a model that needs a matcher it cannot load (unless `scored_elsewhere`)."""
-        submit = config.submitted_model(cfg.train, layout.ensemble_file)
+        submit = submitted_model(cfg.train, layout.ensemble_file)
         matchers = models_needed(cfg.train, submit, every_matcher)
         for name in matchers:
             if name not in SAVED_MATCHERS and name not in scored_elsewhere:
@@ -81,11 +82,11 @@ class SavedModels:
                 models.lightgbm = lightgbm.load_models(layout.model_dir(LIGHTGBM))
             for name in (m for m in matchers if m in NETWORK_MODULES):
                 folder = layout.model_dir(name)
-                folds = networks.load_fold_models(folder, NETWORK_MODULES[name].build)
+                folds = fitting.load_fold_models(folder, NETWORK_MODULES[name].build)
                 models.networks[name] = (folds, json.loads((folder / "architecture.json").read_text()))
             if CROSS_ENCODER in matchers:
                 models.cross_encoder = SavedCrossEncoder.load(layout.model_dir(CROSS_ENCODER))
-                models.cross_encoder_device = config.resolve_device(cfg.cross_encoder.device)
+                models.cross_encoder_device = resolve_device(cfg.cross_encoder.device)
             if submit == ENSEMBLE or every_matcher:
                 models.ensemble = load_ensemble(layout.model_dir(ENSEMBLE))
         except (FileNotFoundError, KeyError) as error:

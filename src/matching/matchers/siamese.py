@@ -13,14 +13,13 @@ from torch import nn
 
 from matching.config import SiameseNetwork
 from matching.matchers.crossfit import InnerSplit
+from matching.matchers.fitting import FoldRows, fit_network, set_determinism
 from matching.matchers.networks import (
     ProductBlocks,
     ProductTower,
     fit_inputs,
-    fit_network,
     pair_tensors,
     score_in_chunks,
-    set_determinism,
 )
 
 
@@ -68,6 +67,7 @@ def fit_siamese(
         def batch_loss(rows: np.ndarray) -> torch.Tensor:
             return contrastive_loss(distance(rows), target_tensor[rows], settings.margin)
 
-        return fit_network(model, batch_loss, score, train, valid, fold, inner, target, settings, seed + fold, curves)
+        rows = FoldRows(train, valid, fold, inner, target)
+        return fit_network(model, batch_loss, score, rows, settings, seed + fold, curves)
 
     return fit_predict, architecture

@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 
 from matching.data import contract
+from matching.data.raw import read_id_file
 from matching.errors import DataError
 from matching.io import write_frame
 from matching.retrieval.matches import CatalogMatcher
-from matching.scoring.command import read_id_file
 from matching.stage import run_stage
 
 log = logging.getLogger(__name__)

@@ -14,27 +14,12 @@ import logging
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from matching.data import raw
-from matching.errors import DataError
+from matching.data.raw import read_id_file
 from matching.io import write_frame
 from matching.scoring.matcher import TrainedMatcher
 from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
-
-
-def read_id_file(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A parquet or CSV file of ids (CSV by its suffix); one line if it is missing or unreadable."""
-    if not path.exists():
-        raise DataError(f"{path}: no such file; give a parquet or CSV file with columns {', '.join(columns)}")
-    if path.suffix == ".csv":
-        try:
-            return pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-            raise DataError(f"{path}: not a readable CSV file ({error}); write it as CSV or parquet") from None
-    return raw.read_table(path, columns).to_pandas()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from sklearn.metrics import precision_recall_curve
 from matching import config, figures, metric, paths
 from matching.io import write_json
 from matching.live import stage_live
+from matching.matchers.ensemble import submitted_model
 from matching.matchers.names import ENSEMBLE
 from matching.stage import run_stage
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     layout = paths.project()
     train = config.load(layout.params).train
-    model = config.submitted_model(train, layout.ensemble_file)
+    model = submitted_model(train, layout.ensemble_file)
     names = [*train.matchers, ENSEMBLE]
     oofs = {name: pd.read_parquet(layout.oof_file(name)) for name in names}
     summaries = {name: evaluate(oof) for name, oof in oofs.items()}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from matching import figures, paths
 from matching.encoders.modalities import MODALITIES
-from matching.matchers import networks
+from matching.matchers import fitting, networks
 from matching.matchers.crossfit import Timer, cross_fit, curve_frame
 from matching.npz import StoredArrays
 from matching.stages.training import TrainingInputs, log_curves
@@ -27,7 +27,7 @@ def train_network(name: str, fit: Callable, inputs: TrainingInputs) -> str:
     )
     with Timer() as timer:
         oof, models = cross_fit(inputs.fold, fit_predict)
-    networks.save_fold_models(models, architecture, layout.model_dir(name))
+    fitting.save_fold_models(models, architecture, layout.model_dir(name))
     inputs.write_scores(name, oof)
     log_curves(layout, name, curves)
     figures.save_figure(figures.learning_curves(curve_frame(curves), name), layout.learning_curve_plot(name))

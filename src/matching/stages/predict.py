@@ -21,7 +21,7 @@ from matching.encoders.modalities import MODALITIES
 from matching.errors import StageError
 from matching.features.columns import KEYS
 from matching.io import write_csv, write_parquet
-from matching.matchers.cross_encoder import CARD_COLUMNS
+from matching.matchers.cross_encoding.serialising import CARD_COLUMNS
 from matching.matchers.names import CROSS_ENCODER, SAVED_MATCHERS
 from matching.matchers.saved import SavedModels
 from matching.npz import StoredArrays

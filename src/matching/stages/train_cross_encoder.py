@@ -15,6 +15,7 @@ import pandas as pd
 from matching import figures
 from matching.features.columns import KEYS
 from matching.matchers import cross_encoder
+from matching.matchers.cross_encoding import batching, pretrained, serialising
 from matching.matchers.crossfit import Timer, cross_fit, curve_frame
 from matching.matchers.names import CROSS_ENCODER
 from matching.stage import run_stage
@@ -26,17 +27,15 @@ NAME = CROSS_ENCODER
 def train(inputs: TrainingInputs) -> str:
     settings, layout = inputs.cfg.cross_encoder, inputs.layout
     # `auto` read once from the model's files, not again for each fold's fresh copy of the model
-    settings = replace(settings, pooling=cross_encoder.model_pooling(settings.model, settings.pooling))
-    products = pd.read_parquet(layout.products, columns=cross_encoder.CARD_COLUMNS)
+    settings = replace(settings, pooling=pretrained.model_pooling(settings.model, settings.pooling))
+    products = pd.read_parquet(layout.products, columns=serialising.CARD_COLUMNS)
     products = products[products.variantid.isin(np.unique(inputs.train[KEYS].to_numpy()))]
-    serialisation = cross_encoder.serialisation_of(settings, cross_encoder.key_order(products.attributes))
-    cards = cross_encoder.card_texts(
+    serialisation = cross_encoder.serialisation_of(settings, serialising.key_order(products.attributes))
+    cards = serialising.card_texts(
         products, serialisation["keys"], settings.attribute_count, settings.description_chars
     )
-    tokenizer = cross_encoder.pretrained_tokenizer(settings.model)
-    reader = cross_encoder.pair_reader(
-        tokenizer, inputs.train, products.variantid.to_numpy(np.int64), cards, serialisation
-    )
+    tokenizer = pretrained.pretrained_tokenizer(settings.model)
+    reader = batching.pair_reader(tokenizer, inputs.train, products.variantid.to_numpy(np.int64), cards, serialisation)
     curves: list = []
     fit_predict = cross_encoder.fit_cross_encoder(
         reader, inputs.train.target.to_numpy(), settings, inputs.cfg.seed, inputs.inner, curves
