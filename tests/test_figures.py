@@ -6,11 +6,37 @@ import pandas as pd
 from matching import figures
 
 
-def test_importance_draws_the_top_25_features_the_largest_on_top():
-    table = pd.DataFrame({"feature": [f"f{i}" for i in range(40)], "gain": np.linspace(0.001, 0.04, 40)})
-    axes = figures.importance(table).axes[0]
+def test_importance_draws_the_tables_features_the_largest_on_top():
+    table = pd.DataFrame({"feature": [f"f{i}" for i in range(25)], "gain": np.linspace(0.04, 0.001, 25)})
+    axes = figures.importance(table, "lightgbm").axes[0]
     labels = [label.get_text() for label in axes.get_yticklabels()]
-    assert len(axes.patches) == 25 and labels[-1] == "f39" and "f14" not in labels
+    assert len(axes.patches) == 25 and labels[-1] == "f0" and labels[0] == "f24"
+    assert axes.get_title().startswith("lightgbm: top 25 features")
+
+
+def test_per_category_puts_the_worst_on_top_writes_each_value_and_zooms_to_the_values():
+    table = pd.DataFrame({"category": ["a", "b", "c"], "pairs": [10, 2000, 30], "pr_auc": [0.999, 0.991, 0.9995]})
+    axes = figures.per_category(table).axes[0]
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels[-1] == "b (2,000)" and labels[0] == "c (30)"  # barh draws the first row at the bottom
+    assert [t.get_text() for t in axes.texts] == ["0.9995", "0.9990", "0.9910"]
+    low, high = axes.get_xlim()
+    assert 0.95 < low < 0.991 and high > 1  # zoomed in: bars near 1 differ visibly; room for the labels
+
+
+def test_missing_values_draw_each_fields_share_most_missing_on_top():
+    table = pd.DataFrame({"column": ["name", "description", "extra_photos"], "missing_share": [0.0, 0.12, 0.4]})
+    axes = figures.missing_values(table).axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()][-1] == "extra_photos"
+    assert [t.get_text() for t in axes.texts] == ["0.0%", "12.0%", "40.0%"]
+
+
+def test_precision_recall_draws_every_model_in_its_own_style_the_submitted_one_named():
+    curve = pd.DataFrame({"recall": [0.0, 0.5, 1.0], "precision": [1.0, 0.9, 0.5]})
+    axes = figures.precision_recall({"lightgbm": curve, "pairwise": curve, "ensemble": curve}, "ensemble").axes[0]
+    assert len({line.get_linestyle() for line in axes.lines}) == 3
+    assert len({line.get_linewidth() for line in axes.lines}) == 1  # none drawn thicker over the others
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["lightgbm", "pairwise", "ensemble (submitted)"]
 
 
 def test_learning_curves_draw_one_line_per_fold_against_its_own_epochs():

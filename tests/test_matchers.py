@@ -96,7 +96,7 @@ def test_network_weights_are_plain_tensors_and_learning_curves_go_through_dvcliv
     for fold in range(3):
         curve = pd.read_csv(LAYOUT.fold_log_dir("siamese", fold) / "plots" / "metrics" / "valid_pr_auc.tsv", sep="\t")
         assert list(curve.step) == list(range(len(curve))) and curve.valid_pr_auc.between(0, 1).all()
-    assert not LAYOUT.fold_log_dir("siamese", 3).exists() and LAYOUT.learning_curve_plot("siamese").exists()
+    assert not LAYOUT.fold_log_dir("siamese", 3).exists() and LAYOUT.curves_table("siamese").exists()
     lightgbm_curve = LAYOUT.fold_log_dir("lightgbm", 0) / "plots" / "metrics" / "stop" / "average_precision.tsv"
     assert (pd.read_csv(lightgbm_curve, sep="\t").step % 10 == 0).all()
 

@@ -17,8 +17,6 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 
 from matching.io import atomic_path  # noqa: E402
 
-TOP_FEATURES = 25
-
 
 def save_figure(figure: Figure, path: Path) -> None:
     """PNG without the software stamp, so equal figures give equal bytes."""
@@ -44,21 +42,24 @@ def learning_curves(curve: pd.DataFrame, title: str) -> Figure:
     return figure
 
 
-def importance(table: pd.DataFrame, top: int = TOP_FEATURES) -> Figure:
-    """The `top` features by share of the gain, the largest on top."""
-    rows = table.nlargest(top, "gain").iloc[::-1]
+def importance(table: pd.DataFrame, name: str) -> Figure:
+    """The table's features by share of the gain, the largest on top."""
+    rows = table.sort_values("gain").reset_index(drop=True)
     figure, axes = plt.subplots(figsize=(8, 0.25 * len(rows) + 1))
     axes.barh(rows["feature"], rows["gain"])
-    axes.set(title=f"LightGBM: top {len(rows)} features, share of the gain", xlabel="share of the gain")
+    axes.set(title=f"{name}: top {len(rows)} features, share of the gain", xlabel="share of the gain")
     axes.tick_params(axis="y", labelsize=8)
     return figure
 
 
 def precision_recall(curves: dict[str, pd.DataFrame], submitted: str) -> Figure:
-    """Out-of-fold precision-recall curves of every model; the submitted one drawn bold."""
+    """Out-of-fold precision-recall curves of every model, each in its own line style so that close
+    curves stay visible; the submitted one named in the legend."""
     figure, axes = plt.subplots(figsize=(6, 5))
-    for name, points in curves.items():
-        axes.plot(points["recall"], points["precision"], label=name, linewidth=2.5 if name == submitted else 1)
+    styles = ["-", "--", "-.", ":"]
+    for number, (name, points) in enumerate(curves.items()):
+        label = f"{name} (submitted)" if name == submitted else name
+        axes.plot(points["recall"], points["precision"], label=label, linewidth=1.4, linestyle=styles[number % 4])
     axes.set(title=f"Precision-recall, out-of-fold (submitted: {submitted})", xlabel="recall", ylabel="precision")
     axes.grid(alpha=0.3)
     axes.legend()
@@ -93,10 +94,26 @@ def calibration(target: np.ndarray, score: np.ndarray, bins: int = 10) -> Figure
 
 
 def per_category(table: pd.DataFrame) -> Figure:
-    """PR-AUC of each level-2 category, the best on top, with its number of pairs."""
-    rows = table.sort_values("pr_auc")
+    """PR-AUC of each level-2 category with its number of pairs, the worst on top, each bar's value
+    written beside it, and the axis zoomed to the values' range: categories all near 1 stay apart."""
+    rows = table.sort_values("pr_auc", ascending=False)
     figure, axes = plt.subplots(figsize=(8, 0.28 * len(rows) + 1))
-    axes.barh([f"{c} ({p:,})" for c, p in zip(rows["category"], rows["pairs"])], rows["pr_auc"])
-    axes.set(title="PR-AUC per level-2 category (pairs), out-of-fold", xlabel="PR-AUC", xlim=(0, 1))
+    bars = axes.barh([f"{c} ({p:,})" for c, p in zip(rows["category"], rows["pairs"])], rows["pr_auc"])
+    axes.bar_label(bars, labels=[f"{v:.4f}" for v in rows["pr_auc"]], fontsize=7, padding=2)
+    low = float(rows["pr_auc"].min()) if len(rows) else 0.0
+    start = max(0.0, low - max(0.02, (1 - low) * 0.5))  # room below the worst bar, so its length reads
+    axes.set(title="PR-AUC per level-2 category (pairs), out-of-fold, worst first", xlabel="PR-AUC")
+    axes.set_xlim(start, 1 + (1 - start) * 0.12)  # past 1: room for the value labels
+    axes.tick_params(axis="y", labelsize=8)
+    return figure
+
+
+def missing_values(table: pd.DataFrame) -> Figure:
+    """The share of products missing each field, the most missing on top, values beside the bars."""
+    rows = table.sort_values("missing_share")
+    figure, axes = plt.subplots(figsize=(7, 0.3 * len(rows) + 1))
+    bars = axes.barh(rows["column"], rows["missing_share"])
+    axes.bar_label(bars, labels=[f"{v:.1%}" for v in rows["missing_share"]], fontsize=7, padding=2)
+    axes.set(title="Products missing each field", xlabel="share of products", xlim=(0, 1.12))
     axes.tick_params(axis="y", labelsize=8)
     return figure

@@ -182,18 +182,19 @@ class Layout:
         return self.metrics / "plots" / "missing.csv"
 
     def training_report_dir(self, name: str) -> Path:
-        """A matcher's learning curves (dvclive folders `fold_<k>/`, a figure) and feature importance."""
+        """A matcher's learning curves (dvclive folders `fold_<k>/`, `curves.csv`) and feature importance."""
         return self.metrics / "training" / name
 
-    def learning_curve_plot(self, name: str) -> Path:
-        return self.training_report_dir(name) / "learning.png"
+    def curves_table(self, name: str) -> Path:
+        """A matcher's learning curves, a row per fold and read of the inner split (evaluate draws them)."""
+        return self.training_report_dir(name) / "curves.csv"
 
     def fold_log_dir(self, name: str, fold: int) -> Path:
         """dvclive's folder for one fold's curves (`plots/metrics/*.tsv`) and last values (`metrics.json`)."""
         return self.training_report_dir(name) / f"fold_{fold + 1}"
 
     def importance_table(self, name: str) -> Path:
-        """A tree matcher's feature importance (the data of a `dvc plots` chart)."""
+        """A tree matcher's feature importance (evaluate draws it)."""
         return self.training_report_dir(name) / "importance.csv"
 
 

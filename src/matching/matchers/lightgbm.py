@@ -28,6 +28,7 @@ from matching.matchers.crossfit import InnerSplit, cross_fit
 
 CURVE_EVERY = 10  # iterations between learning-curve points
 LOG_EVERY = 100  # iterations between progress lines
+TOP_FEATURES = 25  # features the importance table keeps
 log = logging.getLogger(__name__)
 # Defaults a user may override in the lightgbm section; objective, metric and seed are the matcher's own.
 BOOSTER_DEFAULTS = {"deterministic": True, "force_row_wise": True, "verbosity": -1}

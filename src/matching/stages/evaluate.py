@@ -4,8 +4,9 @@ Written through dvclive into `metrics/evaluate/`: `metrics.json` is the headline
 the submitted model (`train.submit`; `auto` is the ensemble stage's choice), its competition metric,
 PR-AUC, best F1 and that F1's threshold, and the same four for every matcher and the ensemble. The
 submitted model's precision-recall and calibration curves are dvclive's sklearn plots, its per-category
-PR-AUC a dvclive custom plot; `plots/images/` holds the figures that render offline (precision-recall
-of every model, confusion at the F1 threshold, calibration, per category). `metrics/matchers.json`
+PR-AUC a dvclive custom plot; `plots/images/` holds every figure, each an image that renders offline
+(precision-recall of every model, confusion at the F1 threshold, calibration, per category, each
+matcher's learning curves and feature importance, the products' missing fields). `metrics/matchers.json`
 holds every figure of every model. Out-of-fold scores come from models that never saw the pair nor any
 of its products.
 """
@@ -88,6 +89,17 @@ def main(argv: list[str] | None = None) -> None:
         (figures.per_category(table), "per_category"),
     ):
         figures.save_figure(figure, layout.evaluate_image(name))
+    # Every chart is an image in git, drawn here from the train stages' tables: `dvc plots show` works
+    # offline and `dvc plots diff` against an earlier commit works without a remote.
+    for name in train.matchers:
+        if layout.curves_table(name).exists():  # a matcher without its own fit loop keeps no curves
+            curves = figures.learning_curves(pd.read_csv(layout.curves_table(name)), name)
+            figures.save_figure(curves, layout.evaluate_image(f"learning_{name}"))
+        if layout.importance_table(name).exists():
+            importance = figures.importance(pd.read_csv(layout.importance_table(name)), name)
+            figures.save_figure(importance, layout.evaluate_image(f"importance_{name}"))
+    missing = figures.missing_values(pd.read_csv(layout.missing_plot))
+    figures.save_figure(missing, layout.evaluate_image("missing_values"))
     write_json({name: row for name, (row, _) in summaries.items()}, layout.matchers_metrics)
     log.info(
         f"evaluate {model}: competition metric {summary['competition_metric']:.4f} "

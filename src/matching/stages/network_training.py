@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from matching import figures, paths
+from matching import paths
+from matching.config import Network
 from matching.encoders.modalities import MODALITIES
+from matching.io import write_csv
 from matching.matchers import fitting, networks
 from matching.matchers.crossfit import Timer, cross_fit, curve_frame
 from matching.npz import StoredArrays
@@ -18,17 +20,15 @@ def load_product_blocks(layout: paths.Layout) -> networks.ProductBlocks:
     return networks.product_blocks({m: StoredArrays(layout.embedding_file(m)) for m in MODALITIES})
 
 
-def train_network(name: str, fit: Callable, inputs: TrainingInputs) -> str:
+def train_network(name: str, fit: Callable, settings: Network, inputs: TrainingInputs) -> str:
     layout = inputs.layout
     blocks = load_product_blocks(layout)
     curves: list = []
-    fit_predict, architecture = fit(
-        blocks, inputs.train, getattr(inputs.cfg, name), inputs.cfg.seed, inputs.inner, curves
-    )
+    fit_predict, architecture = fit(blocks, inputs.train, settings, inputs.cfg.seed, inputs.inner, curves)
     with Timer() as timer:
         oof, models = cross_fit(inputs.fold, fit_predict)
     fitting.save_fold_models(models, architecture, layout.model_dir(name))
     inputs.write_scores(name, oof)
     log_curves(layout, name, curves)
-    figures.save_figure(figures.learning_curves(curve_frame(curves), name), layout.learning_curve_plot(name))
+    write_csv(curve_frame(curves), layout.curves_table(name))
     return f"{len(models)} folds in {timer.seconds:.1f} s, epochs {[c[-1]['epoch'] for c in curves]}"

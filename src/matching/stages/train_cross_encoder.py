@@ -12,8 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from matching import figures
 from matching.features.columns import KEYS
+from matching.io import write_csv
 from matching.matchers import cross_encoder
 from matching.matchers.cross_encoding import batching, pretrained, serialising
 from matching.matchers.crossfit import Timer, cross_fit, curve_frame
@@ -45,7 +45,7 @@ def train(inputs: TrainingInputs) -> str:
     cross_encoder.save(models, tokenizer, serialisation, layout.model_dir(NAME))
     inputs.write_scores(NAME, oof)
     log_curves(layout, NAME, curves)
-    figures.save_figure(figures.learning_curves(curve_frame(curves), NAME), layout.learning_curve_plot(NAME))
+    write_csv(curve_frame(curves), layout.curves_table(NAME))
     return f"{len(models)} folds in {timer.seconds:.1f} s, epochs {[c[-1]['epoch'] for c in curves]}"
 
 

@@ -6,7 +6,6 @@ import contextlib
 
 from dvclive.lgbm import DVCLiveCallback
 
-from matching import figures
 from matching.features.columns import feature_columns
 from matching.io import write_csv
 from matching.matchers import lightgbm
@@ -46,10 +45,9 @@ def train(inputs: TrainingInputs) -> str:
         )
     lightgbm.save_models(scoring, layout.model_dir(NAME))
     inputs.write_scores(NAME, oof)
-    importance = lightgbm.importance_table(models).head(figures.TOP_FEATURES)
+    importance = lightgbm.importance_table(models).head(lightgbm.TOP_FEATURES)
     write_csv(importance, layout.importance_table(NAME))
-    figures.save_figure(figures.importance(importance), layout.importance_table(NAME).with_suffix(".png"))
-    figures.save_figure(figures.learning_curves(curve_frame(curves), NAME), layout.learning_curve_plot(NAME))
+    write_csv(curve_frame(curves), layout.curves_table(NAME))
     refit = "; new pairs are scored by a refit on all train pairs" if settings.refit_full else ""
     return (
         f"{len(models)} folds in {timer.seconds:.1f} s, best iterations "

@@ -14,7 +14,7 @@ NAME = PAIRWISE
 def main(argv: list[str] | None = None) -> None:
     run_matcher(
         NAME,
-        lambda inputs: train_network(NAME, pairwise.fit_pairwise, inputs),
+        lambda inputs: train_network(NAME, pairwise.fit_pairwise, inputs.cfg.pairwise, inputs),
         argv,
     )
 

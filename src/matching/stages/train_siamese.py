@@ -14,7 +14,7 @@ NAME = SIAMESE
 def main(argv: list[str] | None = None) -> None:
     run_matcher(
         NAME,
-        lambda inputs: train_network(NAME, siamese.fit_siamese, inputs),
+        lambda inputs: train_network(NAME, siamese.fit_siamese, inputs.cfg.siamese, inputs),
         argv,
         features=False,  # the siamese tower sees the products alone
     )
