@@ -6,7 +6,7 @@ export DVC_NO_ANALYTICS := 1
 # Stages run `python`: make it the project environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup setup-automl pipeline test test-fast lint format params clean
+.PHONY: setup setup-automl pipeline headline test test-fast lint format params tables clean
 
 setup: $(VENV)/.installed
 
@@ -24,7 +24,12 @@ setup-automl: setup
 
 pipeline: setup
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show --md
+	$(MAKE) --no-print-directory headline
+
+# The headline across experiments in 80 columns: the competition metric beside the params that differ.
+HEADLINE_DROP := Created|pr_auc|best_f1.*|matchers\..*|known_matches|queries|.*recall_at_.*|model|submit|(data|metrics|models|src)/.*
+headline: setup
+	$(BIN)/dvc exp show --no-pager --only-changed --precision 4 --drop '$(HEADLINE_DROP)' --keep 'Experiment|competition_metric'
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
@@ -47,3 +52,7 @@ clean:
 	rm -rf data/demo data/prepared data/embeddings data/features data/scores data/ensemble data/submission.csv models/*/
 params:
 	$(BIN)/python -m matching.compose_params
+
+# The tables in README.md and docs/, regenerated from the files that hold their figures.
+tables: setup
+	$(BIN)/python benchmarks/tables.py

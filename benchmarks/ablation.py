@@ -1,11 +1,11 @@
 """Ablation: the competition metric and PR-AUC of LightGBM with each feature group removed.
 
 On the demo (the repository's `data/features`, so run `dvc repro features` first) and on each
-benchmark folder of ../shared/benchmarks (features computed in a scratch folder; test labels are
+benchmark folder of `--benchmarks` (features computed in a scratch folder; test labels are
 not read). Out-of-fold on the pipeline's product-disjoint folds. Prints a table and writes
-`metrics/ablation.json`.
+`benchmarks/results/ablation/` (`results.record`).
 
-    python benchmarks/ablation.py [--benchmarks ../shared/benchmarks] [--skip-demo]
+    python benchmarks/ablation.py [--benchmarks FOLDER] [--skip-demo]
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import dataclasses  # noqa: E402
 from matching import config, metric, paths  # noqa: E402
 from matching.features.columns import feature_columns  # noqa: E402
 from matching.features.groups import FEATURE_GROUPS, NEIGHBOURS, PREFIX  # noqa: E402
-from matching.io import write_json  # noqa: E402
 from matching.matchers.crossfit import InnerSplit, cross_fit  # noqa: E402
 from matching.matchers.folds import make_folds  # noqa: E402
 from matching.matchers.lightgbm import binned, booster_params, fit_booster  # noqa: E402
 from real_offers import ROOT, build_features, labelless_copy, write_params  # noqa: E402
+from results import record  # noqa: E402
 
 LAYOUT = paths.Layout(Path("."))
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", type=Path, default=ROOT.parent / "shared" / "benchmarks")
     parser.add_argument("--skip-demo", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "metrics" / "ablation.json")
+    parser.add_argument("--name", default="latest", help="the record's name: benchmarks/results/ablation/NAME.json")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     results = {}
@@ -86,7 +86,7 @@ def main() -> None:
         print(f"\n{data}\n{'':<22}{'metric':>8}{'PR-AUC':>8}{'features':>9}")
         for name, row in table.items():
             print(f"{name:<22}{row['competition_metric']:>8.4f}{row['pr_auc']:>8.4f}{row['features']:>9}")
-    write_json(results, args.out)
+    print(f"-> {record('ablation', args.name, results)}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
-"""Score the pipeline on real product offers: the benchmarks in ../shared/benchmarks/.
+"""Score the pipeline on real product offers: each benchmark folder in `--benchmarks`.
 
 For each folder and seed it runs the pipeline's stages (lexical encoder, no photos) in a scratch
 folder with `data.raw_dir` pointing at the benchmark, fixes each model's F1 threshold on its
 out-of-fold predictions of the train pairs, and only then reads `test_labels.parquet` to score the
 test pairs: F1 at that threshold, PR-AUC and average precision, for every matcher alone and for the
 stack of them (the ensemble) when there are several. Prints a table (the mean over seeds, and the
-spread: half the range) and writes `metrics/real_offers.json`.
+spread: half the range) and records them in `benchmarks/results/real_offers/` (`results.record`).
 
-    python benchmarks/real_offers.py [--benchmarks ../shared/benchmarks] [--matchers lightgbm]
+    python benchmarks/real_offers.py [--benchmarks FOLDER] [--matchers lightgbm]
         [--seeds 42 1 2] [--set key=value ...]
 
 With `cross_encoder` among the matchers the fine-tuned model is, unless `--set` says otherwise,
@@ -33,9 +33,9 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from matching import metric, paths
 from matching.data.cleaning import scores_of_rows
-from matching.encoders.modalities import TEXT_MODALITIES  # noqa: E402
-from matching.io import write_json
-from matching.matchers.names import ENSEMBLE  # noqa: E402
+from matching.encoders.modalities import TEXT_MODALITIES
+from matching.matchers.names import ENSEMBLE
+from results import record
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = paths.Layout(Path("."))  # relative: the scripts run stages in scratch folders
@@ -186,7 +186,8 @@ def main() -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides, e.g. train.n_folds=3"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "metrics" / "real_offers.json")
+    parser.add_argument("--name", default="latest", help="the record's name: benchmarks/results/real_offers/NAME.json")
+    parser.add_argument("--out", type=Path, default=None, help="write the record here instead")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")  # stages' progress
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -222,8 +223,7 @@ def main() -> None:
             f"{row['test_pr_auc']:>8.4f} ±{row['test_pr_auc_spread']:.4f} "
             f"{row['oof_f1']:>8.4f} {row['seconds']:>7.0f}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json({"runs": table, "summary": summary_rows(table)}, args.out)
+    print(f"-> {record('real_offers', args.name, {'runs': table, 'summary': summary_rows(table)}, args.out)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Retrieval on real product offers: recall@k of known matches, and matches found end to end.
 
-For each benchmark folder in ../shared/benchmarks/: the pipeline's stages with LightGBM as
+For each benchmark folder in `--benchmarks`: the pipeline's stages with LightGBM as
 benchmarks/real_offers.py runs them (labels hidden), then the `index` stage. Only then are the
 test labels read. Known matches: the positive train and test pairs; queries: the products of
 positive test pairs.
@@ -13,7 +13,7 @@ positive test pairs.
   (a lower bound: a pair nobody labelled counts as wrong) and recall of the queries' known test
   matches; beside it, the pair model on the given test pairs alone at the same threshold.
 
-    python benchmarks/retrieval_real_offers.py [--benchmarks ../shared/benchmarks]
+    python benchmarks/retrieval_real_offers.py [--benchmarks FOLDER]
 """
 
 from __future__ import annotations

@@ -310,3 +310,21 @@ def test_a_gpu_device_without_a_gpu_is_refused_in_one_line():
     with pytest.raises(ConfigError, match="a device is cuda, but torch sees no GPU here; set it to auto or cpu"):
         resolve_device("cuda")
     assert resolve_device("auto") == resolve_device("cpu") == "cpu"
+
+
+def test_check_params_names_a_missing_raw_folder_or_file_in_one_line_before_any_stage(tmp_path):
+    params = _params_with("data.raw_dir", "no/such/folder")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    command = [sys.executable, "-m", "matching.stages.check_params"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: ") and "no/such/folder: no such folder" in result.stderr
+    assert "set data.raw_dir" in result.stderr
+    assert not (tmp_path / "data" / "params_checked.txt").exists()
+    (tmp_path / "no" / "such" / "folder").mkdir(parents=True)
+    (tmp_path / "no" / "such" / "folder" / "train.parquet").write_bytes(b"")
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2 and "missing test.parquet, attributes.parquet" in result.stderr
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_params_with("data.raw_dir", "data/demo")))
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr  # the demo's folder is generate_demo's to write

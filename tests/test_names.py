@@ -1,5 +1,5 @@
-"""Each list of names is defined once and agrees with dvc.yaml and conf/; README's list of the places a
-new matcher touches is complete (every file that names a matcher is on it)."""
+"""Each list of names is defined once and agrees with dvc.yaml and conf/; the documented list of the places
+a new matcher touches (docs/development.md) is complete (every file that names a matcher is on it)."""
 
 import ast
 import dataclasses
@@ -125,23 +125,23 @@ def _files_naming(name: str) -> set[str]:
     return found
 
 
-def _readme_touch_list() -> list[str]:
-    text = (REPO / "README.md").read_text()
+def _documented_touch_list() -> list[str]:
+    text = (REPO / "docs" / "development.md").read_text()
     section = text[text.index("A matcher `<name>` touches these places") :].split("\n\n")[0]
     return re.findall(r"`((?:src|conf)/[^`]+|dvc\.yaml)`", section)
 
 
-def test_the_readme_list_of_a_new_matchers_places_is_complete_and_true():
-    listed = _readme_touch_list()
+def test_the_documented_list_of_a_new_matchers_places_is_complete_and_true():
+    listed = _documented_touch_list()
     assert "src/matching/matchers/names.py" in listed and "conf/matcher/<name>.yaml" in listed
     for name in MATCHERS:
         places = {p.replace("<name>", name) for p in listed}
         for place in places - {p for p in places if "*" in p}:
-            assert (REPO / place).exists(), f"README lists {place}, which does not exist"
+            assert (REPO / place).exists(), f"docs/development.md lists {place}, which does not exist"
         globbed = {p.relative_to(REPO).as_posix() for g in places if "*" in g for p in REPO.glob(g)}
         folders = tuple(p for p in places if p.endswith("/"))  # a listed folder covers what is under it
         unlisted = {f for f in _files_naming(name) - places - globbed if not f.startswith(folders)}
-        assert not unlisted, f"{name} is named in {sorted(unlisted)}, which README's list leaves out"
+        assert not unlisted, f"{name} is named in {sorted(unlisted)}, which docs/development.md leaves out"
 
 
 @pytest.mark.parametrize("name", [*MATCHERS, ENSEMBLE])

@@ -1,4 +1,4 @@
-"""The competition metric and the other scores reported beside it (see ../shared/ozon-data.md)."""
+"""The competition metric and the other scores reported beside it (see docs/data.md)."""
 
 from __future__ import annotations
 

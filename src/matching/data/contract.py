@@ -1,4 +1,4 @@
-"""The data contract of `../shared/ozon-data.md`: reading the raw folder and checking each file.
+"""The data contract of `docs/data.md`: reading the raw folder and checking each file.
 
 Checks are vectorised over Arrow arrays; each failure is a `DataError` whose one line names the
 file, the column, the first bad row and what to do.

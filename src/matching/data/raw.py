@@ -40,6 +40,11 @@ def product_file_paths(raw_dir: Path, name: str) -> list[Path]:
 
 def check_layout(raw_dir: Path) -> None:
     """Fail once, listing every file that is missing and where it was looked for."""
+    if not raw_dir.is_dir():
+        raise DataError(
+            f"{raw_dir}: no such folder (looked for {raw_dir.resolve()}); put the archive's parquet files there "
+            "or set data.raw_dir to the folder that holds them"
+        )
     missing = [f"{name}.parquet" for name in PAIR_FILES if not (raw_dir / f"{name}.parquet").exists()]
     missing += [f"{name}.parquet" for name in PRODUCT_FILES if not product_file_paths(raw_dir, name)]
     if missing:

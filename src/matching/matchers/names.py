@@ -2,7 +2,7 @@
 
 A matcher `<name>` is a `train@<name>` stage (`stages/train_<name>.py`), its code
 (`matchers/<name>.py`), its knobs (`conf/matcher/<name>.yaml`, the `<name>` section of params.yaml,
-typed in `config.py`) and a `conf/submit/<name>.yaml`; README's "Adding a matcher" lists every place.
+typed in `config.py`) and a `conf/submit/<name>.yaml`; docs/development.md lists every place.
 """
 
 LIGHTGBM = "lightgbm"

@@ -2,8 +2,10 @@
 
 Every stage depends on this stage's output, so DVC runs it first whenever params change; a bad value
 (an unknown matcher name in `train.matchers`, which reaches a shell command in dvc.yaml, or anything
-else `matching.config` refuses) stops the whole DAG here with one line. The output's content never
-changes, so a passing check reruns nothing downstream.
+else `matching.config` refuses) stops the whole DAG here with one line. A `data.raw_dir` that the demo
+generator does not write must hold the archive's files: a missing folder or file is named here, before
+DVC meets the missing dependency. The output's content never changes, so a passing check reruns nothing
+downstream.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import logging
 
 from matching import config, paths
+from matching.data import raw
 from matching.io import atomic_path
 from matching.stage import run_stage
 
@@ -24,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     layout = paths.project()
     cfg = config.load(layout.params)
+    raw_dir = layout.raw_dir(cfg.data.raw_dir)
+    if raw_dir.resolve() != layout.demo_raw.resolve():  # the demo's folder is generate_demo's output
+        raw.check_layout(raw_dir)
     with atomic_path(layout.params_checked) as tmp:
         tmp.write_text(CHECKED)
     log.info(f"check_params: matchers {', '.join(cfg.train.matchers)}, submitting {cfg.train.submit}")

@@ -1,0 +1,51 @@
+"""Where the benchmark scripts keep their figures: `benchmarks/results/<script>/<name>.json`, each file a
+record of one run: the script, its command line, the machine, the date and the figures. The tables in
+docs/ are generated from these files (`python benchmarks/tables.py`), never typed."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """The CPU's model and the cores this process may use, and the GPU torch sees, if any."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    described = {"cpu": cpu, "cores": len(os.sched_getaffinity(0))}
+    if "torch" in sys.modules:  # only a script that uses torch pays for asking it
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available():
+            described["gpu"] = torch.cuda.get_device_name(0)
+    return described
+
+
+def record(script: str, name: str, results: dict, out: Path | None = None) -> Path:
+    """Write a run's figures with what produced them; `out` overrides the place (default
+    `results/<script>/<name>.json`)."""
+    path = out or RESULTS / script / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "script": f"benchmarks/{script}.py",
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "results": results,
+    }
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def records(script: str) -> list[dict]:
+    """Every record a script wrote, in file name order."""
+    return [json.loads(path.read_text()) for path in sorted((RESULTS / script).glob("*.json"))]

@@ -1,0 +1,138 @@
+"""The tables in README.md and docs/ are generated from the files that hold their figures: the benchmark
+scripts' records (`benchmarks/results/<script>/`) and the pipeline's own metrics. A table sits between
+`<!-- table:NAME -->` and `<!-- /table:NAME -->`; `python benchmarks/tables.py` rewrites every table,
+`--check` lists the stale ones and exits 1 (tests/test_docs.py runs it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import records  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md"]
+MARKED = re.compile(r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table:(?P=name) -->)", re.DOTALL)
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def machine_of(record: dict) -> str:
+    machine = record["machine"]
+    return machine.get("gpu") or f"{machine['cores']} cores of {machine['cpu']}"
+
+
+def mean_spread(values: list[float]) -> str:
+    """The mean, and ± half the range when there are several values."""
+    mean = float(np.mean(values))
+    return f"{mean:.4f}" if len(values) == 1 else f"{mean:.4f} ±{(max(values) - min(values)) / 2:.4f}"
+
+
+def real_offers_table() -> str:
+    """Test F1 at the out-of-fold threshold, test PR-AUC and out-of-fold F1 by machine, benchmark and model,
+    over the seeds of every record."""
+    runs: dict[tuple[str, str, str], list[dict]] = {}
+    dates, sources = set(), set()
+    for record in records("real_offers"):
+        dates.add(record["date"])
+        sources.add(record["command"].split(" --", 1)[0])
+        for benchmark, models in record["results"]["runs"].items():
+            for model, seeds in models.items():
+                runs.setdefault((machine_of(record), benchmark, model), []).extend(seeds.values())
+    rows = [
+        [
+            machine,
+            benchmark,
+            model,
+            str(len(figures)),
+            mean_spread([f["test_f1"] for f in figures]),
+            mean_spread([f["test_pr_auc"] for f in figures]),
+            mean_spread([f["oof_f1"] for f in figures]),
+        ]
+        for (machine, benchmark, model), figures in sorted(runs.items(), key=lambda item: item[0][:2])
+    ]
+    header = ["machine", "benchmark", "model", "seeds", "test F1 (OOF threshold)", "test PR-AUC", "OOF F1"]
+    note = f"\nMean ± half the range over the seeds; recorded {', '.join(sorted(dates))}.\n"
+    return markdown(header, rows) + note
+
+
+def ablation_table() -> str:
+    """Out-of-fold figures with each feature group removed, one table a record."""
+    parts = []
+    for record in records("ablation"):
+        results = record["results"]
+        datasets = list(results)
+        header = ["features", *(f"{d} {'metric' if d == 'demo' else 'PR-AUC'}" for d in datasets)]
+        names = list(results[datasets[0]])
+        rows = [
+            [name, *(f"{results[d][name]['competition_metric' if d == 'demo' else 'pr_auc']:.4f}" for d in datasets)]
+            for name in names
+        ]
+        parts.append(markdown(header, rows) + f"\n{machine_of(record)}, recorded {record['date']}.\n")
+    return "\n".join(parts)
+
+
+def demo_matchers_table() -> str:
+    """Every matcher's and the ensemble's out-of-fold figures from the last `dvc repro` (metrics/matchers.json)."""
+    figures = json.loads((ROOT / "metrics" / "matchers.json").read_text())
+    keys = ["competition_metric", "pr_auc", "roc_auc", "best_f1"]
+    rows = [[name, *(f"{row[key]:.4f}" for key in keys)] for name, row in figures.items()]
+    return markdown(["model", "competition metric", "PR-AUC", "ROC-AUC", "best F1"], rows)
+
+
+def retrieval_table() -> str:
+    """Recall@k of the known matches among a query's nearest products (metrics/retrieval.json)."""
+    figures = json.loads((ROOT / "metrics" / "retrieval.json").read_text())
+    ks = sorted(int(key.removeprefix("recall_at_")) for key in figures if key.startswith("recall_at_"))
+    row = [f"{figures[f'recall_at_{k}']:.4f}" for k in ks] + [f"{figures['index_recall_at_20']:.4f}"]
+    return markdown([*(f"recall@{k}" for k in ks), "index against exact search, @20"], [row])
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "real_offers": real_offers_table,
+    "ablation": ablation_table,
+    "demo_matchers": demo_matchers_table,
+    "retrieval": retrieval_table,
+}
+
+
+def regenerated(text: str, page: Path) -> str:
+    def fill(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in TABLES:
+            raise SystemExit(f"error: {page}: no table named {name!r}; use one of {', '.join(TABLES)}")
+        return match.group(1) + TABLES[name]() + match.group(4)
+
+    return MARKED.sub(fill, text)
+
+
+def stale_pages() -> list[Path]:
+    return [page for page in PAGES if page.exists() and regenerated(page.read_text(), page) != page.read_text()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="list the pages whose tables are stale; exit 1 if any")
+    args = parser.parse_args()
+    if args.check:
+        stale = stale_pages()
+        for page in stale:
+            print(f"{page.relative_to(ROOT)}: a table differs from its files; run python benchmarks/tables.py")
+        sys.exit(1 if stale else 0)
+    for page in PAGES:
+        if page.exists():
+            page.write_text(regenerated(page.read_text(), page))
+
+
+if __name__ == "__main__":
+    main()
