@@ -24,6 +24,7 @@ from matching import paths
 from matching.retrieval.exact import exact_neighbours
 from matching.retrieval.recall import overlap_at
 from matching.retrieval.vectors import read_catalog
+from results import run_recorded  # noqa: E402
 
 LIBRARIES = ("faiss_hnsw", "faiss_ivf", "hnswlib", "usearch", "usearch_f16")
 PROBES = (16, 32, 64, 128, 256)  # faiss IVF: inverted lists searched a query
@@ -159,4 +160,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recorded("ann_libraries", main)

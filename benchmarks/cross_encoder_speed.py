@@ -28,6 +28,7 @@ from encoder_speed import build_model
 from matching.data.raw import read_product_rows
 from matching.matchers.cross_encoding import batching, pretrained, serialising  # noqa: E402
 from matching.matchers.fitting import trained_weights
+from results import run_recorded  # noqa: E402
 
 FULL_VOLUME_PAIRS = 1_170_000  # the real archive's train pairs
 
@@ -158,4 +159,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recorded("cross_encoder_speed", main)

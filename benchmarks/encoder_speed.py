@@ -22,6 +22,7 @@ import pandas as pd
 from matching.encoders.base import encode_distinct
 from matching.encoders.texts import attributes_text, clean_description
 from matching.encoders.transformer import load_sentence_transformer, sentence_transformer_encoder
+from results import run_recorded  # noqa: E402
 
 ARCHITECTURES = {  # layers, hidden, heads, intermediate, vocabulary: the real models' shapes
     "rubert-tiny2": (3, 312, 12, 600, 83828),
@@ -127,4 +128,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recorded("encoder_speed", main)

@@ -4,11 +4,14 @@ docs/ are generated from these files (`python benchmarks/tables.py`), never type
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -44,6 +47,34 @@ def record(script: str, name: str, results: dict, out: Path | None = None) -> Pa
     }
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy."""
+
+    def __init__(self, terminal):
+        self.terminal, self.kept = terminal, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.kept.write(text)
+        return self.terminal.write(text)
+
+    def flush(self) -> None:
+        self.terminal.flush()
+
+
+def run_recorded(script: str, main: Callable[[], None]) -> None:
+    """Run a script's `main` and record what it printed (its tables) as `printed`, under the name in the
+    environment variable RESULT_NAME (default `latest`). A run that fails records nothing; a worker
+    process the script starts for itself (`--library` here) is not recorded."""
+    if "--library" in sys.argv:
+        main()
+        return
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        main()
+    path = record(script, os.environ.get("RESULT_NAME", "latest"), {"printed": tee.kept.getvalue()})
+    print(f"-> {path}")
 
 
 def records(script: str) -> list[dict]:

@@ -21,6 +21,7 @@ from matching.encoders.modalities import PRODUCT_VECTORS
 from matching.retrieval.exact import exact_candidates
 from matching.retrieval.recall import hits, recall_at, true_matches
 from matching.retrieval.vectors import retrieval_matrix
+from results import run_recorded  # noqa: E402
 
 KS = [1, 5, 10, 20, 50]
 
@@ -57,4 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recorded("retrieval_blocks", main)

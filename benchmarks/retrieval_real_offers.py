@@ -34,6 +34,7 @@ from matching.retrieval.matches import CatalogMatcher
 from matching.retrieval.recall import hits, overlap_at, recall_at, true_matches
 from matching.retrieval.vectors import read_catalog
 from real_offers import LABELS, LAYOUT, labelless_copy, run_pipeline, working_dir
+from results import run_recorded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KS = [1, 5, 10, 20, 50]
@@ -133,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recorded("retrieval_real_offers", main)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from results import run_recorded  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 PEAK = re.compile(r"peak memory (?P<gib>[\d.]+) GiB")
 SPLIT = re.compile(r"models loaded in (?P<load>[\d.]+) s, scored in (?P<score>[\d.]+) s")
@@ -69,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recorded("score_speed", main)

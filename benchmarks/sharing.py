@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import run_recorded  # noqa: E402
 from scale import STAGE_LINE, run, scratch_repo  # noqa: E402
 
 STAGES = ["features", "train@lightgbm", "train@siamese", "train@pairwise"]
@@ -64,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recorded("sharing", main)

@@ -21,6 +21,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from matching.encoders.texts import attributes_text
 from matching.encoders.tfidf import fit_tfidf_vocabulary
+from results import run_recorded  # noqa: E402
 
 
 def timed(work, repeats: int):
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_recorded("tfidf", main)

@@ -78,3 +78,17 @@ def test_readme_is_a_short_user_guide():
         content = document.read_text()
         assert not re.search(r"\bissue \d+|\(#\d+\)", content, re.IGNORECASE), f"{document.name} cites an issue number"
         assert "../shared" not in content and "/work/" not in content, f"{document.name} points outside the repository"
+
+
+def test_a_benchmark_run_is_recorded_with_its_command_machine_date_and_what_it_printed(tmp_path, monkeypatch):
+    import results
+
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["benchmarks/probe.py", "--queries", "5"])
+    monkeypatch.setenv("RESULT_NAME", "probe_run")
+    results.run_recorded("probe", lambda: print("| k | recall |\n| 20 | 0.93 |"))
+    (record,) = results.records("probe")
+    assert record["command"] == "python benchmarks/probe.py --queries 5" and record["script"] == "benchmarks/probe.py"
+    assert record["results"]["printed"] == "| k | recall |\n| 20 | 0.93 |\n"
+    assert record["machine"]["cores"] >= 1 and record["date"][:2] == "20"
+    assert (tmp_path / "probe" / "probe_run.json").exists()
