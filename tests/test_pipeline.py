@@ -207,7 +207,10 @@ def test_ozon_without_the_archive_says_what_is_missing(repo):
     result = run(["dvc", "exp", "run", "-S", "data=ozon"], repo, check=False)
     assert result.returncode != 0
     assert "missing train.parquet, test.parquet, attributes.parquet" in result.stdout + result.stderr
-    # README's way back from a failed experiment: the committed params, lock and metrics, outputs from the cache.
+    assert "error: " in result.stderr and "data/raw: missing" in result.stderr  # check_params, before any stage
+    assert (repo / "data" / "submission.csv").exists() and (repo / "metrics" / "data_report.json").exists()
+    # The documented way back from a failed experiment, no remote needed: the committed params, lock and
+    # metrics, then dvc repro (outputs from the cache or rerun; nothing deleted).
     run(["git", "checkout", "--", "params.yaml", "dvc.lock", "metrics"], repo)
-    run(["dvc", "checkout"], repo)
+    run(["dvc", "repro"], repo)
     assert run(["dvc", "status"], repo).stdout.strip().startswith("Data and pipelines are up to date")

@@ -17,15 +17,34 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from matching.errors import StageError
+
+
+def _writer_alive(temporary: Path) -> bool:
+    """Whether the process that named `temporary` (`.<name>.<pid>.<random>.tmp`) still runs."""
+    parts = temporary.name.rsplit(".", 3)
+    if len(parts) != 4 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
+    if path.is_dir():
+        raise StageError(f"{path}: is a folder; give the path of a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run that was killed mid-write
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if not _writer_alive(stale):  # another run writing the same output keeps its own file
+            stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)

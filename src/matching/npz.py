@@ -60,6 +60,20 @@ class StoredArrays(Mapping):
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.headers: dict[str, tuple[int, tuple[int, ...], bool, np.dtype]] = {}
+        try:
+            self._read_headers()
+        except (zipfile.BadZipFile, struct.error, ValueError, EOFError) as error:  # a cut or foreign file
+            raise DataError(
+                f"{self.path}: not a readable array file ({error}); rerun the stage that writes it"
+            ) from None
+        size = self.path.stat().st_size
+        for name, (offset, shape, _, dtype) in self.headers.items():
+            if offset + int(np.prod(shape)) * dtype.itemsize > size:
+                raise DataError(
+                    f"{self.path}: {name} is cut short (the file ends early); rerun the stage that writes it"
+                )
+
+    def _read_headers(self) -> None:
         with open(self.path, "rb") as handle, zipfile.ZipFile(handle) as archive:
             for info in archive.infolist():
                 if info.compress_type != zipfile.ZIP_STORED:

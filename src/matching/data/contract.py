@@ -31,6 +31,14 @@ def check_ids(table: pa.Table, column: str, label: str, unique: bool) -> np.ndar
     if values.null_count:
         row = _first_bad(values.is_null().to_numpy(zero_copy_only=False))
         raise DataError(f"{label}: column {column} is null at row {row}; every row needs an id")
+    if pa.types.is_uint64(values.type):  # above 2**63 - 1 an id would wrap to a negative int64
+        too_large = pc.greater(values, pa.scalar(np.iinfo(np.int64).max, pa.uint64())).to_numpy(zero_copy_only=False)
+        if too_large.any():
+            row = _first_bad(too_large)
+            raise DataError(
+                f"{label}: column {column} holds {values[row].as_py()} at row {row}, above the largest id this "
+                f"pipeline stores ({np.iinfo(np.int64).max}); renumber the ids below it"
+            )
     ids = values.to_numpy().astype(np.int64, copy=False)
     if unique:
         check_unique(ids, lambda row: (label, row), column)

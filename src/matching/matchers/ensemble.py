@@ -18,7 +18,7 @@ from scipy.stats import rankdata
 from sklearn.linear_model import LogisticRegression
 
 from matching import config
-from matching.errors import ConfigError
+from matching.errors import ConfigError, DataError
 from matching.io import write_json
 from matching.matchers.crossfit import cross_fit
 from matching.matchers.names import AUTO
@@ -99,7 +99,10 @@ def save_ensemble(folder: Path, fitted: dict, reference: dict[str, np.ndarray]) 
 def load_ensemble(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:
     if not (folder / "ensemble.json").exists():
         raise FileNotFoundError(f"{folder}: no ensemble.json; run `dvc repro ensemble` first")
-    fitted = json.loads((folder / "ensemble.json").read_text())
+    try:
+        fitted = json.loads((folder / "ensemble.json").read_text())
+    except ValueError:
+        raise DataError(f"{folder / 'ensemble.json'}: not readable JSON; rerun `dvc repro ensemble`") from None
     reference = read_arrays(folder / "rank_reference.npz") if fitted["method"] == "rank_mean" else {}
     return fitted, reference
 

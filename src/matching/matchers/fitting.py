@@ -21,7 +21,9 @@ from torch import nn
 from matching import metric
 from matching.config import Fitting
 from matching.device import resolve_device
+from matching.errors import DataError
 from matching.io import atomic_path, write_json
+from matching.manifest import check_manifest, write_manifest
 from matching.matchers.crossfit import InnerSplit
 
 log = logging.getLogger(__name__)
@@ -178,14 +180,26 @@ def save_fold_models(models: list[nn.Module], architecture: dict, model_dir: Pat
         with atomic_path(model_dir / f"fold_{number}.safetensors") as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     write_json(architecture, model_dir / "architecture.json")
+    write_manifest(model_dir, [*(f"fold_{number}.safetensors" for number in range(len(models))), "architecture.json"])
 
 
 def load_fold_models(model_dir: Path, build: Callable[[dict], nn.Module]) -> list[nn.Module]:
+    """Every fold model the manifest records (all of them, each as saved), built from the architecture."""
+    stage = f"train@{model_dir.name}"
+    if not (model_dir / "architecture.json").exists():
+        raise FileNotFoundError(f"{model_dir}: no fold_*.safetensors weights; run the matcher's train stage first")
+    names = check_manifest(model_dir, stage)
     architecture = json.loads((model_dir / "architecture.json").read_text())
     models = []
-    for path in sorted(model_dir.glob("fold_*.safetensors")):
+    for name in sorted(n for n in names if n.endswith(".safetensors")):
         model = build(architecture)
-        model.load_state_dict(load_file(str(path), device="cpu"))
+        try:
+            model.load_state_dict(load_file(str(model_dir / name), device="cpu"))
+        except RuntimeError as error:  # weights of another shape than architecture.json describes
+            reason = str(error).splitlines()[0]
+            raise DataError(
+                f"{model_dir / name}: does not fit architecture.json ({reason}); rerun `dvc repro {stage}`"
+            ) from None
         models.append(model.eval())
     if not models:
         raise FileNotFoundError(f"{model_dir}: no fold_*.safetensors weights; run the matcher's train stage first")

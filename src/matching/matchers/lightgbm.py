@@ -24,6 +24,7 @@ import pandas as pd
 from matching import THREADS, threads_for
 from matching.config import LightGBM
 from matching.io import atomic_path, write_json
+from matching.manifest import check_manifest, write_manifest
 from matching.matchers.crossfit import InnerSplit, cross_fit
 
 CURVE_EVERY = 10  # iterations between learning-curve points
@@ -191,12 +192,15 @@ def save_models(models: list[FoldModel], model_dir: Path) -> None:
                 booster.save_model(str(tmp))
             index[str(number)][name] = file
     write_json(index, model_dir / "categories.json")
+    files = [f"fold_{number}.txt" for number in index] + [f for files in index.values() for f in files.values()]
+    write_manifest(model_dir, [*files, "categories.json"])
 
 
 def load_models(model_dir: Path) -> list[FoldModel]:
     index_file = model_dir / "categories.json"
     if not index_file.exists():
         raise FileNotFoundError(f"{model_dir}: no models; run `dvc repro train@lightgbm` first")
+    check_manifest(model_dir, "train@lightgbm")  # before LightGBM reads a file: a cut one crashes the process
     index = json.loads(index_file.read_text())
     return [
         FoldModel(

@@ -115,5 +115,9 @@ class CatalogIndex:
         missing = [path.name for path in files if not path.exists()]
         if missing:
             raise StageError(f"{folder}: no index ({', '.join(missing)} missing); build it with `dvc repro index`")
-        index = faiss.read_index(str(files[0]))
-        return cls(index, np.load(files[1], allow_pickle=False), json.loads(files[2].read_text()))
+        try:
+            index = faiss.read_index(str(files[0]))
+            return cls(index, np.load(files[1], allow_pickle=False), json.loads(files[2].read_text()))
+        except (RuntimeError, ValueError, OSError) as error:  # faiss, numpy and json on a cut or foreign file
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise StageError(f"{folder}: the index does not load ({reason[:160]}); rebuild it with `dvc repro index`")

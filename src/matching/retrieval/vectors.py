@@ -31,7 +31,11 @@ def read_catalog(layout: paths.Layout, blocks: list[str]) -> tuple[np.ndarray, n
     ids, parts = np.zeros(0, np.int64), list[np.ndarray]()
     for block in blocks:
         path = layout.embedding_file(block)
-        with np.load(path, allow_pickle=False) as archive:
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as error:  # a cut or foreign file, or one holding Python objects
+            raise StageError(f"{path}: not a readable embedding file ({error}); rerun `dvc repro`") from None
+        with archive:
             block_ids = archive["variantid"]
             if parts and not np.array_equal(ids, block_ids):
                 raise StageError(f"{path}: its products differ from the other embedding files'; rerun `dvc repro`")

@@ -1,0 +1,146 @@
+"""Bad files and inputs a careful user might meet: each is refused in one line naming the file and saying
+what to do, never a crash inside a library or a silently wrong result."""
+
+import subprocess
+import sys
+
+import lightgbm as lgb
+import numpy as np
+import pyarrow as pa
+import pytest
+from torch import nn
+
+from matching.data import contract
+from matching.errors import DataError, StageError
+from matching.io import atomic_path
+from matching.manifest import write_manifest
+from matching.matchers import fitting
+from matching.matchers.ensemble import load_ensemble, save_ensemble
+from matching.matchers.lightgbm import FoldModel, load_models, save_models
+from matching.npz import StoredArrays, write_arrays
+from matching.retrieval.index import CatalogIndex
+
+
+def one_line(error: pytest.ExceptionInfo) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_an_id_above_the_int64_range_is_refused_not_wrapped_to_a_negative_id():
+    table = pa.table({"variantid": pa.array([7, 2**63 + 5], pa.uint64())})
+    with pytest.raises(DataError) as error:
+        contract.check_ids(table, "variantid", "attributes.parquet", unique=True)
+    assert one_line(error).startswith("attributes.parquet: column variantid holds 9223372036854775813 at row 1")
+    largest = pa.table({"variantid": pa.array([7, 2**63 - 1], pa.uint64())})
+    assert contract.check_ids(largest, "variantid", "x", unique=True).tolist() == [7, 2**63 - 1]
+
+
+def test_an_output_that_names_a_folder_is_refused(tmp_path):
+    with pytest.raises(StageError) as error, atomic_path(tmp_path):
+        pass
+    assert one_line(error) == f"{tmp_path}: is a folder; give the path of a file to write"
+
+
+def test_a_write_leaves_another_running_writers_temporary_file_and_clears_a_dead_ones(tmp_path):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    try:
+        running = tmp_path / f".scores.csv.{other.pid}.abc123.tmp"
+        killed = tmp_path / f".scores.csv.{dead.stdout.strip()}.def456.tmp"
+        running.write_text("half")
+        killed.write_text("half")
+        with atomic_path(tmp_path / "scores.csv") as tmp:
+            tmp.write_text("done")
+        assert running.exists() and not killed.exists()
+        assert (tmp_path / "scores.csv").read_text() == "done"
+    finally:
+        other.kill()
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.0])
+def test_a_cut_array_file_is_refused(tmp_path, keep):
+    write_arrays({"vectors": np.ones((1000, 8), np.float32), "ids": np.arange(1000)}, tmp_path / "a.npz")
+    data = (tmp_path / "a.npz").read_bytes()
+    (tmp_path / "a.npz").write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(DataError) as error:
+        StoredArrays(tmp_path / "a.npz")
+    assert one_line(error).startswith(f"{tmp_path / 'a.npz'}: not a readable array file")
+
+
+@pytest.fixture
+def lightgbm_models(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((200, 3)), rng.integers(0, 2, 200)
+    params = {"objective": "binary", "verbosity": -1, "num_threads": 1, "deterministic": True}
+    models = [FoldModel(lgb.train(params, lgb.Dataset(x, y), num_boost_round=5)) for _ in range(2)]
+    save_models(models, tmp_path / "lightgbm")
+    return tmp_path / "lightgbm"
+
+
+def test_a_cut_lightgbm_model_is_refused_before_lightgbm_reads_it(lightgbm_models):
+    assert len(load_models(lightgbm_models)) == 2
+    fold = lightgbm_models / "fold_1.txt"
+    fold.write_bytes(fold.read_bytes()[: fold.stat().st_size // 2])
+    with pytest.raises(DataError) as error:
+        load_models(lightgbm_models)
+    assert (
+        one_line(error)
+        == f"{fold}: changed since it was saved (size or digest differs); rerun `dvc repro train@lightgbm`"
+    )
+
+
+def test_a_missing_lightgbm_fold_is_refused(lightgbm_models):
+    (lightgbm_models / "fold_0.txt").unlink()
+    with pytest.raises(DataError, match=r"fold_0.txt: missing \(the manifest lists it\)"):
+        load_models(lightgbm_models)
+
+
+@pytest.fixture
+def fold_models(tmp_path):
+    folder = tmp_path / "siamese"
+    fitting.save_fold_models([nn.Linear(3, 2) for _ in range(3)], {"width": 3}, folder)
+    return folder
+
+
+def build(architecture):
+    return nn.Linear(architecture["width"], 2)
+
+
+def test_a_missing_or_zeroed_fold_of_a_network_is_refused_not_left_out(fold_models):
+    assert len(fitting.load_fold_models(fold_models, build)) == 3
+    weights = fold_models / "fold_2.safetensors"
+    weights.write_bytes(bytes(weights.stat().st_size))
+    with pytest.raises(DataError, match="fold_2.safetensors: changed since it was saved"):
+        fitting.load_fold_models(fold_models, build)
+    weights.unlink()
+    with pytest.raises(DataError) as error:
+        fitting.load_fold_models(fold_models, build)
+    assert one_line(error) == f"{weights}: missing (the manifest lists it); rerun `dvc repro train@siamese`"
+
+
+def test_weights_that_do_not_fit_their_architecture_are_refused(fold_models):
+    (fold_models / "architecture.json").write_text('{"width": 4}')
+    write_manifest(fold_models, [f"fold_{k}.safetensors" for k in range(3)] + ["architecture.json"])
+    with pytest.raises(DataError) as error:
+        fitting.load_fold_models(fold_models, build)
+    assert "fold_0.safetensors: does not fit architecture.json" in one_line(error)
+
+
+def test_a_cut_ensemble_file_is_refused(tmp_path):
+    save_ensemble(tmp_path, {"method": "stacking", "matchers": ["lightgbm"], "weights": [1.0]}, {})
+    (tmp_path / "ensemble.json").write_text('{"method": "stack')
+    with pytest.raises(DataError) as error:
+        load_ensemble(tmp_path)
+    assert one_line(error) == f"{tmp_path / 'ensemble.json'}: not readable JSON; rerun `dvc repro ensemble`"
+
+
+def test_a_junk_index_is_refused(tmp_path):
+    vectors = np.random.default_rng(0).random((300, 8)).astype(np.float32)
+    CatalogIndex.build(np.arange(300), vectors, 4, "Flat", 0, {}).save(tmp_path)
+    assert len(CatalogIndex.load(tmp_path).ids) == 300
+    (tmp_path / "index.faiss").write_bytes(b"not an index" * 10)
+    with pytest.raises(StageError) as error:
+        CatalogIndex.load(tmp_path)
+    assert one_line(error).startswith(f"{tmp_path}: the index does not load (")
+    assert one_line(error).endswith("rebuild it with `dvc repro index`")
