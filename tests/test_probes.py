@@ -6,6 +6,7 @@ import sys
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 from torch import nn
@@ -144,3 +145,53 @@ def test_a_junk_index_is_refused(tmp_path):
         CatalogIndex.load(tmp_path)
     assert one_line(error).startswith(f"{tmp_path}: the index does not load (")
     assert one_line(error).endswith("rebuild it with `dvc repro index`")
+
+
+def test_a_category_level_that_is_an_object_is_refused_not_kept_as_its_repr():
+    column = pa.chunked_array([pa.array(['{"1": "EPG", "2": "Books"}', '{"1": "EPG", "2": {"name": "Toys"}}'])])
+    with pytest.raises(DataError) as error:
+        contract.check_json_objects(column, "attributes.parquet", "categories", False, keep_keys=("1", "2"))
+    assert one_line(error) == (
+        "attributes.parquet: column categories at row 1 has dict JSON under '2', expected a name; "
+        "export each level as a string"
+    )
+
+
+def test_a_score_outside_zero_to_one_is_refused_and_rounding_is_clipped():
+    from matching.data.cleaning import submission
+
+    pairs = pd.DataFrame({"variantid1": [1, 3], "variantid2": [2, 4]})
+    rounded = pd.DataFrame({"variantid1": [1, 3], "variantid2": [2, 4], "score": [1 + 1e-9, 0.5]})
+    assert submission(pairs, rounded).target.tolist() == [1.0, 0.5]
+    wrong = rounded.assign(score=[1.7, 0.5])
+    with pytest.raises(StageError) as error:
+        submission(pairs, wrong)
+    assert one_line(error).startswith("pair row 0 scored 1.7, not a probability (1 rows in all)")
+
+
+def test_an_inner_split_without_both_classes_stops_the_fit_in_one_line():
+    from matching.matchers.crossfit import check_stopping_rows
+
+    check_stopping_rows(np.array([0.0, 1.0, 0.0]), 0)
+    with pytest.raises(StageError) as error:
+        check_stopping_rows(np.zeros(12), 2)
+    assert one_line(error).startswith("fold 3's inner split holds only negative pairs (12 rows)")
+
+
+def test_missing_card_files_name_the_flag_that_gave_the_folder(tmp_path):
+    from matching.scoring.products import new_products
+
+    with pytest.raises(DataError) as error:
+        new_products(tmp_path, np.array([1]), {}, fix="point --cards at a folder holding the new cards' files")
+    assert one_line(error).endswith("; point --cards at a folder holding the new cards' files")
+    with pytest.raises(DataError, match="point --products at"):
+        new_products(tmp_path, np.array([1]), {})
+
+
+def test_a_saved_encoders_bad_model_is_reported_against_its_file(tmp_path):
+    from matching.scoring.products import saved_text_encoder
+
+    (tmp_path / "transformer.json").write_text('{"model": "no/such-model", "max_length": 16, "precision": "float32"}')
+    with pytest.raises(StageError) as error:
+        saved_text_encoder(tmp_path, "cpu")
+    assert one_line(error).startswith(f"{tmp_path / 'transformer.json'}: model 'no/such-model' cannot be loaded")

@@ -23,10 +23,20 @@ def _thread_count() -> int:
 
 
 THREADS = _thread_count()
+
+
+def _small_work_rows() -> int:
+    value = os.environ.get("MATCHING_SMALL_WORK_ROWS", "100000").strip()
+    if not value.isdigit():
+        raise SystemExit(f"error: MATCHING_SMALL_WORK_ROWS is {value!r}; use a whole number of rows >= 0")
+    return int(value)
+
+
 # Below this many rows a fit runs on one thread: its parallel regions are too short to pay for waking
 # a sleeping thread (the demo's LightGBM fit ran faster on one passive thread than on two), and one
-# thread leaves the other cores to whatever shares the machine.
-SMALL_WORK_ROWS = 100_000
+# thread leaves the other cores to whatever shares the machine. MATCHING_SMALL_WORK_ROWS=0 runs every
+# fit on `THREADS` (the trust tests do, to compare several threads with one).
+SMALL_WORK_ROWS = _small_work_rows()
 
 
 def threads_for(rows: int) -> int:

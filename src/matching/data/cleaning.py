@@ -95,6 +95,9 @@ def scores_of_rows(test: pd.DataFrame, scored: pd.DataFrame) -> np.ndarray:
     return scores
 
 
+PROBABILITY_SLACK = 1e-6  # float rounding a score may carry past [0, 1]
+
+
 def submission(pairs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """Every row of `pairs` with its pair's score (`scores`: the distinct pairs' ids and score) as
     `target`, a probability: a repeated row or the other orientation the same score, a self pair 1."""
@@ -102,6 +105,14 @@ def submission(pairs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     if np.isnan(row_scores).any():
         row = int(np.flatnonzero(np.isnan(row_scores))[0])
         raise StageError(f"pair row {row} has no score: the scores are older than the pairs; rerun `dvc repro`")
+    outside = (row_scores < -PROBABILITY_SLACK) | (row_scores > 1 + PROBABILITY_SLACK)
+    if outside.any():  # a model gave something other than a probability: a bug to see, not to clip away
+        row = int(np.flatnonzero(outside)[0])
+        raise StageError(
+            f"pair row {row} scored {float(row_scores[row])!r}, not a probability ({int(outside.sum())} rows in all); "
+            "rerun `dvc repro` and report it if it stays"
+        )
+    # Float rounding may take a mean of probabilities a hair past 0 or 1.
     return pairs[["variantid1", "variantid2"]].reset_index(drop=True).assign(target=np.clip(row_scores, 0.0, 1.0))
 
 

@@ -211,6 +211,12 @@ def check_json_objects(
                     f"{label}: column {name} at row {row} is {type(value).__name__} JSON, expected {expected}"
                 )
             for key, values in kept.items():
-                values.append(value.get(key))
+                kept_value = value.get(key)
+                if isinstance(kept_value, (dict, list)):  # a name is wanted; str() would keep its Python repr
+                    raise DataError(
+                        f"{label}: column {name} at row {row} has {type(kept_value).__name__} JSON under {key!r}, "
+                        "expected a name; export each level as a string"
+                    )
+                values.append(kept_value)
             row += 1
     return kept

@@ -32,7 +32,9 @@ def readable_tokens(module) -> int:
     return min((limit for limit in limits if limit), default=10**9)
 
 
-def load_sentence_transformer(model: str, device: str, max_length: int, precision: str = "float32"):
+def load_sentence_transformer(
+    model: str, device: str, max_length: int, precision: str = "float32", source: str = "params.yaml: embed model"
+):
     """A SentenceTransformer from a hub name or a local folder, at the given precision.
 
     int8 is dynamic quantisation of the linear layers (CPU); bfloat16 halves the weights (GPU, or
@@ -50,7 +52,7 @@ def load_sentence_transformer(model: str, device: str, max_length: int, precisio
     except (OSError, ValueError) as error:  # an unreachable hub, a name that is not a model, a broken folder
         where = "the folder exists but holds no loadable model" if Path(model).exists() else "not a local folder"
         raise ConfigError(
-            f"params.yaml: embed model {model!r} cannot be loaded ({where}; {str(error).splitlines()[0]}); "
+            f"{source} {model!r} cannot be loaded ({where}; {str(error).splitlines()[0]}); "
             "without a network, download it where there is one and set the model to its local folder, "
             "or use the offline encoder (encoder=lexical)"
         ) from None
@@ -69,16 +71,23 @@ def load_sentence_transformer(model: str, device: str, max_length: int, precisio
 
 
 def sentence_transformer_encoder(
-    model: str, device: str, batch_size: int, max_length: int, precision: str = "float32", cache_dir: Path | None = None
+    model: str,
+    device: str,
+    batch_size: int,
+    max_length: int,
+    precision: str = "float32",
+    cache_dir: Path | None = None,
+    source: str = "params.yaml: embed model",
 ) -> TextEncoder:
     """Length-sorted chunks of distinct texts through a SentenceTransformer.
 
     With `cache_dir`, every finished chunk is saved there, so a run that is killed resumes where it
     stopped; the folder is keyed by model, settings and texts, and removed once all are encoded.
+    `source` names where the model was set, for the error a model that does not load gets.
     """
     import torch
 
-    encoder = load_sentence_transformer(model, device, max_length, precision)
+    encoder = load_sentence_transformer(model, device, max_length, precision, source)
     # Renamed in sentence-transformers 6; older releases have only the long name.
     dimension = getattr(encoder, "get_embedding_dimension", encoder.get_sentence_embedding_dimension)()
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from matching.errors import StageError
 from matching.matchers.folds import pair_components
 
 FitPredict = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, Any]]
@@ -65,6 +66,17 @@ class InnerSplit:
             chosen = order[np.cumsum(sizes[order]) <= max(self.share * len(rows), sizes[order[0]])]
             stop = np.isin(component, chosen)
         return rows[~stop], rows[stop]
+
+
+def check_stopping_rows(target: np.ndarray, fold: int) -> None:
+    """Early stopping reads PR-AUC on the inner split: without a positive (or a negative) pair there it
+    would read a constant and stop on nothing."""
+    if len(target) == 0 or target.min() == target.max():
+        held = "no pair" if len(target) == 0 else f"only {'positive' if target[0] else 'negative'} pairs"
+        raise StageError(
+            f"fold {fold + 1}'s inner split holds {held} ({len(target)} rows), so early stopping has nothing to "
+            "read; raise train.inner_valid_share or give more train pairs"
+        )
 
 
 def curve_frame(curves: list[list[dict]]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from matching.device import resolve_device
 from matching.errors import DataError
 from matching.io import atomic_path, write_json
 from matching.manifest import check_manifest, write_manifest
-from matching.matchers.crossfit import InnerSplit
+from matching.matchers.crossfit import InnerSplit, check_stopping_rows
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def fit_network(
     """
     fit, stop = rows.inner(rows.train, rows.fold)
     target, fold = rows.target, rows.fold
+    check_stopping_rows(target[stop], fold)
     optimizer = options.optimizer_class(
         trained_weights(model), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )

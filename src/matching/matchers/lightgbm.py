@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from matching import THREADS, threads_for
 from matching.config import LightGBM
 from matching.io import atomic_path, write_json
 from matching.manifest import check_manifest, write_manifest
-from matching.matchers.crossfit import InnerSplit, cross_fit
+from matching.matchers.crossfit import InnerSplit, check_stopping_rows, cross_fit
 
 CURVE_EVERY = 10  # iterations between learning-curve points
 LOG_EVERY = 100  # iterations between progress lines
@@ -112,6 +113,7 @@ def fit_booster(
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int) -> tuple[np.ndarray, FoldModel]:
         fit, stop = inner(train, fold)
+        check_stopping_rows(y[stop], fold)
         fit_set, stop_set = subset(data, fit), subset(data, stop)
         history: dict = {}
         booster = lgb.train(
@@ -176,6 +178,13 @@ def train_lightgbm(
     return oof, models, scoring, curves
 
 
+def model_text(booster: lgb.Booster, num_iteration: int | None = None) -> str:
+    """The model as LightGBM's text, its record of the thread count made neutral (0: as the loading
+    process sets it): the same model from any thread count gives the same bytes."""
+    text = booster.model_to_string(num_iteration=num_iteration)
+    return re.sub(r"^\[num_threads: \d+\]$", "[num_threads: 0]", text, count=1, flags=re.MULTILINE)
+
+
 def save_models(models: list[FoldModel], model_dir: Path) -> None:
     """LightGBM text files, and a JSON index of the category boosters."""
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -184,12 +193,12 @@ def save_models(models: list[FoldModel], model_dir: Path) -> None:
     index: dict[str, dict[str, str]] = {}
     for number, model in enumerate(models):
         with atomic_path(model_dir / f"fold_{number}.txt") as tmp:
-            model.booster.save_model(str(tmp), num_iteration=model.booster.best_iteration)
+            tmp.write_text(model_text(model.booster, model.booster.best_iteration))
         index[str(number)] = {}
         for position, (name, booster) in enumerate(sorted(model.by_category.items())):
             file = f"fold_{number}_category_{position}.txt"
             with atomic_path(model_dir / file) as tmp:
-                booster.save_model(str(tmp))
+                tmp.write_text(model_text(booster))
             index[str(number)][name] = file
     write_json(index, model_dir / "categories.json")
     files = [f"fold_{number}.txt" for number in index] + [f for files in index.values() for f in files.values()]

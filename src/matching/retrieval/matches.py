@@ -86,12 +86,22 @@ class CatalogMatcher:
         cards_dir, self.seconds = Path(cards_dir), {}
         with self.timed("embed"):
             query_ids = card_ids(cards_dir)
-            cards = new_products(cards_dir, query_ids, self.matcher.encoders)
+            cards = new_products(
+                cards_dir,
+                query_ids,
+                self.matcher.encoders,
+                fix="point --cards at a folder holding the new cards' files",
+            )
             vectors = block_vectors(cards.embeddings, self.index.settings["blocks"])
         with self.timed("search"):
             candidates = self.nearest(query_ids, vectors, k)
         with self.timed("score"):
-            catalog = new_products(self.catalog_dir, np.unique(candidates.candidate_id), self.matcher.encoders)
+            catalog = new_products(
+                self.catalog_dir,
+                np.unique(candidates.candidate_id),
+                self.matcher.encoders,
+                fix="set data.raw_dir in the trained repository's params.yaml to the catalog's folder",
+            )
             scores = self.matcher.score_read(pair_frame(candidates), joined(cards, catalog))
         return ranked(candidates, scores.target.to_numpy())
 

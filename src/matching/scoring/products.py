@@ -9,6 +9,7 @@ its id column hold none of them, and the rest are cut to them batch by batch. No
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from matching.encoders.names import name_vectors
 from matching.encoders.photos import photo_vectors
 from matching.encoders.texts import TEXT_OF
 from matching.errors import DataError, StageError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,7 +48,12 @@ def saved_text_encoder(folder: Path, device: str) -> TextEncoder:
 
         settings = json.loads((folder / "transformer.json").read_text())
         return sentence_transformer_encoder(
-            settings["model"], device, settings.get("batch_size", 64), settings["max_length"], settings["precision"]
+            settings["model"],
+            device,
+            settings.get("batch_size", 64),
+            settings["max_length"],
+            settings["precision"],
+            source=f"{folder / 'transformer.json'}: model",
         )
     raise StageError(f"{folder}: no saved encoder; run `dvc repro` in the trained repository first")
 
@@ -55,16 +63,15 @@ def new_products(
     wanted: np.ndarray,
     encoders: dict[str, TextEncoder],
     check_known: Callable[[np.ndarray], None] | None = None,
+    fix: str = "point --products at a folder holding the archive's product files",
 ) -> NewProducts:
     """The `wanted` products from the archive folder `raw_dir`, with their name vectors, photo vectors
     and sets, and each text modality encoded by its saved encoder (`encoders`). `check_known` gets
     the sorted ids the attributes file holds and refuses what it must (a pair naming a product the
-    files lack, as in prepare)."""
+    files lack, as in prepare). `fix` says how to give another folder (the flag or the param that named it)."""
     missing = [f"{name}.parquet" for name in raw.PRODUCT_FILES if not raw.product_file_paths(raw_dir, name)]
     if missing:
-        raise DataError(
-            f"{raw_dir}: missing {', '.join(missing)}; point --products at a folder holding the archive's product files"
-        )
+        raise DataError(f"{raw_dir}: missing {', '.join(missing)}; {fix}")
     wanted = np.unique(np.asarray(wanted, dtype=np.int64))
     labels = (str(raw_dir / "attributes.parquet"), str(raw_dir / "text_and_bert.parquet"))
     attribute_columns = ("categories", "characteristic_attributes_mapping")
@@ -75,6 +82,12 @@ def new_products(
     text = raw.read_product_rows(raw_dir, "text_and_bert", ("name", "description", "name_bert_64"), wanted)
     table = build_products(attributes, known, wanted, text.select(["variantid", "name", "description"]), labels)
     text_ids = text.column("variantid").to_numpy().astype(np.int64)
+    without_text = len(np.setdiff1d(known, text_ids))
+    if without_text:  # prepare counts these in the data report; here a log line says so
+        log.warning(
+            f"{labels[1]}: {without_text} of {len(known)} products have no row; they are scored without "
+            "their name, description and name vector"
+        )
     embeddings = {"names": {"variantid": wanted, "vectors": name_vectors([(labels[1], text_ids, text)], wanted)}}
     photo_batches = raw.raw_batches_for(
         raw_dir, "resnet", [contract.MAIN_PHOTO, contract.EXTRA_PHOTOS], wanted, skip_groups=True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 from dvclive.lgbm import DVCLiveCallback
 
@@ -15,6 +16,7 @@ from matching.stage import run_stage
 from matching.stages.training import TrainingInputs, fold_log, run_matcher
 
 NAME = LIGHTGBM
+CURVE_DIGITS = 10  # decimals of a logged learning-curve value
 
 
 def train(inputs: TrainingInputs) -> str:
@@ -30,7 +32,9 @@ def train(inputs: TrainingInputs) -> str:
             def every_few(env) -> None:
                 if env.iteration % lightgbm.CURVE_EVERY == 0:
                     live.step = env.iteration
-                    callback(env)
+                    # LightGBM sums a metric over threads in their order: the last bits follow the thread count
+                    results = [(*r[:2], round(r[2], CURVE_DIGITS), *r[3:]) for r in env.evaluation_result_list]
+                    callback(dataclasses.replace(env, evaluation_result_list=results))
 
             return [every_few]
 
