@@ -195,3 +195,24 @@ def test_a_saved_encoders_bad_model_is_reported_against_its_file(tmp_path):
     with pytest.raises(StageError) as error:
         saved_text_encoder(tmp_path, "cpu")
     assert one_line(error).startswith(f"{tmp_path / 'transformer.json'}: model 'no/such-model' cannot be loaded")
+
+
+def test_an_id_above_the_int64_range_in_a_pairs_csv_is_refused_in_one_line(tmp_path):
+    from matching.data.raw import read_id_file
+    from matching.scoring.matcher import checked_pairs
+
+    (tmp_path / "pairs.csv").write_text(f"variantid1,variantid2\n1,2\n3,{2**63 + 1}\n")
+    pairs = read_id_file(tmp_path / "pairs.csv", ("variantid1", "variantid2"))
+    with pytest.raises(DataError) as error:
+        checked_pairs(pairs, "pairs.csv")
+    assert one_line(error).startswith("pairs.csv: column variantid2 holds 9223372036854775809 at row 1")
+
+
+def test_an_array_file_holding_python_objects_is_refused_in_one_line(tmp_path):
+    np.savez(tmp_path / "lexical.npz", components=np.array([{"run": "code"}], dtype=object))
+    with pytest.raises(DataError) as error:
+        StoredArrays(tmp_path / "lexical.npz")
+    assert (
+        one_line(error)
+        == f"{tmp_path / 'lexical.npz'}: components.npy holds Python objects; rerun the stage that writes it"
+    )
