@@ -14,17 +14,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from matching import cpu_info
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict:
     """The CPU's model and the cores this process may use, and the GPU torch sees, if any."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_info("model name") or platform.processor() or platform.machine()
     described = {"cpu": cpu, "cores": len(os.sched_getaffinity(0))}
     if "torch" in sys.modules:  # only a script that uses torch pays for asking it
         torch = sys.modules["torch"]

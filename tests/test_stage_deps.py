@@ -1,8 +1,7 @@
 """Stage deps are true by construction: every module a stage's command imports, directly or through
 other modules, is covered by that stage's `deps` in dvc.yaml (a listed folder covers what is under it),
 so a code change reruns every stage whose results it can change. Plumbing that does not change results
-is exempt: package __init__ files, `paths`, the file writers `io` and `npz`, `errors` and the entry-point
-runner `stage`."""
+is exempt: package __init__ files, `io` and `paths`."""
 
 import ast
 import re
@@ -14,7 +13,7 @@ from conftest import REPO
 from matching.matchers.names import MATCHERS
 
 SRC = REPO / "src"
-EXEMPT = {"io", "npz", "errors", "stage", "paths"}
+EXEMPT = {"io", "paths"}
 
 
 def module_file(name: str):

@@ -55,14 +55,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
+def cpu_info(field: str) -> str:
+    """A field of the first CPU in /proc/cpuinfo ("" where there is none, or no such file)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            line = next((line for line in cpuinfo if line.split(":", 1)[0].strip() == field), "")
+    except OSError:
+        return ""
+    return line.split(":", 1)[1].strip() if ":" in line else ""
+
+
 def _has_avx2() -> bool:
     if platform.machine() not in ("x86_64", "AMD64"):
         return False
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
-    except OSError:
-        return False
+    flags = cpu_info("flags").split()
     return "avx2" in flags and "fma" in flags
 
 

@@ -120,4 +120,6 @@ class CatalogIndex:
             return cls(index, np.load(files[1], allow_pickle=False), json.loads(files[2].read_text()))
         except (RuntimeError, ValueError, OSError) as error:  # faiss, numpy and json on a cut or foreign file
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise StageError(f"{folder}: the index does not load ({reason[:160]}); rebuild it with `dvc repro index`")
+            raise StageError(
+                f"{folder}: the index does not load ({reason[:160]}); rebuild it with `dvc repro index`"
+            ) from None

@@ -28,7 +28,8 @@ def retrieval_matrix(blocks: list[np.ndarray]) -> np.ndarray:
 
 def read_catalog(layout: paths.Layout, blocks: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Every product's id and retrieval vector, from the embedding files of the chosen blocks."""
-    ids, parts = np.zeros(0, np.int64), list[np.ndarray]()
+    ids = np.zeros(0, np.int64)
+    parts: list[np.ndarray] = []
     for block in blocks:
         path = layout.embedding_file(block)
         try:
