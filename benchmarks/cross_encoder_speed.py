@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from encoder_speed import build_model
+from encoder_speed import build_model, corpus_texts
 from matching.data.raw import read_product_rows
 from matching.matchers.cross_encoding import batching, pretrained, serialising  # noqa: E402
 from matching.matchers.fitting import trained_weights
@@ -104,7 +104,7 @@ def main() -> None:
     left, right = cards_of_pairs(args.raw, args.pairs, args.attribute_count, args.description_chars)
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as scratch:
-        build_model(Path(scratch), args.arch, args.raw)
+        build_model(Path(scratch), args.arch, corpus_texts(args.raw))
         folder = str(Path(scratch) / "bert")
         tokenizer = pretrained.pretrained_tokenizer(folder)
         model = pretrained.pretrained_classifier(folder, args.freeze_word_embeddings).to(device)

@@ -31,19 +31,34 @@ ARCHITECTURES = {  # layers, hidden, heads, intermediate, vocabulary: the real m
 }
 
 
-def build_model(folder: Path, arch: str, raw: Path) -> Path:
+def corpus_texts(raw: Path) -> list[str]:
+    corpus = pd.read_parquet(raw / "text_and_bert.parquet", columns=["name", "description"])
+    return list(corpus["name"].fillna("")) + list(clean_description(corpus["description"]).dropna())
+
+
+def build_model(folder: Path, arch: str, texts: list[str], full_vocabulary: bool = False) -> Path:
+    """A sentence-transformer of `arch`'s shape with random weights and a WordPiece tokenizer trained on
+    `texts`; with `full_vocabulary`, the vocabulary is filled up to the real model's size with made-up
+    tokens (the distillation's cost and the embedding table's size are the real ones)."""
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     layers, hidden, heads, intermediate, vocabulary = ARCHITECTURES[arch]
-    corpus = pd.read_parquet(raw / "text_and_bert.parquet", columns=["name", "description"])
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    texts = list(corpus["name"].fillna("")) + list(clean_description(corpus["description"]).dropna())
     tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=30000, special_tokens=special))
+    if full_vocabulary:
+        learnt = tokenizer.get_vocab()
+        filler = (f"##q{i}" for i in range(vocabulary))
+        added = [token for token in filler if token not in learnt][: max(0, vocabulary - len(learnt))]
+        tokens = {**learnt, **{token: len(learnt) + i for i, token in enumerate(added)}}
+        trained = tokenizer
+        tokenizer = Tokenizer(models.WordPiece(tokens, unk_token="[UNK]"))
+        tokenizer.normalizer, tokenizer.pre_tokenizer = trained.normalizer, trained.pre_tokenizer
+        tokenizer.post_processor, tokenizer.decoder = trained.post_processor, trained.decoder
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         unk_token="[UNK]",
@@ -92,7 +107,7 @@ def main() -> None:
     texts = pair_texts(args.raw, args.pairs, args.modality)
     present = texts.dropna()
     with tempfile.TemporaryDirectory() as scratch:
-        model = str(build_model(Path(scratch), args.arch, args.raw))
+        model = str(build_model(Path(scratch), args.arch, corpus_texts(args.raw)))
         rows = []
         baseline = load_sentence_transformer(model, args.device, args.max_length)
         baseline.encode(list(present[:256]), batch_size=args.batch_size)  # warm-up (CUDA context, kernels)

@@ -98,11 +98,47 @@ def retrieval_table() -> str:
     return markdown([*(f"recall@{k}" for k in ks), "index against exact search, @20"], [row])
 
 
+def encoder_rates_table() -> str:
+    """The text encoders at volume (benchmarks/encoder_rates.py): the transformer path against the model
+    alone on the same batches, the distillation, and the static encoder by threads."""
+    rows = []
+    for record in records("encoder_rates"):
+        for modality, figures in record["results"].items():
+            texts = figures["texts"]
+            static = sorted(
+                (int(key.split("_")[2]), seconds)
+                for key, seconds in figures.items()
+                if key.startswith("static_seconds_")
+            )
+            transformer = ["", "", "", ""]
+            if "pipeline_seconds" in figures:
+                transformer = [
+                    f"{texts / figures['model_alone_seconds']:,.0f}",
+                    f"{texts / figures['pipeline_seconds']:,.0f}",
+                    f"{figures['pipeline_seconds']:.0f}",
+                    f"{figures['model_alone_seconds'] / figures['pipeline_seconds']:.0%}",
+                ]
+            rows.append(
+                [
+                    machine_of(record),
+                    f"{modality} ({figures['model']}, {figures['max_length']} tokens)",
+                    f"{texts:,}",
+                    *transformer,
+                    f"{figures['distill_seconds']:.0f}" if "distill_seconds" in figures else "",
+                    ", ".join(f"{seconds:.0f} s on {threads}" for threads, seconds in static),
+                ]
+            )
+    header = ["machine", "texts of", "distinct texts", "model alone, texts/s", "pipeline, texts/s", "pipeline, s"]
+    header.append("pipeline / model alone")
+    return markdown([*header, "distil, s", "static encoding, by threads"], rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "real_offers": real_offers_table,
     "ablation": ablation_table,
     "demo_matchers": demo_matchers_table,
     "retrieval": retrieval_table,
+    "encoder_rates": encoder_rates_table,
 }
 
 

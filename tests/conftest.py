@@ -62,6 +62,14 @@ def set_params(workdir: Path, **updates) -> dict:
     return params
 
 
+def prepare_with(raw_dir: Path, **updates) -> None:
+    """`prepare` on the test archive, then params.yaml with `updates` (dotted keys): a text stage's setup."""
+    from matching.stages.prepare import prepare
+
+    prepare(raw_dir, sample=1.0, seed=0)
+    set_params(raw_dir.parents[1], **updates)
+
+
 def save_tiny_bert(folder: Path, corpus: list[str], vocab_size: int = 200, max_positions: int = 128) -> Path:
     """A tiny BERT (seeded weights) and a WordPiece tokenizer of `corpus`, saved as a plain transformers folder."""
     import torch

@@ -45,7 +45,7 @@ def test_every_config_composes_and_passes_the_typed_check(data, submit, encoder,
     assert checked.data.name == data
     assert checked.train.submit == submit
     assert schema.as_dict(checked) == params, "the typed config holds every key as composed"
-    backend = {"lexical": "lexical", "transformer": "sentence-transformers"}[encoder]
+    backend = {"lexical": "lexical", "transformer": "sentence-transformers", "static": "static"}[encoder]
     for modality in ("attributes", "descriptions"):
         assert params["embed"][modality]["backend"] == backend
 

@@ -8,10 +8,11 @@ import pytest
 import yaml
 from sklearn.decomposition import PCA
 
-from conftest import LAYOUT, REPO, set_params
+from conftest import LAYOUT, REPO, prepare_with
 from matching import config
 from matching.device import resolve_device
 from matching.encoders import texts as embed_text
+from matching.encoders import tokens
 from matching.encoders.base import encode_distinct
 from matching.encoders.lexical import lexical_encoder
 from matching.encoders.photos import pool_photo_sets
@@ -136,11 +137,8 @@ def test_a_local_model_reads_no_more_tokens_than_its_positions(tiny_bert):
 
 
 def test_embed_text_stage_with_a_local_transformer(raw_dir, tiny_bert):
-    from matching.stages.prepare import prepare
-
-    prepare(raw_dir, sample=1.0, seed=0)
-    set_params(
-        raw_dir.parents[1],
+    prepare_with(
+        raw_dir,
         **{
             "embed.descriptions.backend": "sentence-transformers",
             "embed.descriptions.model": str(tiny_bert),
@@ -156,31 +154,54 @@ def test_embed_text_stage_with_a_local_transformer(raw_dir, tiny_bert):
     assert missing.sum() == products.description.isna().sum() > 0
 
 
-def test_a_killed_transformer_encoding_resumes_from_its_saved_chunks(tiny_bert, tmp_path, monkeypatch):
-    from sentence_transformers import SentenceTransformer
+def test_a_killed_transformer_encoding_resumes_from_its_saved_blocks(tiny_bert, tmp_path, monkeypatch):
+    from matching.encoders import transformer
 
     texts = [f"товар номер {i} " + "слово " * (i % 7) for i in range(40)]
-    # batch_size 1 makes chunks of 16 texts: 16, 16 and 8.
+    monkeypatch.setattr(transformer, "BLOCK_TEXTS", 16)  # blocks of 16, 16 and 8 texts
     settings = dict(model=str(tiny_bert), device="cpu", batch_size=1, max_length=16)
-    plain = sentence_transformer_encoder(**settings)(texts)
+    plain = load_sentence_transformer(str(tiny_bert), "cpu", 16).encode(texts, convert_to_numpy=True)
+    ours = sentence_transformer_encoder(**settings)(texts)
+    np.testing.assert_allclose(ours, plain, rtol=1e-4, atol=1e-5)  # the batching gives SentenceTransformer's vectors
     calls = []
-    original = SentenceTransformer.encode
+    original = transformer.Batches.block
 
-    def killed_on_third_chunk(self, sentences, **kwargs):
-        calls.append(len(sentences))
+    def killed_on_third_block(self, start, stop):
+        calls.append(stop - start)
         if len(calls) == 3:
             raise KeyboardInterrupt("killed")
-        return original(self, sentences, **kwargs)
+        return original(self, start, stop)
 
-    monkeypatch.setattr(SentenceTransformer, "encode", killed_on_third_chunk)
+    monkeypatch.setattr(transformer.Batches, "block", killed_on_third_block)
     with pytest.raises(KeyboardInterrupt):
         sentence_transformer_encoder(**settings, cache_dir=tmp_path / "cache")(texts)
-    assert len(list((tmp_path / "cache").rglob("chunk_*.npy"))) == 2
+    assert len(list((tmp_path / "cache").rglob("block_*.npy"))) == 2
     calls.clear()
     resumed = sentence_transformer_encoder(**settings, cache_dir=tmp_path / "cache")(texts)
-    assert calls == [8]  # only the chunk that was not finished
-    np.testing.assert_allclose(resumed, plain, rtol=1e-5, atol=1e-6)
-    assert not list((tmp_path / "cache").rglob("chunk_*.npy"))  # cleaned up once complete
+    assert calls == [8]  # only the block that was not finished
+    np.testing.assert_allclose(resumed, ours, rtol=1e-5, atol=1e-6)
+    assert not list((tmp_path / "cache").rglob("block_*.npy"))  # cleaned up once complete
+
+
+def test_blocks_tokenized_in_worker_processes_give_the_same_vectors(tiny_bert, monkeypatch):
+    # A GPU's path, on the CPU: blocks handed to two tokenizer processes.
+    from matching.encoders import transformer
+
+    texts = [f"товар номер {i} " + "слово " * (i % 7) for i in range(40)]
+    monkeypatch.setattr(transformer, "BLOCK_TEXTS", 16)
+    settings = dict(model=str(tiny_bert), device="cpu", batch_size=2, max_length=16)
+    alone = sentence_transformer_encoder(**settings)(texts)
+    pools = []
+
+    def two_processes(encoder, lower):
+        serialised = encoder.tokenizer.backend_tokenizer.to_str()
+        pools.append(tokens.TextTokenizer(serialised, encoder.max_seq_length, 0, lower, by_words=True).pool(2))
+        return pools[-1]
+
+    monkeypatch.setattr(transformer, "tokenizer_pool", two_processes)
+    pooled = sentence_transformer_encoder(**settings)(texts)
+    pools[0].shutdown()
+    assert pooled.tobytes() == alone.tobytes()
 
 
 def test_int8_encoding_stays_close_to_float32(tiny_bert):
@@ -200,5 +221,7 @@ def test_a_modality_without_any_text_saves_an_encoder_that_scores_new_products_a
     settings = config.TextEmbedding(backend="lexical", model="unused", batch_size=8, max_length=16)
     embed_text_stage.save_encoder(tmp_path, settings, lexical=None)
     training = encode_distinct(pd.Series([None, None], dtype=object), lambda texts: 1 / 0)
-    new = encode_distinct(pd.Series(["a new card's text", None]), saved_text_encoder(tmp_path, "cpu"))
+    new = encode_distinct(
+        pd.Series(["a new card's text", None]), saved_text_encoder(tmp_path, "cpu", tmp_path / "static")
+    )
     assert training.shape == new.shape == (2, 1) and np.isnan(new).all()

@@ -193,7 +193,7 @@ def test_a_saved_encoders_bad_model_is_reported_against_its_file(tmp_path):
 
     (tmp_path / "transformer.json").write_text('{"model": "no/such-model", "max_length": 16, "precision": "float32"}')
     with pytest.raises(StageError) as error:
-        saved_text_encoder(tmp_path, "cpu")
+        saved_text_encoder(tmp_path, "cpu", tmp_path / "static")
     assert one_line(error).startswith(f"{tmp_path / 'transformer.json'}: model 'no/such-model' cannot be loaded")
 
 

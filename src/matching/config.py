@@ -36,8 +36,8 @@ LIGHTAUTOML_ALGORITHMS = (
 
 @dataclass(frozen=True)
 class TextEmbedding:
-    backend: Literal["lexical", "sentence-transformers"]
-    model: str  # a hub name or a local folder that SentenceTransformer(path) loads
+    backend: Literal["lexical", "sentence-transformers", "static"]
+    model: str  # a hub name or a local folder that SentenceTransformer(path) loads (static: distils)
     batch_size: int = field(metadata=positive())
     max_length: int = field(metadata=positive())
     precision: Literal["float32", "bfloat16", "int8"] = "float32"
@@ -57,11 +57,20 @@ class Lexical:
 
 
 @dataclass(frozen=True)
+class Static:
+    dims: int = field(metadata=positive())  # PCA of the distilled token vectors
+    sif_coefficient: float = field(
+        metadata=between(0.0, 1.0, low_open=True, high_open=True)
+    )  # token weight a / (a + frequency)
+
+
+@dataclass(frozen=True)
 class Embed:
     device: Device
     attributes: TextEmbedding
     descriptions: TextEmbedding
     lexical: Lexical
+    static: Static
 
 
 @dataclass(frozen=True)

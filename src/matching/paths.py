@@ -133,9 +133,15 @@ class Layout:
         """The train pairs' similarities that the `neighbours` group ranks new pairs among."""
         return self.feature_transforms / "candidates.parquet"
 
+    def static_model(self, modality: str) -> Path:
+        """The distill stage's output: the modality's model distilled into static token vectors
+        (model2vec's format), or only `unused.json` when the modality's backend is not static."""
+        return self.root / "models" / "static" / modality
+
     def encoder_dir(self, modality: str) -> Path:
         """What embed_text fitted or used for a text modality: `lexical.npz` (TF-IDF and SVD as plain
-        arrays) or `transformer.json` (the model and its settings), for scoring new products alike."""
+        arrays), `transformer.json` (the model and its settings) or `static.json` (the distilled model's
+        folder and settings), for scoring new products alike."""
         return self.root / "models" / "encoders" / modality
 
     @property

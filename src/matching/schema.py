@@ -18,8 +18,8 @@ def positive(maximum: float | None = None) -> dict:
     return {"min": 1, "max": maximum}
 
 
-def between(low: float, high: float, low_open: bool = False) -> dict:
-    return {"min": low, "max": high, "low_open": low_open}
+def between(low: float, high: float, low_open: bool = False, high_open: bool = False) -> dict:
+    return {"min": low, "max": high, "low_open": low_open, "high_open": high_open}
 
 
 def fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
@@ -74,10 +74,11 @@ def convert(value: Any, hint: Any, key: str, bounds: dict) -> Any:
     value = hint(value)
     low, high = bounds.get("min"), bounds.get("max")
     if (low is not None and (value < low or bounds.get("low_open") and value == low)) or (
-        high is not None and value > high
+        high is not None and (value > high or bounds.get("high_open") and value == high)
     ):
         low_text = f"> {low}" if bounds.get("low_open") else f">= {low}"
-        fail(key, value, f"{_describe(hint)} {low_text}" + (f" and <= {high}" if high is not None else ""))
+        high_text = f" and {'<' if bounds.get('high_open') else '<='} {high}" if high is not None else ""
+        fail(key, value, f"{_describe(hint)} {low_text}{high_text}")
     return value
 
 

@@ -14,7 +14,7 @@ train and 49,620 test pairs, several GB of photo vectors) fit in a few GiB.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -406,11 +406,17 @@ def _photos(rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
 
 
 def product_batches(
-    cat: Catalogue, listings: np.ndarray, ids: np.ndarray, seed: int, rows: int = ROWS_PER_GROUP
+    cat: Catalogue,
+    listings: np.ndarray,
+    ids: np.ndarray,
+    seed: int,
+    rows: int = ROWS_PER_GROUP,
+    numbers: Iterable[int] | None = None,
 ) -> Iterator[dict[str, pa.RecordBatch]]:
-    """The three product files, `rows` listings at a time in file order; each batch draws from its
-    own random stream, so a batch needs nothing from the ones before it."""
-    for number, start in enumerate(range(0, len(listings), rows)):
+    """The three product files, `rows` listings at a time in file order (or only the batches `numbers`);
+    each batch draws from its own random stream, so a batch needs nothing from the ones before it."""
+    for number in range(-(-len(listings) // rows)) if numbers is None else numbers:
+        start = number * rows
         rng = np.random.default_rng([seed, 2, number])
         listing = listings[start : start + rows]
         item = cat.listing_item[listing]

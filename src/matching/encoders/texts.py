@@ -41,7 +41,14 @@ def clean_description(descriptions: pd.Series) -> pd.Series:
     return text.astype(object).where(text.notna(), None)
 
 
+# Each text modality: the products column it is made of, and how.
 TEXT_OF = {
-    "attributes": lambda p: attributes_text(p["attributes"]),
-    "descriptions": lambda p: clean_description(p["description"]),
+    "attributes": ("attributes", attributes_text),
+    "descriptions": ("description", clean_description),
 }
+
+
+def modality_texts(modality: str, products: pd.DataFrame) -> pd.Series:
+    """A text modality's cleaned texts of `products` (which need only that modality's column)."""
+    column, clean = TEXT_OF[modality]
+    return clean(products[column])

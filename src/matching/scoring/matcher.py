@@ -57,7 +57,8 @@ class TrainedMatcher:
         except FileNotFoundError as error:
             raise StageError(f"{self.layout.root}: no saved feature transforms ({error}); run `dvc repro` there")
         self.encoders = {
-            m: saved_text_encoder(self.layout.encoder_dir(m), self.cfg.embed.device) for m in TEXT_MODALITIES
+            m: saved_text_encoder(self.layout.encoder_dir(m), self.cfg.embed.device, self.layout.static_model(m))
+            for m in TEXT_MODALITIES
         }
 
     @classmethod

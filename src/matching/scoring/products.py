@@ -20,11 +20,11 @@ import pandas as pd
 
 from matching.data import contract, raw
 from matching.data.products import build_products
-from matching.encoders.base import UNFITTED, TextEncoder, encode_distinct, no_text_encoder
+from matching.encoders.base import STATIC, UNFITTED, TextEncoder, encode_distinct, no_text_encoder
 from matching.encoders.lexical import LexicalEncoder
 from matching.encoders.names import name_vectors
 from matching.encoders.photos import photo_vectors
-from matching.encoders.texts import TEXT_OF
+from matching.encoders.texts import modality_texts
 from matching.errors import DataError, StageError
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,17 @@ class NewProducts:
     photo_sets: dict[str, np.ndarray]  # as data/embeddings/photo_sets.npz
 
 
-def saved_text_encoder(folder: Path, device: str) -> TextEncoder:
-    """The encoder embed_text saved: the fitted lexical encoder, or the transformer it names."""
+def saved_text_encoder(folder: Path, device: str, static_model: Path) -> TextEncoder:
+    """The encoder embed_text saved: the fitted lexical encoder, the transformer it names, or the static
+    model distilled into `static_model`."""
     if (folder / "lexical.npz").exists():
         return LexicalEncoder.load(folder / "lexical.npz").encode
     if (folder / UNFITTED).exists():
         return no_text_encoder
+    if (folder / STATIC).exists():
+        from matching.encoders.static import static_encoder
+
+        return static_encoder(static_model, json.loads((folder / STATIC).read_text())["max_length"])
     if (folder / "transformer.json").exists():
         from matching.encoders.transformer import sentence_transformer_encoder
 
@@ -99,7 +104,10 @@ def new_products(
     embeddings["photos"] = {"variantid": wanted, **vectors}
     texts = table.select(["variantid", "attributes", "description"]).to_pandas()
     for modality, encoder in encoders.items():
-        embeddings[modality] = {"variantid": wanted, "vectors": encode_distinct(TEXT_OF[modality](texts), encoder)}
+        embeddings[modality] = {
+            "variantid": wanted,
+            "vectors": encode_distinct(modality_texts(modality, texts), encoder),
+        }
     return NewProducts(table.to_pandas(types_mapper=pd.ArrowDtype), embeddings, sets)
 
 

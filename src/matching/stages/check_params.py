@@ -15,12 +15,28 @@ import logging
 
 from matching import config, paths
 from matching.data import raw
+from matching.encoders.modalities import TEXT_MODALITIES
 from matching.io import atomic_path
 from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
 
 CHECKED = "params.yaml passed matching.config's typed check\n"
+
+
+def warn_transformers_on_cpu(cfg: config.Config) -> None:
+    """Say before any long work starts that the transformer encoders will run on this machine's CPU."""
+    modalities = [m for m in TEXT_MODALITIES if getattr(cfg.embed, m).backend == "sentence-transformers"]
+    if not modalities:
+        return
+    from matching.device import resolve_device
+
+    if resolve_device(cfg.embed.device) == "cpu":
+        log.warning(
+            f"embed.{' and embed.'.join(modalities)}: sentence-transformers on the CPU (no GPU here): at the "
+            "archive's volume that takes hours (docs/performance.md; embed_text logs its estimate once it has "
+            "a rate); `-S encoder=static` distils the same models and encodes the texts in minutes"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     raw_dir = layout.raw_dir(cfg.data.raw_dir)
     if raw_dir.resolve() != layout.demo_raw.resolve():  # the demo's folder is generate_demo's output
         raw.check_layout(raw_dir)
+    warn_transformers_on_cpu(cfg)
     with atomic_path(layout.params_checked) as tmp:
         tmp.write_text(CHECKED)
     log.info(f"check_params: matchers {', '.join(cfg.train.matchers)}, submitting {cfg.train.submit}")

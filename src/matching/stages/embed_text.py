@@ -16,9 +16,9 @@ import pandas as pd
 
 from matching import config, paths
 from matching.config import Lexical, TextEmbedding
-from matching.encoders.base import UNFITTED, TextEncoder, encode_distinct
+from matching.encoders.base import STATIC, UNFITTED, TextEncoder, encode_distinct
 from matching.encoders.lexical import LexicalEncoder
-from matching.encoders.texts import TEXT_OF
+from matching.encoders.texts import TEXT_OF, modality_texts
 from matching.io import write_json
 from matching.npz import write_arrays
 from matching.stage import run_stage
@@ -33,13 +33,19 @@ def make_encoder(
     seed: int,
     cache_dir: Path | None = None,
     fitted: list | None = None,
+    static_model: Path | None = None,
 ) -> TextEncoder:
-    """The encoder `settings.backend` names (the config allows only these two); a lexical encoder fits
-    on the texts it encodes and appends what it fitted to `fitted`."""
+    """The encoder `settings.backend` names; a lexical encoder fits on the texts it encodes and appends
+    what it fitted to `fitted`; a static one reads the model the distill stage saved in `static_model`."""
     if settings.backend == "lexical":
         from matching.encoders.lexical import lexical_encoder
 
         return lexical_encoder(seed, fitted, **dataclasses.asdict(lexical))
+    if settings.backend == "static":
+        from matching.encoders.static import static_encoder
+
+        assert static_model is not None, "the static backend reads the distill stage's folder"
+        return static_encoder(static_model, settings.max_length)
     from matching.encoders.transformer import sentence_transformer_encoder
 
     return sentence_transformer_encoder(
@@ -48,7 +54,7 @@ def make_encoder(
 
 
 def save_encoder(folder: Path, settings: TextEmbedding, lexical: LexicalEncoder | None) -> None:
-    """The fitted lexical encoder, or the transformer's settings, alone in `folder`."""
+    """The fitted lexical encoder, or the transformer's or static model's settings, alone in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.iterdir():
         stale.unlink()
@@ -56,6 +62,8 @@ def save_encoder(folder: Path, settings: TextEmbedding, lexical: LexicalEncoder 
         lexical.save(folder / "lexical.npz")
     elif settings.backend == "lexical":  # no text to fit on: every product's vector is missing
         write_json({"backend": "lexical", "fitted": False}, folder / UNFITTED)
+    elif settings.backend == "static":  # the model itself stays in the distill stage's folder
+        write_json({"backend": "static", "model": settings.model, "max_length": settings.max_length}, folder / STATIC)
     else:
         write_json(
             {
@@ -76,11 +84,18 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     cfg = config.load(layout.params)
     settings = getattr(cfg.embed, args.modality)
-    products = pd.read_parquet(layout.products, columns=["variantid", "attributes", "description"])
-    texts = TEXT_OF[args.modality](products)
+    products = pd.read_parquet(layout.products, columns=["variantid", TEXT_OF[args.modality][0]])
+    texts = modality_texts(args.modality, products)
+    del products[TEXT_OF[args.modality][0]]
     fitted: list = []
     encoder = make_encoder(
-        settings, cfg.embed.device, cfg.embed.lexical, cfg.seed, layout.encode_cache / args.modality, fitted
+        settings,
+        cfg.embed.device,
+        cfg.embed.lexical,
+        cfg.seed,
+        layout.encode_cache / args.modality,
+        fitted,
+        layout.static_model(args.modality),
     )
     vectors = encode_distinct(texts, encoder)
     save_encoder(layout.encoder_dir(args.modality), settings, fitted[0] if fitted else None)
