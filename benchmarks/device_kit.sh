@@ -22,7 +22,7 @@ PY=${VENV:-.venv}/bin/python
 # What the stages import beyond the device image's packages: LightGBM, RapidFuzz, and dvclive with
 # the parts of DVC it loads (found by importing every stage in an environment of the image's packages).
 MISSING=(lightgbm rapidfuzz dvclive dvc dvc-render dvc-studio-client funcy flatten-dict voluptuous pydot
-    ruamel.yaml)
+    ruamel.yaml model2vec)
 
 # MiniLM first: the packaged model is the one thing `make setup` does not install.
 minilm=$("$PY" -c "import sys; sys.path.insert(0, 'benchmarks'); from real_offers import packaged_minilm; print(packaged_minilm())")

