@@ -75,5 +75,5 @@ def run_recorded(script: str, main: Callable[[], None]) -> None:
 
 
 def records(script: str) -> list[dict]:
-    """Every record a script wrote, in file name order."""
-    return [json.loads(path.read_text()) for path in sorted((RESULTS / script).glob("*.json"))]
+    """Every record a script wrote, in file name order, each with its `name` (the file's)."""
+    return [{**json.loads(path.read_text()), "name": path.stem} for path in sorted((RESULTS / script).glob("*.json"))]

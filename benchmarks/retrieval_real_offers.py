@@ -1,24 +1,29 @@
-"""Retrieval on real product offers: recall@k of known matches, and matches found end to end.
+"""Retrieval on real product offers: recall@k of known matches, and catalog matching end to end.
 
-For each benchmark folder in `--benchmarks`: the pipeline's stages with LightGBM as
-benchmarks/real_offers.py runs them (labels hidden), then the `index` stage. Only then are the
-test labels read. Known matches: the positive train and test pairs; queries: the products of
-positive test pairs.
+For each benchmark folder in `--benchmarks` and each seed: the pipeline's stages with LightGBM as
+benchmarks/real_offers.py runs them (test labels hidden). The blocks to search are then chosen on the
+train pairs alone: recall@`retrieval.k` of the positive train pairs' matches by exact search, for each
+block combination (ties: fewer blocks); the `index` stage is built over them. Only then are the test
+labels read, once:
 
-- recall@k (k = 1, 5, 10, 20, 50) of the queries' known matches among their nearest other products:
-  exact search for several block combinations, and the index for `retrieval.blocks`, with the
-  index's recall against exact search at k = 20;
-- end to end: each query's 20 candidates scored by the pair model (`CatalogMatcher.find`), a match
-  where the probability reaches the out-of-fold F1 threshold: precision against the known matches
-  (a lower bound: a pair nobody labelled counts as wrong) and recall of the queries' known test
-  matches; beside it, the pair model on the given test pairs alone at the same threshold.
+- recall@k (k = 1, 5, 10, 20, 50) of the test matches among each product's nearest other products,
+  exact search for every block combination beside its train figure, and the index's; the index's
+  recall against exact search at k = 20;
+- catalog matching end to end: every product of the test pairs is a query, matched or not; each
+  query's `retrieval.k` candidates are scored by the pair model (`CatalogMatcher.find`) and a pair is
+  kept where the probability reaches the out-of-fold F1 threshold. Precision counts every kept pair
+  (each unordered pair once), those nobody labelled as wrong, so it is a lower bound; recall is over
+  the test pairs' matches; F1 of the two. Beside it, the same model on the given test pairs at the same
+  threshold, and its out-of-fold F1.
 
-    python benchmarks/retrieval_real_offers.py [--benchmarks FOLDER]
+    python benchmarks/retrieval_real_offers.py [--benchmarks FOLDER] [--seeds 42 1 2] [--set key=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
 import tempfile
 from pathlib import Path
 
@@ -27,6 +32,7 @@ import pandas as pd
 import yaml
 
 from matching import config, metric
+from matching.data.cleaning import unordered_key
 from matching.retrieval.candidates import catalog_rows, without_self
 from matching.retrieval.exact import exact_candidates
 from matching.retrieval.index import CatalogIndex
@@ -34,11 +40,11 @@ from matching.retrieval.matches import CatalogMatcher
 from matching.retrieval.recall import hits, overlap_at, recall_at, true_matches
 from matching.retrieval.vectors import read_catalog
 from real_offers import LABELS, LAYOUT, labelless_copy, run_pipeline, working_dir
-from results import run_recorded  # noqa: E402
+from results import record
 
 ROOT = Path(__file__).resolve().parents[1]
 KS = [1, 5, 10, 20, 50]
-COMBINATIONS = [
+COMBINATIONS = [  # fewest blocks first: a tie goes to the simpler vectors
     ["names"],
     ["attributes"],
     ["descriptions"],
@@ -49,13 +55,39 @@ PAIRS = ["variantid1", "variantid2", "target"]
 
 
 def exact_recall(blocks: list[str], queries: np.ndarray, known: pd.DataFrame) -> dict:
+    """recall@k of the queries' known matches by exact search (queries the catalog lacks are left out:
+    prepare drops a pair's product that has no card)."""
     ids, catalog = read_catalog(LAYOUT, blocks)
+    queries = queries[np.isin(queries, ids)]
     return recall_at(hits(queries, exact_candidates(ids, catalog, queries, max(KS)), known), KS)
 
 
-def is_known(frame: pd.DataFrame, left: str, right: str, known: pd.DataFrame) -> np.ndarray:
-    keys = pd.MultiIndex.from_arrays([known.query_id, known.match_id])
-    return pd.MultiIndex.from_arrays([frame[left], frame[right]]).isin(keys)
+def queries_of(known: pd.DataFrame) -> np.ndarray:
+    return np.unique(known.query_id.to_numpy())
+
+
+def chosen_blocks(train_pairs: pd.DataFrame, k: int) -> tuple[list[str], dict]:
+    """The block combination whose exact search finds most train matches within k (the train labels
+    alone), and each combination's train recall."""
+    known = true_matches(train_pairs)
+    recall = {"+".join(blocks): exact_recall(blocks, queries_of(known), known) for blocks in COMBINATIONS}
+    best = max(COMBINATIONS, key=lambda blocks: (recall["+".join(blocks)][f"recall_at_{k}"], -len(blocks)))
+    return best, recall
+
+
+def pair_f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def kept_pairs_figures(kept: pd.DataFrame, known: pd.DataFrame, test_known: pd.DataFrame) -> dict:
+    """Precision of the kept (query, candidate) pairs against every known match (a lower bound: an
+    unlabelled pair counts as wrong), recall of the test matches, F1; each unordered pair counted once."""
+    kept_keys = pd.Index(unordered_key(kept.query_id.to_numpy(), kept.candidate_id.to_numpy())).unique()
+    known_keys = pd.Index(unordered_key(known.query_id.to_numpy(), known.match_id.to_numpy())).unique()
+    test_keys = pd.Index(unordered_key(test_known.query_id.to_numpy(), test_known.match_id.to_numpy())).unique()
+    precision = float(kept_keys.isin(known_keys).mean()) if len(kept_keys) else 0.0
+    recall = float(test_keys.isin(kept_keys).mean())
+    return {"kept": len(kept_keys), "precision": precision, "recall": recall, "f1": pair_f1(precision, recall)}
 
 
 def benchmark(folder: Path, work: Path, overrides: dict) -> dict:
@@ -63,75 +95,109 @@ def benchmark(folder: Path, work: Path, overrides: dict) -> dict:
 
     run_pipeline(labelless_copy(folder, work.parent), work, ["lightgbm"], overrides)
     with working_dir(work):
-        index_stage.main([])
         retrieval = config.load(LAYOUT.params).retrieval
-        labels = pd.read_parquet(folder / LABELS)
-        known = true_matches(pd.concat([pd.read_parquet(folder / "train.parquet")[PAIRS], labels[PAIRS]]))
-        test_known = true_matches(labels)
-        queries = np.unique(test_known.query_id.to_numpy())
-        result = {"queries": len(queries), "known_test_matches": len(test_known)}
-        for blocks in COMBINATIONS:
-            result[f"exact {'+'.join(blocks)}"] = exact_recall(blocks, queries, known)
-        index = CatalogIndex.load(LAYOUT.retrieval_index)
-        ids, vectors = read_catalog(LAYOUT, retrieval.blocks)
-        rows = catalog_rows(ids, queries, "queries")
-        found, scores = index.search(vectors[rows], max(KS) + 1, retrieval.probes, retrieval.rerank)
-        found, _ = without_self(queries, found, scores, max(KS))
-        result[f"index {'+'.join(retrieval.blocks)}"] = recall_at(hits(queries, found, known), KS)
-        exact_ids = exact_candidates(ids, vectors, queries, retrieval.k)
-        result["index_recall_at_20"] = overlap_at(found[:, : retrieval.k], exact_ids, retrieval.k)
-        # End to end, at the out-of-fold F1 threshold (fixed before any test label was read).
+        train_pairs = pd.read_parquet(folder / "train.parquet")[PAIRS]
+        blocks, train_recall = chosen_blocks(train_pairs, retrieval.k)
+        params = yaml.safe_load(LAYOUT.params.read_text())
+        params["retrieval"]["blocks"] = blocks
+        LAYOUT.params.write_text(yaml.safe_dump(params, allow_unicode=True))
+        index_stage.main([])
         oof = pd.read_parquet(LAYOUT.oof_file("lightgbm"))
-        _, threshold = metric.best_f1(oof.target.to_numpy(), oof.score.to_numpy())
+        oof_f1, threshold = metric.best_f1(oof.target.to_numpy(), oof.score.to_numpy())
+        queries = np.unique(pd.read_parquet(folder / "test.parquet")[PAIRS[:2]].to_numpy(np.int64))
         matches = CatalogMatcher.load(Path(".")).find(queries, retrieval.k)
-        chosen = matches[matches.match_probability >= threshold]
-        found_test = is_known(test_known, "query_id", "match_id", chosen.rename(columns={"candidate_id": "match_id"}))
-        result["end_to_end"] = {
-            "threshold": threshold,
-            "predicted": len(chosen),
-            "precision": float(is_known(chosen, "query_id", "candidate_id", known).mean()),
-            "recall": float(found_test.mean()),
-        }
         given = pd.read_parquet(LAYOUT.test_predictions)[["variantid1", "variantid2", "lightgbm"]]
+
+        # Every choice is made: the test labels are read from here on.
+        labels = pd.read_parquet(folder / LABELS)
+        known = true_matches(pd.concat([train_pairs, labels[PAIRS]]))
+        test_known = true_matches(labels)
+        test_queries = queries_of(test_known)
+        result: dict = {
+            "blocks": blocks,
+            "queries": len(queries),
+            "known_test_matches": len(test_known) // 2,
+            "threshold": threshold,
+            "oof_f1": oof_f1,
+            "exact": {
+                "+".join(b): {"train": train_recall["+".join(b)], "test": exact_recall(b, test_queries, test_known)}
+                for b in COMBINATIONS
+            },
+        }
+        index = CatalogIndex.load(LAYOUT.retrieval_index)
+        ids, vectors = read_catalog(LAYOUT, blocks)
+        rows = catalog_rows(ids, test_queries, "queries")
+        found, scores = index.search(vectors[rows], max(KS) + 1, retrieval.probes, retrieval.rerank)
+        found, _ = without_self(test_queries, found, scores, max(KS))
+        result["index"] = recall_at(hits(test_queries, found, test_known), KS)
+        exact_ids = exact_candidates(ids, vectors, test_queries, retrieval.k)
+        result["index_recall_at_20"] = overlap_at(found[:, : retrieval.k], exact_ids, retrieval.k)
+        result["end_to_end"] = kept_pairs_figures(matches[matches.match_probability >= threshold], known, test_known)
         given = labels.merge(given, on=["variantid1", "variantid2"], how="left")
         decided = given.lightgbm.to_numpy() >= threshold
-        result["given_pairs"] = {
-            "precision": float(given.target[decided].mean()),
-            "recall": float(decided[given.target.to_numpy() == 1].mean()),
-        }
+        precision = float(given.target[decided].mean()) if decided.any() else 0.0
+        recall = float(decided[given.target.to_numpy() == 1].mean())
+        result["given_pairs"] = {"precision": precision, "recall": recall, "f1": pair_f1(precision, recall)}
     return result
+
+
+def mean(runs: list[dict], *path: str) -> float:
+    """The mean over the runs of the figure at `path` (nested keys)."""
+    return float(np.mean([functools.reduce(dict.__getitem__, path, run) for run in runs]))
+
+
+def print_summary(name: str, runs: list[dict]) -> None:
+    """The mean over seeds of each figure."""
+    print(
+        f"\n{name}: {len(runs)} seeds; {runs[0]['queries']:,} queries, {runs[0]['known_test_matches']:,} test matches"
+    )
+    print("| search | train recall@20 | " + " | ".join(f"test recall@{k}" for k in KS) + " |")
+    print("|---|---|" + "---|" * len(KS))
+    for combination in runs[0]["exact"]:
+        train = mean(runs, "exact", combination, "train", "recall_at_20")
+        test = [mean(runs, "exact", combination, "test", f"recall_at_{k}") for k in KS]
+        print(f"| exact {combination} | {train:.3f} | " + " | ".join(f"{v:.3f}" for v in test) + " |")
+    chosen = sorted({"+".join(run["blocks"]) for run in runs})
+    index = [mean(runs, "index", f"recall_at_{k}") for k in KS]
+    print(f"| index {', '.join(chosen)} (chosen on train) | | " + " | ".join(f"{v:.3f}" for v in index) + " |")
+    print(f"index recall against exact search at 20: {mean(runs, 'index_recall_at_20'):.4f}")
+    print("| pairs | kept | precision | recall | F1 | OOF F1 |")
+    print("|---|---|---|---|---|---|")
+    for label, key in (
+        ("catalog matching (precision a lower bound)", "end_to_end"),
+        ("given test pairs", "given_pairs"),
+    ):
+        kept = f"{mean(runs, key, 'kept'):.0f}" if "kept" in runs[0][key] else ""
+        figures = " | ".join(f"{mean(runs, key, f):.4f}" for f in ("precision", "recall", "f1"))
+        print(f"| {label} | {kept} | {figures} | {mean(runs, 'oof_f1'):.4f} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", type=Path, default=ROOT.parent / "shared" / "benchmarks")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2], help="one pipeline run each")
     parser.add_argument(
         "--set",
         nargs="*",
-        default=["retrieval.blocks=[names]", "retrieval.encoding=PQ64x4fs,RFlat"],
+        default=["retrieval.encoding=PQ64x4fs,RFlat"],
         metavar="KEY=VALUE",
-        help="params overrides (default: the index over names alone, the best vectors here; no photos)",
+        help="params overrides (default: an encoding for the offers' narrower vectors; no photos)",
+    )
+    parser.add_argument(
+        "--name", default="latest", help="the record: benchmarks/results/retrieval_real_offers/NAME.json"
     )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    figures: dict = {}
     for folder in sorted(p for p in args.benchmarks.iterdir() if (p / "train.parquet").exists()):
-        with tempfile.TemporaryDirectory() as scratch:
-            result = benchmark(folder, Path(scratch) / "work", overrides)
-        print(f"\n{folder.name}: {result['queries']:,} queries, {result['known_test_matches']:,} known test matches")
-        print("| search | " + " | ".join(f"recall@{k}" for k in KS) + " |")
-        print("|---|" + "---|" * len(KS))
-        for name, recall in result.items():
-            if name.startswith(("exact", "index ")):
-                print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in recall.values()) + " |")
-        print(f"index recall against exact search at 20: {result['index_recall_at_20']:.4f}")
-        e2e, given = result["end_to_end"], result["given_pairs"]
-        print(
-            f"end to end at threshold {e2e['threshold']:.3f}: {e2e['predicted']:,} matches, precision "
-            f"{e2e['precision']:.4f} (lower bound), recall {e2e['recall']:.4f}; the pair model on the given test "
-            f"pairs: precision {given['precision']:.4f}, recall {given['recall']:.4f}",
-            flush=True,
-        )
+        figures[folder.name] = {}
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory() as scratch:
+                figures[folder.name][str(seed)] = benchmark(folder, Path(scratch) / "work", {**overrides, "seed": seed})
+        print_summary(folder.name, list(figures[folder.name].values()))
+    print(f"-> {record('retrieval_real_offers', args.name, figures)}")
 
 
 if __name__ == "__main__":
-    run_recorded("retrieval_real_offers", main)
+    main()

@@ -6,6 +6,7 @@ scripts' records (`benchmarks/results/<script>/`) and the pipeline's own metrics
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -38,6 +39,11 @@ def mean_spread(values: list[float]) -> str:
     return f"{mean:.4f}" if len(values) == 1 else f"{mean:.4f} ±{(max(values) - min(values)) / 2:.4f}"
 
 
+def seed_figures(figures: list[dict], keys: tuple[str, ...] = ("test_f1", "test_pr_auc", "oof_f1")) -> list[str]:
+    """Each key's mean and spread over the seeds' figures."""
+    return [mean_spread([f[key] for f in figures]) for key in keys]
+
+
 def real_offers_table() -> str:
     """Test F1 at the out-of-fold threshold, test PR-AUC and out-of-fold F1 by machine, benchmark and model,
     over the seeds of every record."""
@@ -45,6 +51,8 @@ def real_offers_table() -> str:
     dates, sources = set(), set()
     for record in records("real_offers"):
         if record["results"].get("encoder", "lexical") != "lexical":  # the text encoders' own table
+            continue
+        if "inner_test" in record["results"]:  # figures for choices, on held-out train pairs: their own table
             continue
         dates.add(record["date"])
         sources.add(record["command"].split(" --", 1)[0])
@@ -57,9 +65,7 @@ def real_offers_table() -> str:
             benchmark,
             model,
             str(len(figures)),
-            mean_spread([f["test_f1"] for f in figures]),
-            mean_spread([f["test_pr_auc"] for f in figures]),
-            mean_spread([f["oof_f1"] for f in figures]),
+            *seed_figures(figures),
         ]
         for (machine, benchmark, model), figures in sorted(runs.items(), key=lambda item: item[0][:2])
     ]
@@ -73,7 +79,7 @@ def text_encoders_table() -> str:
     the mean seconds of a run, from the records that name their encoder."""
     runs: dict[tuple[str, str, str], list[dict]] = {}
     for record in records("real_offers"):
-        encoder = record["results"].get("encoder")
+        encoder = record["results"].get("encoder") if "inner_test" not in record["results"] else None
         for benchmark, models in record["results"]["runs"].items() if encoder else ():
             for model, seeds in models.items():
                 runs.setdefault((benchmark, encoder, model), []).extend(seeds.values())
@@ -83,15 +89,67 @@ def text_encoders_table() -> str:
             encoder,
             model,
             str(len(figures)),
-            mean_spread([f["test_f1"] for f in figures]),
-            mean_spread([f["test_pr_auc"] for f in figures]),
-            mean_spread([f["oof_f1"] for f in figures]),
+            *seed_figures(figures),
             f"{np.mean([f['seconds'] for f in figures]):.0f}",
         ]
         for (benchmark, encoder, model), figures in sorted(runs.items())
     ]
     header = ["benchmark", "encoder", "model", "seeds", "test F1 (OOF threshold)", "test PR-AUC", "OOF F1", "run, s"]
     return markdown(header, rows)
+
+
+def inner_split_table() -> str:
+    """The runs that choices were made on (`real_offers.py --inner-test`): a row a record, benchmark and
+    model, with what the configuration set, over the seeds."""
+    rows = []
+    for record in records("real_offers"):
+        results = record["results"]
+        if "inner_test" not in results:
+            continue
+        for benchmark, models in results["runs"].items():
+            for model, seeds in models.items():
+                figures = list(seeds.values())
+                rows.append(
+                    [
+                        record["name"],
+                        benchmark,
+                        model,
+                        str(len(figures)),
+                        *seed_figures(figures, ("test_f1", "test_f1_best_threshold", "test_pr_auc", "oof_f1")),
+                    ]
+                )
+    header = ["record", "benchmark", "model", "seeds", "held-out F1 (OOF threshold)", "at the best threshold"]
+    return markdown([*header, "held-out PR-AUC", "OOF F1"], rows)
+
+
+def catalog_matching_table() -> str:
+    """`retrieval_real_offers.py`: the blocks chosen on the train matches, recall@20 of the train and the
+    test matches, and the kept pairs end to end beside the pair model on the given test pairs, over the seeds."""
+    rows = []
+    for record in records("retrieval_real_offers"):
+        for benchmark, seeds in record["results"].items():
+            runs = list(seeds.values())
+            blocks = sorted({"+".join(run["blocks"]) for run in runs})
+
+            def spread(*path: str, runs=runs) -> str:
+                return mean_spread([functools.reduce(dict.__getitem__, path, run) for run in runs])
+
+            rows.append(
+                [
+                    benchmark,
+                    str(len(runs)),
+                    ", ".join(blocks),
+                    spread("exact", blocks[0], "train", "recall_at_20"),
+                    spread("index", "recall_at_20"),
+                    spread("end_to_end", "precision"),
+                    spread("end_to_end", "recall"),
+                    spread("end_to_end", "f1"),
+                    spread("given_pairs", "f1"),
+                    spread("oof_f1"),
+                ]
+            )
+    header = ["benchmark", "seeds", "blocks", "train recall@20", "test recall@20 (index)", "precision (lower bound)"]
+    return markdown([*header, "recall", "F1", "given test pairs F1", "OOF F1"], rows)
 
 
 def ablation_table() -> str:
@@ -168,6 +226,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "retrieval": retrieval_table,
     "encoder_rates": encoder_rates_table,
     "text_encoders": text_encoders_table,
+    "inner_split": inner_split_table,
+    "catalog_matching": catalog_matching_table,
 }
 
 

@@ -175,6 +175,23 @@ def test_stacked_ensemble_of_a_fold_ignores_that_folds_labels():
     assert not np.allclose(again[fold != 2], base[fold != 2])
 
 
+def test_the_stacker_is_applied_to_each_folds_models_then_averaged_never_to_the_folds_mean():
+    from matching.matchers.saved import fold_ensemble
+
+    fitted = {"method": "stacking", "matchers": ["one_model", "two_folds"], "coefficients": [2.0, 1.5], "intercept": -1}
+    one_model = [np.array([0.9, 0.2, 0.6])]  # LightGBM refitted on every pair: the same scores for each fold
+    two_folds = [np.array([0.99, 0.1, 0.3]), np.array([0.4, 0.3, 0.9])]
+    scores = fold_ensemble(fitted, {}, [one_model, two_folds])
+    by_fold = [ensembling.stacked(fitted, np.column_stack([one_model[0], fold])) for fold in two_folds]
+    np.testing.assert_allclose(scores, np.mean(by_fold, axis=0))
+    of_mean = ensembling.stacked(fitted, np.column_stack([one_model[0], np.mean(two_folds, axis=0)]))
+    assert np.abs(scores - of_mean).max() > 0.01
+    # Folds that agree give what the stacker gives one model.
+    np.testing.assert_allclose(
+        fold_ensemble(fitted, {}, [one_model, [two_folds[0]] * 3]), by_fold[0], rtol=0, atol=1e-12
+    )
+
+
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_the_cross_encoder_saves_weights_that_score_as_in_training_and_predict_and_the_score_command_agree(
     featurized, tmp_path, pooling

@@ -133,10 +133,10 @@ class SavedCrossEncoder:
         serialisation = json.loads((model_dir / "architecture.json").read_text())
         return cls(folds, pretrained_tokenizer(str(model_dir)), serialisation)
 
-    def score(self, pairs: pd.DataFrame, products: pd.DataFrame, device: torch.device) -> np.ndarray:
-        """The folds' mean score of each pair (KEYS); `products` hold at least the pairs' products."""
+    def fold_scores(self, pairs: pd.DataFrame, products: pd.DataFrame, device: torch.device) -> list[np.ndarray]:
+        """Each fold model's score of each pair (KEYS); `products` hold at least the pairs' products."""
         wanted = products[products.variantid.isin(np.unique(pairs[KEYS].to_numpy()))].sort_values("variantid")
         saved = self.serialisation
         cards = card_texts(wanted, saved["keys"], saved["attribute_count"], saved["description_chars"])
         reader = pair_reader(self.tokenizer, pairs, wanted.variantid.to_numpy(np.int64), cards, saved)
-        return np.mean([reader.scores(model.to(device)) for model in self.folds], axis=0)
+        return [reader.scores(model.to(device)) for model in self.folds]

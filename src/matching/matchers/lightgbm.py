@@ -220,10 +220,10 @@ def load_models(model_dir: Path) -> list[FoldModel]:
     ]
 
 
-def score(models: list[FoldModel], features: pd.DataFrame, blend: float) -> np.ndarray:
-    """Mean score of the models."""
+def fold_scores(models: list[FoldModel], features: pd.DataFrame, blend: float) -> list[np.ndarray]:
+    """Each model's scores (one model with `refit_full`)."""
     category = features["category"].to_numpy()
-    return np.mean([m.predict(features, category, blend) for m in models], axis=0)
+    return [m.predict(features, category, blend) for m in models]
 
 
 def importance_table(models: list[FoldModel]) -> pd.DataFrame:

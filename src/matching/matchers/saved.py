@@ -102,36 +102,47 @@ class SavedModels:
         precomputed: Mapping[str, np.ndarray] | None = None,
         cards: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        """Each matcher's score of each row of `features` (pair features with KEYS and category), the
-        ensemble's if submitted, and `score`: the submitted model's. `embeddings` (and `cards`, the
-        products table's text columns, for the cross-encoder) hold at least the pairs' products;
-        `precomputed` gives scores of matchers scored elsewhere."""
+        """Each matcher's score of each row of `features` (pair features with KEYS and category): the mean
+        of its fold models' scores; the ensemble's if submitted; and `score`, the submitted model's.
+        `embeddings` (and `cards`, the products table's text columns, for the cross-encoder) hold at
+        least the pairs' products; `precomputed` gives scores of matchers scored elsewhere."""
         out = features[KEYS].reset_index(drop=True)
         precomputed = precomputed or {}
+        folds: dict[str, list[np.ndarray]] = {}
         for name in self.matchers:
             if name in precomputed:
-                out[name] = np.asarray(precomputed[name], dtype=np.float64)
+                folds[name] = [np.asarray(precomputed[name], dtype=np.float64)]
             elif name == LIGHTGBM:
-                out[name] = lightgbm.score(self.lightgbm, features, self.category_blend)
+                folds[name] = lightgbm.fold_scores(self.lightgbm, features, self.category_blend)
             elif name == CROSS_ENCODER:
                 assert self.cross_encoder is not None  # loaded with the matchers
                 device = torch.device(self.cross_encoder_device)
-                out[name] = self.cross_encoder.score(features[KEYS], cards, device)
+                folds[name] = self.cross_encoder.fold_scores(features[KEYS], cards, device)
             else:
-                out[name] = self._network_scores(name, features, embeddings)
+                folds[name] = self._network_fold_scores(name, features, embeddings)
+            out[name] = np.mean(folds[name], axis=0)
         if self.ensemble is not None:
             fitted, reference = self.ensemble
-            out[ENSEMBLE] = ensemble_scores(fitted, reference, out[fitted["matchers"]].to_numpy())
+            out[ENSEMBLE] = fold_ensemble(fitted, reference, [folds[name] for name in fitted["matchers"]])
         out["score"] = out[self.submit]
         return out
 
-    def _network_scores(self, name: str, features: pd.DataFrame, embeddings: Mapping) -> np.ndarray:
-        """The fold models' mean; products scaled by the norms saved with the network."""
+    def _network_fold_scores(self, name: str, features: pd.DataFrame, embeddings: Mapping) -> list[np.ndarray]:
+        """Each fold model's scores; products scaled by the norms saved with the network."""
         folds, architecture = self.networks[name]
         ids = np.unique(features[KEYS].to_numpy(np.int64))
         blocks = networks.product_blocks(embeddings_of(embeddings, ids), architecture["norms"])
         rows, cpu = np.arange(len(features)), torch.device("cpu")
         extra = {"features": pairwise.pair_features(features, architecture["features"])} if name == PAIRWISE else {}
         with torch.inference_mode():
-            scores = [NETWORK_MODULES[name].pair_scorer(m, blocks, features, cpu, **extra)[1](rows) for m in folds]
-        return np.mean(scores, axis=0)
+            return [NETWORK_MODULES[name].pair_scorer(m, blocks, features, cpu, **extra)[1](rows) for m in folds]
+
+
+def fold_ensemble(fitted: dict, reference: dict, fold_scores: list[list[np.ndarray]]) -> np.ndarray:
+    """The ensemble of each fold's models, averaged: the stacker was fitted on one fold model's score a
+    row (out of fold), so it is applied to one fold model's scores a row, never to their mean, whose
+    narrower spread moves its probabilities off the out-of-fold threshold. A matcher with one model
+    (LightGBM refitted on every pair, scores given) gives it to every fold."""
+    n_folds = max(len(scores) for scores in fold_scores)
+    columns = [[scores[fold if len(scores) > 1 else 0] for scores in fold_scores] for fold in range(n_folds)]
+    return np.mean([ensemble_scores(fitted, reference, np.column_stack(c)) for c in columns], axis=0)
