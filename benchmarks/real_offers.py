@@ -83,6 +83,17 @@ def inner_split_copy(folder: Path, scratch: Path, share: float, seed: int) -> tu
     return raw, pairs[held_out].reset_index(drop=True)
 
 
+def add_inner_test(parser: argparse.ArgumentParser) -> None:
+    """The `--inner-test SHARE` option (`inner_split_copy`)."""
+    parser.add_argument(
+        "--inner-test",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="hold out SHARE of the train pairs as the test pairs (the benchmark's test labels unread): for choices",
+    )
+
+
 def write_params(raw_dir: Path, work: Path, matchers: list[str], overrides: dict) -> None:
     """The repository's params with the lexical encoder, `raw_dir` as the data and `overrides` (dotted keys)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -218,13 +229,7 @@ def main() -> None:
         help="the text encoders: lexical; the transformer (all-MiniLM-L6-v2 from PyPI unless --set names "
         "embed.*.model); static: that model distilled",
     )
-    parser.add_argument(
-        "--inner-test",
-        type=float,
-        default=None,
-        metavar="SHARE",
-        help="hold out SHARE of the train pairs as the test pairs (the benchmark's test labels unread): for choices",
-    )
+    add_inner_test(parser)
     parser.add_argument("--name", default="latest", help="the record's name: benchmarks/results/real_offers/NAME.json")
     parser.add_argument("--out", type=Path, default=None, help="write the record here instead")
     args = parser.parse_args()

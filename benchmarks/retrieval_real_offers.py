@@ -3,26 +3,32 @@
 For each benchmark folder in `--benchmarks` and each seed: the pipeline's stages with LightGBM as
 benchmarks/real_offers.py runs them (test labels hidden). The blocks to search are then chosen on the
 train pairs alone: recall@`retrieval.k` of the positive train pairs' matches by exact search, for each
-block combination (ties: fewer blocks); the `index` stage is built over them. Only then are the test
+block combination (ties: fewer blocks); the `index` and `train_candidates` stages run over them (the
+candidate model's rule and threshold chosen on its out-of-fold figures). Only then are the test
 labels read, once:
 
 - recall@k (k = 1, 5, 10, 20, 50) of the test matches among each product's nearest other products,
   exact search for every block combination beside its train figure, and the index's; the index's
   recall against exact search at k = 20;
 - catalog matching end to end: every product of the test pairs is a query, matched or not; each
-  query's `retrieval.k` candidates are scored by the pair model (`CatalogMatcher.find`) and a pair is
-  kept where the probability reaches the out-of-fold F1 threshold. Precision counts every kept pair
-  (each unordered pair once), those nobody labelled as wrong, so it is a lower bound; recall is over
-  the test pairs' matches; F1 of the two. Beside it, the same model on the given test pairs at the same
-  threshold, and its out-of-fold F1.
+  query's `retrieval.k` candidates are scored by the candidate model (`CatalogMatcher.find`), and the
+  pairs it predicts matches are kept. Precision counts every kept pair (each unordered pair once),
+  those nobody labelled as wrong, so it is a lower bound; recall is over the test pairs' matches; F1
+  of the two. Beside it, the candidate model's out-of-fold figures, and the competition's pair model
+  on the given test pairs at its out-of-fold F1 threshold, with its out-of-fold F1.
+
+`--inner-test 0.25` holds out a quarter of the train pairs as the test pairs instead (the benchmark's
+test labels unread), for choosing the candidate model's settings.
 
     python benchmarks/retrieval_real_offers.py [--benchmarks FOLDER] [--seeds 42 1 2] [--set key=value ...]
+        [--inner-test SHARE]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -39,7 +45,7 @@ from matching.retrieval.index import CatalogIndex
 from matching.retrieval.matches import CatalogMatcher
 from matching.retrieval.recall import hits, overlap_at, recall_at, true_matches
 from matching.retrieval.vectors import read_catalog
-from real_offers import LABELS, LAYOUT, labelless_copy, run_pipeline, working_dir
+from real_offers import LABELS, LAYOUT, add_inner_test, inner_split_copy, labelless_copy, run_pipeline, working_dir
 from results import record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,26 +96,35 @@ def kept_pairs_figures(kept: pd.DataFrame, known: pd.DataFrame, test_known: pd.D
     return {"kept": len(kept_keys), "precision": precision, "recall": recall, "f1": pair_f1(precision, recall)}
 
 
-def benchmark(folder: Path, work: Path, overrides: dict) -> dict:
+def benchmark(folder: Path, work: Path, overrides: dict, inner_test: float | None = None) -> dict:
+    """One run; with `inner_test`, a share of the train pairs is held out as the test pairs and the
+    benchmark's test labels are never opened."""
     from matching.stages import index as index_stage
+    from matching.stages import train_candidates
 
-    run_pipeline(labelless_copy(folder, work.parent), work, ["lightgbm"], overrides)
+    if inner_test is None:
+        raw = labelless_copy(folder, work.parent)
+    else:
+        raw, held_out = inner_split_copy(folder, work.parent, inner_test, overrides["seed"])
+    run_pipeline(raw, work, ["lightgbm"], overrides)
     with working_dir(work):
         retrieval = config.load(LAYOUT.params).retrieval
-        train_pairs = pd.read_parquet(folder / "train.parquet")[PAIRS]
+        train_pairs = pd.read_parquet(raw / "train.parquet")[PAIRS]
         blocks, train_recall = chosen_blocks(train_pairs, retrieval.k)
         params = yaml.safe_load(LAYOUT.params.read_text())
         params["retrieval"]["blocks"] = blocks
         LAYOUT.params.write_text(yaml.safe_dump(params, allow_unicode=True))
         index_stage.main([])
+        train_candidates.main([])
+        catalog_oof = json.loads(LAYOUT.catalog_metrics.read_text())
         oof = pd.read_parquet(LAYOUT.oof_file("lightgbm"))
         oof_f1, threshold = metric.best_f1(oof.target.to_numpy(), oof.score.to_numpy())
-        queries = np.unique(pd.read_parquet(folder / "test.parquet")[PAIRS[:2]].to_numpy(np.int64))
+        queries = np.unique(pd.read_parquet(raw / "test.parquet")[PAIRS[:2]].to_numpy(np.int64))
         matches = CatalogMatcher.load(Path(".")).find(queries, retrieval.k)
         given = pd.read_parquet(LAYOUT.test_predictions)[["variantid1", "variantid2", "lightgbm"]]
 
         # Every choice is made: the test labels are read from here on.
-        labels = pd.read_parquet(folder / LABELS)
+        labels = pd.read_parquet(folder / LABELS) if inner_test is None else held_out
         known = true_matches(pd.concat([train_pairs, labels[PAIRS]]))
         test_known = true_matches(labels)
         test_queries = queries_of(test_known)
@@ -119,6 +134,7 @@ def benchmark(folder: Path, work: Path, overrides: dict) -> dict:
             "known_test_matches": len(test_known) // 2,
             "threshold": threshold,
             "oof_f1": oof_f1,
+            "catalog_out_of_fold": catalog_oof,
             "exact": {
                 "+".join(b): {"train": train_recall["+".join(b)], "test": exact_recall(b, test_queries, test_known)}
                 for b in COMBINATIONS
@@ -132,7 +148,7 @@ def benchmark(folder: Path, work: Path, overrides: dict) -> dict:
         result["index"] = recall_at(hits(test_queries, found, test_known), KS)
         exact_ids = exact_candidates(ids, vectors, test_queries, retrieval.k)
         result["index_recall_at_20"] = overlap_at(found[:, : retrieval.k], exact_ids, retrieval.k)
-        result["end_to_end"] = kept_pairs_figures(matches[matches.match_probability >= threshold], known, test_known)
+        result["end_to_end"] = kept_pairs_figures(matches[matches.predicted_match], known, test_known)
         given = labels.merge(given, on=["variantid1", "variantid2"], how="left")
         decided = given.lightgbm.to_numpy() >= threshold
         precision = float(given.target[decided].mean()) if decided.any() else 0.0
@@ -163,13 +179,18 @@ def print_summary(name: str, runs: list[dict]) -> None:
     print(f"index recall against exact search at 20: {mean(runs, 'index_recall_at_20'):.4f}")
     print("| pairs | kept | precision | recall | F1 | OOF F1 |")
     print("|---|---|---|---|---|---|")
-    for label, key in (
-        ("catalog matching (precision a lower bound)", "end_to_end"),
-        ("given test pairs", "given_pairs"),
+    rules = ", ".join(sorted({run["catalog_out_of_fold"]["catalog_rule"] for run in runs}))
+    for label, key, oof_f1 in (
+        (
+            f"catalog matching, rule {rules} (precision a lower bound)",
+            "end_to_end",
+            ("catalog_out_of_fold", "catalog_f1"),
+        ),
+        ("the pair model on the given test pairs", "given_pairs", ("oof_f1",)),
     ):
         kept = f"{mean(runs, key, 'kept'):.0f}" if "kept" in runs[0][key] else ""
         figures = " | ".join(f"{mean(runs, key, f):.4f}" for f in ("precision", "recall", "f1"))
-        print(f"| {label} | {kept} | {figures} | {mean(runs, 'oof_f1'):.4f} |", flush=True)
+        print(f"| {label} | {kept} | {figures} | {mean(runs, *oof_f1):.4f} |", flush=True)
 
 
 def main() -> None:
@@ -183,9 +204,8 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="params overrides (default: an encoding for the offers' narrower vectors; no photos)",
     )
-    parser.add_argument(
-        "--name", default="latest", help="the record: benchmarks/results/retrieval_real_offers/NAME.json"
-    )
+    add_inner_test(parser)
+    parser.add_argument("--name", default="latest", help="the record's name: results/retrieval_real_offers/NAME.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -194,9 +214,11 @@ def main() -> None:
         figures[folder.name] = {}
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as scratch:
-                figures[folder.name][str(seed)] = benchmark(folder, Path(scratch) / "work", {**overrides, "seed": seed})
+                work = Path(scratch) / "work"
+                figures[folder.name][str(seed)] = benchmark(folder, work, {**overrides, "seed": seed}, args.inner_test)
         print_summary(folder.name, list(figures[folder.name].values()))
-    print(f"-> {record('retrieval_real_offers', args.name, figures)}")
+    results = {"runs": figures, "set": args.set, **({"inner_test": args.inner_test} if args.inner_test else {})}
+    print(f"-> {record('retrieval_real_offers', args.name, results)}")
 
 
 if __name__ == "__main__":

@@ -122,34 +122,76 @@ def inner_split_table() -> str:
     return markdown([*header, "held-out PR-AUC", "OOF F1"], rows)
 
 
-def catalog_matching_table() -> str:
-    """`retrieval_real_offers.py`: the blocks chosen on the train matches, recall@20 of the train and the
-    test matches, and the kept pairs end to end beside the pair model on the given test pairs, over the seeds."""
+def catalog_rows(inner: bool) -> list[list[str]]:
+    """A row a record and benchmark of `retrieval_real_offers.py`, test runs or `--inner-test` ones."""
     rows = []
     for record in records("retrieval_real_offers"):
-        for benchmark, seeds in record["results"].items():
+        results = record["results"]
+        if ("inner_test" in results) != inner:
+            continue
+        for benchmark, seeds in results["runs"].items():
             runs = list(seeds.values())
-            blocks = sorted({"+".join(run["blocks"]) for run in runs})
 
             def spread(*path: str, runs=runs) -> str:
                 return mean_spread([functools.reduce(dict.__getitem__, path, run) for run in runs])
 
+            blocks = sorted({"+".join(run["blocks"]) for run in runs})
+            rules = sorted({run["catalog_out_of_fold"]["catalog_rule"] for run in runs})
             rows.append(
                 [
+                    *([record["name"]] if inner else []),
                     benchmark,
                     str(len(runs)),
                     ", ".join(blocks),
-                    spread("exact", blocks[0], "train", "recall_at_20"),
                     spread("index", "recall_at_20"),
+                    ", ".join(rules),
                     spread("end_to_end", "precision"),
                     spread("end_to_end", "recall"),
                     spread("end_to_end", "f1"),
+                    spread("catalog_out_of_fold", "catalog_f1"),
                     spread("given_pairs", "f1"),
                     spread("oof_f1"),
                 ]
             )
-    header = ["benchmark", "seeds", "blocks", "train recall@20", "test recall@20 (index)", "precision (lower bound)"]
-    return markdown([*header, "recall", "F1", "given test pairs F1", "OOF F1"], rows)
+    return rows
+
+
+CATALOG_HEADER = ["benchmark", "seeds", "blocks", "recall@20 (index)", "rule", "precision (lower bound)", "recall"]
+CATALOG_HEADER += ["F1", "OOF F1", "pair model, given pairs F1", "pair model OOF F1"]
+
+
+def catalog_matching_table() -> str:
+    """`retrieval_real_offers.py` on the test pairs: catalog matching end to end, over the seeds."""
+    return markdown(CATALOG_HEADER, catalog_rows(inner=False))
+
+
+def catalog_choices_table() -> str:
+    """`retrieval_real_offers.py --inner-test`: the runs the candidate model's settings were chosen on."""
+    return markdown(["record", *CATALOG_HEADER], catalog_rows(inner=True))
+
+
+def catalog_speed_table() -> str:
+    """`catalog_speed.py`: finding and scoring against a repository's catalog, a row a record and command."""
+    header = ["record", "catalog products", "command", "work", "load s", "after loading s", "wall s", "peak GiB"]
+    rows = []
+    for record in records("catalog_speed"):
+        results = record["results"]
+        find, score = results["find"], results["score"]
+        work = {"find": f"{find['queries']:,} queries x {find['k']}", "score": f"{score['pairs']:,} pairs"}
+        for command, figures in (("matching-find", find), ("matching-score", score)):
+            rows.append(
+                [
+                    f"{record['name']} ({machine_of(record)}, median of {figures['runs']})",
+                    f"{results['products']:,}",
+                    command,
+                    work[command.removeprefix("matching-")],
+                    f"{figures['load_s']:.1f}",
+                    f"{figures['after_load_s']:.1f}",
+                    f"{figures['wall_s']:.1f}",
+                    f"{figures['peak_gib']:.2f}",
+                ]
+            )
+    return markdown(header, rows)
 
 
 def ablation_table() -> str:
@@ -228,6 +270,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "text_encoders": text_encoders_table,
     "inner_split": inner_split_table,
     "catalog_matching": catalog_matching_table,
+    "catalog_choices": catalog_choices_table,
+    "catalog_speed": catalog_speed_table,
 }
 
 

@@ -162,6 +162,9 @@ def _params_with(dotted, value):
         ("lightautoml.algorithms", ["lgb", "xgboost"], "lightautoml.algorithms is 'xgboost'; use one of linear_l2"),
         ("lightautoml.algorithms", ["lgb", "lgb"], "each name once (lgb repeated)"),
         ("cross_encoder.attribute_count", -1, "cross_encoder.attribute_count is -1; use an integer >= 0"),
+        ("retrieval.decision", "mutual", "retrieval.decision is 'mutual'; use one of auto, threshold, best"),
+        ("retrieval.unlabelled_weight", 0, "retrieval.unlabelled_weight is 0.0; use a number > 0.0 and <= 1.0"),
+        ("retrieval.train_queries", 0, "retrieval.train_queries is 0; use an integer >= 1"),
     ],
 )
 def test_a_bad_value_is_refused_with_its_key_and_what_is_allowed(key, value, message):

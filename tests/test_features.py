@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from matching.data.cleaning import unordered_key
 from matching.features.arrays import vector_distances
-from matching.features.columns import feature_columns
+from matching.features.columns import KEYS, feature_columns
 from matching.features.groups import FEATURE_GROUPS
-from matching.features.neighbours import best_of_others
+from matching.features.neighbours import SCORES, best_of_others, neighbour_group, ranked_alone
 from matching.features.pairs import pair_features
 from matching.features.parsing import UNITS
 from matching.features.products import product_tables
@@ -212,6 +213,54 @@ def test_neighbours_rank_a_pair_among_all_its_products_pairs_without_targets():
     pd.testing.assert_frame_equal(f.drop(columns="target"), shuffled.drop(columns="target"))
     fewer = pair_features(pairs.iloc[1:], tables, ["text", "neighbours"])
     assert fewer.nbr_text_name_char_tfidf_cos_rank1.iloc[0] == 1
+
+
+def random_pairs(rng, n_pairs, n_products):
+    """Pairs of distinct products, each unordered pair once, with similarities holding ties and NaN."""
+    left, right = rng.integers(0, n_products, (2, n_pairs * 2))
+    keep = left != right
+    key = pd.MultiIndex.from_arrays([np.minimum(left, right), np.maximum(left, right)])
+    keep &= ~key.duplicated()
+    pairs = pd.DataFrame({"variantid1": left[keep], "variantid2": right[keep]}).head(n_pairs)
+    for name in SCORES[:2]:
+        score = rng.integers(0, 6, len(pairs)) / 5  # few values: many ties
+        pairs[name] = np.where(rng.random(len(pairs)) < 0.1, np.nan, score).astype(np.float32)
+    return pairs
+
+
+def test_a_pair_ranked_alone_among_saved_pairs_gets_its_features_among_all_of_them_whatever_comes_with_it():
+    rng = np.random.default_rng(0)
+    saved = random_pairs(rng, 400, 60)
+    ids = lambda frame: [frame[k].to_numpy(np.int64) for k in KEYS]  # noqa: E731
+    columns = lambda frame: {name: frame[name].to_numpy() for name in SCORES[:2]}  # noqa: E731
+    together = pd.DataFrame(neighbour_group(ids(saved), np.ones(len(saved), bool), columns(saved)))
+    # Saved pairs scored anew, any subset in either orientation: the features they had among all of them.
+    subset = saved.sample(57, random_state=1)
+    swapped = subset.rename(columns={"variantid1": "variantid2", "variantid2": "variantid1"})
+    for part, flip in ((subset, False), (swapped, True)):
+        alone = pd.DataFrame(ranked_alone(ids(part), np.ones(len(part), bool), columns(part), saved))
+        expected = together.iloc[subset.index].reset_index(drop=True)
+        if flip:  # the sides trade places
+            expected = expected.rename(columns=lambda c: c.replace("1", "#").replace("2", "1").replace("#", "2"))
+        pd.testing.assert_frame_equal(alone[sorted(alone)], expected[sorted(alone)])
+    # New pairs (products known or not): each gets what it would get as the one pair added to the saved ones.
+    new = random_pairs(np.random.default_rng(2), 40, 70)
+    new = new[~unordered_key(*ids(new)).isin(unordered_key(*ids(saved)))].reset_index(drop=True)
+    alone = pd.DataFrame(ranked_alone(ids(new), np.ones(len(new), bool), columns(new), saved))
+    for row in range(len(new)):
+        grown = pd.concat([saved, new.iloc[[row]]], ignore_index=True)
+        one = pd.DataFrame(neighbour_group(ids(grown), np.ones(len(grown), bool), columns(grown))).iloc[-1]
+        pd.testing.assert_series_equal(alone.iloc[row], one, check_names=False)
+    assert (alone.nbr_pairs1 == 1).any() and (alone.nbr_pairs1 > 3).any()  # unknown and busy products both met
+    # A saved pair whose products changed since: itself with its new similarities, in place of its saved ones.
+    changed = saved.iloc[:30].copy()
+    changed[list(SCORES[:2])] = np.random.default_rng(3).integers(0, 6, (30, 2)) / 5
+    alone = pd.DataFrame(ranked_alone(ids(changed), np.ones(30, bool), columns(changed), saved))
+    for row in range(30):
+        replaced = saved.copy()
+        replaced.iloc[row] = changed.iloc[row]
+        one = pd.DataFrame(neighbour_group(ids(replaced), np.ones(len(saved), bool), columns(replaced))).iloc[row]
+        pd.testing.assert_series_equal(alone.iloc[row], one, check_names=False)
 
 
 def test_photo_sets_statistics_by_hand():

@@ -14,12 +14,14 @@ from matching import metric
 from matching.data.cleaning import scores_of_rows
 from matching.demo.generator import DemoSize, generate
 from matching.encoders.modalities import TEXT_MODALITIES
-from matching.errors import StageError
+from matching.errors import DataError, StageError
 from matching.matchers import ensemble as ensembling
 from matching.matchers.cross_encoding import batching, serialising
 from matching.matchers.crossfit import cross_fit
 from matching.scoring import TrainedMatcher
-from matching.stages import embed_names, embed_photos, embed_text, ensemble, evaluate, features, predict
+from matching.scoring.catalog import CatalogStore
+from matching.scoring.products import new_products, saved_text_encoder
+from matching.stages import catalog, embed_names, embed_photos, embed_text, ensemble, evaluate, features, predict
 from matching.stages.generate_demo import write_tables
 from matching.stages.prepare import prepare
 
@@ -47,6 +49,7 @@ def featurized(tmp_path_factory):
             embed_text.main([modality])
         embed_names.main([])
         embed_photos.main([])
+        catalog.main([])
         features.main([])
         yield root
 
@@ -126,16 +129,42 @@ def test_ensemble_evaluate_and_predict_follow_the_chosen_model(featurized):
             submission.target, scores_of_rows(submission, predictions.assign(score=predictions[model]))
         )
         assert yaml.safe_load(LAYOUT.evaluate_metrics.read_text())["model"] == model
-        # The score command's path, from the archive's files, gives the pipeline's submission, in any row order.
+        # The score command's path gives the pipeline's submission, in any row order, its products cut
+        # from the catalog store or read from the archive's files as a new card's would be.
         matcher = TrainedMatcher.load(featurized)
-        scored = matcher.score(test_pairs, featurized / "data" / "demo")
+        scored = matcher.score(test_pairs)
         assert scored[["variantid1", "variantid2"]].equals(submission[["variantid1", "variantid2"]])
         np.testing.assert_allclose(scored.target, submission.target, rtol=0, atol=1e-6)
-        again = matcher.score(shuffled, featurized / "data" / "demo")
+        again = matcher.score(shuffled)
         np.testing.assert_allclose(again.target, scored.target.to_numpy()[shuffled.index], rtol=0, atol=1e-6)
+        ids = np.unique(test_pairs[["variantid1", "variantid2"]].to_numpy())
+        read = new_products(featurized / "data" / "demo", ids, matcher.encoders)
+        as_cards = matcher.score_read(test_pairs[["variantid1", "variantid2"]], read)
+        np.testing.assert_allclose(as_cards.target, scored.target, rtol=0, atol=1e-6)
     table = yaml.safe_load(LAYOUT.matchers_metrics.read_text())
     assert set(table) == {"lightgbm", "siamese", "pairwise", "ensemble"}
     assert all(0 <= row["competition_metric"] <= 1 for row in table.values())
+
+
+def test_the_catalog_store_gives_the_products_the_archive_gives_cut_by_id(featurized):
+    store = CatalogStore.load(LAYOUT)
+    ids = store.ids[::7]
+    cut = store.products(ids[::-1])  # any order in, sorted out
+    encoders = {m: saved_text_encoder(LAYOUT.encoder_dir(m), "cpu", LAYOUT.static_model(m)) for m in TEXT_MODALITIES}
+    read = new_products(featurized / "data" / "demo", ids, encoders)
+    pd.testing.assert_frame_equal(cut.products, read.products)
+    for modality, arrays in read.embeddings.items():
+        for name, values in arrays.items():
+            np.testing.assert_allclose(cut.embeddings[modality][name], values, rtol=0, atol=1e-6, err_msg=name)
+    for sets in (cut.photo_sets, read.photo_sets):  # each product's photos, wherever its set starts
+        sets["each"] = [sets["photos"][s : s + c] for s, c in zip(sets["starts"], sets["counts"])]
+    assert cut.photo_sets["counts"].sum() > len(ids) and all(
+        map(np.array_equal, cut.photo_sets["each"], read.photo_sets["each"])
+    )
+    np.testing.assert_array_equal(cut.photo_sets["has_main"], read.photo_sets["has_main"])
+    assert not store.holds(np.array([ids.max() + 1]))[0]
+    with pytest.raises(DataError, match=f"product {ids.max() + 1} is not in the catalog"):
+        store.products(np.array([ids[0], ids.max() + 1]))
 
 
 def test_a_model_that_needs_lightautoml_cannot_score_new_pairs_and_says_why(featurized):

@@ -62,6 +62,11 @@ def test_the_score_command_on_the_test_pairs_gives_the_pipelines_submission(repo
     scored, submission = pd.read_csv(tmp_path / "scored.csv"), pd.read_csv(repo / "data" / "submission.csv")
     assert scored[["variantid1", "variantid2"]].equals(submission[["variantid1", "variantid2"]])
     np.testing.assert_allclose(scored.target, submission.target, rtol=0, atol=1e-6)
+    # A pair's score does not depend on the pairs that come with it: any subset gets its rows of the whole.
+    pd.read_parquet(repo / "data" / "demo" / "test.parquet").iloc[3::7].to_csv(tmp_path / "part.csv", index=False)
+    run([*command[:1], str(tmp_path / "part.csv"), *command[2:], "--output", str(tmp_path / "part_scored.csv")], repo)
+    part = pd.read_csv(tmp_path / "part_scored.csv")
+    np.testing.assert_allclose(part.target, scored.target.iloc[3::7], rtol=0, atol=1e-6)
     assert "--products" in run(["python", "-m", "matching.scoring", "--help"], repo).stdout
     # Bad input: one line naming the file, the column and the value, exit status 2, no output written.
     pairs = pd.read_parquet(repo / "data" / "demo" / "test.parquet").head(5)
@@ -77,23 +82,39 @@ def test_the_score_command_on_the_test_pairs_gives_the_pipelines_submission(repo
     assert "unknown.csv: column variantid2 names product 999 at row 3" in bad.stderr
 
 
-def test_the_find_command_ranks_each_querys_catalog_candidates_by_the_pair_model(repo, tmp_path):
+def test_the_find_command_ranks_and_decides_each_querys_candidates_whichever_queries_come_with_it(repo, tmp_path):
     train = pd.read_parquet(repo / "data" / "prepared" / "train_pairs.parquet")
     queries = train.loc[train.target == 1, "variantid1"].drop_duplicates().head(30)
     pd.DataFrame({"variantid": queries}).to_csv(tmp_path / "queries.csv", index=False)
     run(["matching-find", str(tmp_path / "queries.csv"), "--k", "5", "--output", str(tmp_path / "found.csv")], repo)
     found = pd.read_csv(tmp_path / "found.csv")
-    assert found.columns.tolist() == ["query_id", "candidate_id", "rank", "ann_score", "match_probability"]
+    assert found.columns.tolist() == [
+        "query_id",
+        "candidate_id",
+        "rank",
+        "ann_score",
+        "match_probability",
+        "predicted_match",
+    ]
     assert set(found.query_id) == set(queries) and not (found.query_id == found.candidate_id).any()
     assert all(ranks == [1, 2, 3, 4, 5] for ranks in found.groupby("query_id")["rank"].apply(list))
     assert (found.groupby("query_id").match_probability.diff().dropna() <= 0).all()  # ranked by probability
-    # The probabilities are the score command's on the same pairs.
-    found.rename(columns={"query_id": "variantid1", "candidate_id": "variantid2"}).to_csv(tmp_path / "pairs.csv")
-    run(
-        ["matching-score", str(tmp_path / "pairs.csv"), "--products", "data/demo", "--output", str(tmp_path / "s.csv")],
-        repo,
+    # The decision is the rule and threshold train_candidates chose out of fold.
+    chosen = json.loads((repo / "metrics" / "catalog_matching.json").read_text())
+    predicted = found[found.predicted_match]
+    assert (predicted.match_probability >= chosen["catalog_threshold"] - 1e-6).all() and len(predicted) > 10
+    if chosen["catalog_rule"] == "best":
+        assert (predicted["rank"] == 1).all()
+    # A query's matches do not depend on the queries asked with it: a subset gets its rows of the whole.
+    subset = queries.iloc[::7]
+    pd.DataFrame({"variantid": subset}).to_csv(tmp_path / "subset.csv", index=False)
+    run(["matching-find", str(tmp_path / "subset.csv"), "--k", "5", "--output", str(tmp_path / "part.csv")], repo)
+    part = pd.read_csv(tmp_path / "part.csv")
+    whole = found[found.query_id.isin(subset)].reset_index(drop=True)
+    assert part[["query_id", "candidate_id", "rank", "predicted_match"]].equals(
+        whole[["query_id", "candidate_id", "rank", "predicted_match"]]
     )
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "s.csv").target, found.match_probability, atol=1e-6)
+    np.testing.assert_allclose(part.match_probability, whole.match_probability, rtol=0, atol=1e-6)
     # A query the catalog lacks: one line naming it, exit status 2, nothing written.
     pd.DataFrame({"variantid": [int(queries.iloc[0]), 999]}).to_csv(tmp_path / "unknown.csv", index=False)
     bad = run(

@@ -11,7 +11,9 @@ import pyarrow as pa
 import pytest
 from torch import nn
 
+from matching import paths
 from matching.data import contract
+from matching.encoders.modalities import MODALITIES
 from matching.errors import DataError, StageError
 from matching.io import atomic_path
 from matching.manifest import write_manifest
@@ -20,6 +22,8 @@ from matching.matchers.ensemble import load_ensemble, save_ensemble
 from matching.matchers.lightgbm import FoldModel, load_models, save_models
 from matching.npz import StoredArrays, write_arrays
 from matching.retrieval.index import CatalogIndex
+from matching.scoring.catalog import CatalogStore
+from matching.stages.catalog import write_catalog_products
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -145,6 +149,39 @@ def test_a_junk_index_is_refused(tmp_path):
         CatalogIndex.load(tmp_path)
     assert one_line(error).startswith(f"{tmp_path}: the index does not load (")
     assert one_line(error).endswith("rebuild it with `dvc repro index`")
+
+
+def test_a_missing_cut_or_mismatched_catalog_store_says_to_rebuild_it(tmp_path):
+    layout = paths.Layout(tmp_path)
+    with pytest.raises(StageError) as error:
+        CatalogStore.load(layout)
+    assert (
+        one_line(error)
+        == f"{layout.catalog_products}: no catalog store; run `dvc repro catalog` in the trained repository"
+    )
+    ids = np.array([3, 5, 8])
+    products = pa.table({"variantid": ids, "name": ["a", "b", "c"]})
+    write_catalog_products(products.schema, products.to_batches(), layout.catalog_products)
+    for modality in MODALITIES:
+        write_arrays({"variantid": ids, "vectors": np.eye(3, dtype=np.float32)}, layout.embedding_file(modality))
+    sets = {
+        "variantid": ids,
+        "starts": np.array([0, 1, 1]),
+        "counts": np.array([1, 0, 2]),
+        "has_main": np.ones(3, bool),
+    }
+    write_arrays({**sets, "photos": np.arange(3, dtype=np.float16)[:, None]}, layout.photo_sets)
+    cut = CatalogStore.load(layout).products(np.array([8, 3]))
+    assert cut.products.name.tolist() == ["a", "c"] and cut.photo_sets["photos"][:, 0].tolist() == [0, 1, 2]
+    assert cut.photo_sets["starts"].tolist() == [0, 1] and cut.embeddings["names"]["vectors"][1, 2] == 1
+    write_arrays({"variantid": ids[:2], "vectors": np.eye(2, dtype=np.float32)}, layout.embedding_file("names"))
+    with pytest.raises(DataError) as error:
+        CatalogStore.load(layout)
+    assert "names.npz: its products differ from" in one_line(error) and "dvc repro catalog" in one_line(error)
+    layout.catalog_products.write_bytes(layout.catalog_products.read_bytes()[:100])
+    with pytest.raises(DataError) as error:
+        CatalogStore.load(layout)
+    assert "products.arrow: not a readable Arrow file" in one_line(error)
 
 
 def test_a_category_level_that_is_an_object_is_refused_not_kept_as_its_repr():

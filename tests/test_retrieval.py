@@ -146,7 +146,7 @@ def test_a_catalog_products_vector_comes_back_from_the_index(encoding):
     assert (stored is None) if encoding == "Flat" else np.array_equal(stored, vectors)
 
 
-def test_matches_are_ranked_by_the_pair_models_probability_then_the_index_score():
+def test_matches_are_ranked_by_the_candidate_models_probability_then_the_index_score():
     from matching.retrieval.matches import MATCH_COLUMNS, ranked
 
     candidates = pd.DataFrame(
@@ -157,9 +157,10 @@ def test_matches_are_ranked_by_the_pair_models_probability_then_the_index_score(
             "ann_score": [0.9, 0.8, 0.7, 0.5],
         }
     )
-    matches = ranked(candidates, np.array([0.2, 0.9, 0.2, 0.4]))
+    matches = ranked(candidates, np.array([0.2, 0.9, 0.2, 0.4]), np.array([False, True, False, False]))
     assert matches.columns.tolist() == MATCH_COLUMNS
     assert matches.candidate_id.tolist() == [6, 5, 7, 8] and matches["rank"].tolist() == [1, 2, 3, 1]
+    assert matches.predicted_match.tolist() == [True, False, False, False]  # the decision travels with its row
 
 
 def test_new_cards_and_catalog_products_are_joined_once_each_sorted_with_their_own_photos():

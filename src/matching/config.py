@@ -20,7 +20,7 @@ import yaml
 from matching.encoders.modalities import MODALITIES
 from matching.errors import ConfigError
 from matching.features.groups import FEATURE_GROUPS
-from matching.matchers.names import AUTO, ENSEMBLE, MATCHERS
+from matching.matchers.names import AUTO, DECISIONS, ENSEMBLE, MATCHERS
 from matching.schema import between, convert, distinct, fail, positive, section
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -114,6 +114,9 @@ class Retrieval:
     rerank: int = field(metadata=positive())  # with RFlat: candidates re-ranked on the full vectors, x k
     k: int = field(metadata=positive(1000))  # candidates a query, scored by the pair model
     eval_queries: int = field(metadata=positive())  # query products recall is measured on (a sample)
+    train_queries: int | None = field(metadata=positive())  # train products the candidate model learns from
+    unlabelled_weight: float = field(metadata=between(0.0, 1.0, low_open=True))  # an unlabelled candidate's weight
+    decision: Literal[DECISIONS]  # type: ignore[valid-type]  # auto: the rule with the better out-of-fold F1
 
     def __post_init__(self) -> None:
         distinct("retrieval.blocks", self.blocks)

@@ -130,7 +130,7 @@ class Layout:
 
     @property
     def neighbour_candidates(self) -> Path:
-        """The train pairs' similarities that the `neighbours` group ranks new pairs among."""
+        """The similarities of the pairs the features stage featured, among which a new pair is ranked."""
         return self.feature_transforms / "candidates.parquet"
 
     def static_model(self, modality: str) -> Path:
@@ -151,8 +151,24 @@ class Layout:
         return self.data / "retrieval"
 
     @property
+    def catalog_products(self) -> Path:
+        """The catalog stage's products table (uncompressed Arrow), mapped by the catalog store."""
+        return self.data / "catalog" / "products.arrow"
+
+    @property
+    def candidate_model(self) -> Path:
+        """train_candidates' model and decision, which `matching-find` decides with (beside the index it
+        was trained over; outside models/, which `predict` reads whole)."""
+        return self.data / "candidate_model"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics"
+
+    @property
+    def catalog_metrics(self) -> Path:
+        """train_candidates' out-of-fold figures of catalog matching."""
+        return self.metrics / "catalog_matching.json"
 
     @property
     def data_report(self) -> Path:

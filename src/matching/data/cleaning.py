@@ -44,15 +44,20 @@ def sample_pairs(pairs: pd.DataFrame, fraction: float, seed: int) -> pd.DataFram
     return pairs.sample(frac=fraction, random_state=seed).sort_index().reset_index(drop=True)
 
 
-def check_known_ids(pairs: pd.DataFrame, known: np.ndarray, label: str) -> None:
+def check_known_ids(
+    pairs: pd.DataFrame,
+    known: np.ndarray,
+    label: str,
+    fix: str = "that is not in attributes.parquet; use product files from the same archive as the pairs",
+) -> None:
+    """Every id of the pairs among `known`, or a one-line refusal naming the first unknown one and `fix`."""
     for column in ("variantid1", "variantid2"):
         unknown = ~np.isin(pairs[column].to_numpy(), known)
         if unknown.any():
             row = int(np.flatnonzero(unknown)[0])
             raise DataError(
                 f"{label}: column {column} names product {pairs[column].iat[row]} at row {row} "
-                f"({int(unknown.sum())} rows in all) that is not in attributes.parquet; "
-                "use product files from the same archive as the pairs"
+                f"({int(unknown.sum())} rows in all) {fix}"
             )
 
 

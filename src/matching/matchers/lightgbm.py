@@ -88,10 +88,11 @@ def progress(fold: int):
     return report
 
 
-def binned(x: pd.DataFrame, y: np.ndarray, params: dict) -> lgb.Dataset:
-    """All rows binned once; `Dataset.subset` of it shares the bins, so a fold's fit bins nothing."""
+def binned(x: pd.DataFrame, y: np.ndarray, params: dict, weight: np.ndarray | None = None) -> lgb.Dataset:
+    """All rows binned once; `Dataset.subset` of it shares the bins (and the weights), so a fold's fit
+    bins nothing."""
     return lgb.Dataset(
-        x.to_numpy(np.float32), y, feature_name=list(x.columns), params=params, free_raw_data=False
+        x.to_numpy(np.float32), y, weight=weight, feature_name=list(x.columns), params=params, free_raw_data=False
     ).construct()
 
 
@@ -160,13 +161,15 @@ def train_lightgbm(
     settings: LightGBM,
     seed: int,
     fold_callbacks: Callable[[int], list] | None = None,
+    weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[FoldModel], list[FoldModel], list]:
     """Out-of-fold scores, the fold models, the models that score new pairs, and the learning curves;
-    `fold_callbacks(fold)` gives more LightGBM callbacks for a fold's fit (the stage's dvclive logger)."""
+    `fold_callbacks(fold)` gives more LightGBM callbacks for a fold's fit (the stage's dvclive logger);
+    `weight`, each row's weight in the fits (and in early stopping's reads)."""
     curves: list = []
     params = booster_params(settings, seed, len(train))
     x = train[columns]
-    data = binned(x, train["target"].to_numpy(), params)
+    data = binned(x, train["target"].to_numpy(), params, weight)
     fit = fit_booster(x, data, train["category"].to_numpy(), settings, params, inner, curves, fold_callbacks)
     oof, models = cross_fit(fold, fit)
     scoring = models
@@ -205,11 +208,12 @@ def save_models(models: list[FoldModel], model_dir: Path) -> None:
     write_manifest(model_dir, [*files, "categories.json"])
 
 
-def load_models(model_dir: Path) -> list[FoldModel]:
+def load_models(model_dir: Path, stage: str = "train@lightgbm") -> list[FoldModel]:
+    """The models `stage` saved in `model_dir`."""
     index_file = model_dir / "categories.json"
     if not index_file.exists():
-        raise FileNotFoundError(f"{model_dir}: no models; run `dvc repro train@lightgbm` first")
-    check_manifest(model_dir, "train@lightgbm")  # before LightGBM reads a file: a cut one crashes the process
+        raise FileNotFoundError(f"{model_dir}: no models; run `dvc repro {stage}` first")
+    check_manifest(model_dir, stage)  # before LightGBM reads a file: a cut one crashes the process
     index = json.loads(index_file.read_text())
     return [
         FoldModel(

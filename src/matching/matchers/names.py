@@ -1,4 +1,4 @@
-"""The matchers' names, defined here alone and imported everywhere else.
+"""The matchers' names (and catalog matching's decision rules), defined here alone and imported everywhere else.
 
 A matcher `<name>` is a `train@<name>` stage (`stages/train_<name>.py`), its code
 (`matchers/<name>.py`), its knobs (`conf/matcher/<name>.yaml`, the `<name>` section of params.yaml,
@@ -20,3 +20,8 @@ SAVED_MATCHERS = (LIGHTGBM, *NETWORKS, CROSS_ENCODER)
 ENSEMBLE = "ensemble"
 # train.submit: the ensemble if it beats the best single matcher out-of-fold, else that matcher.
 AUTO = "auto"
+# How matching-find decides among a query's candidates (`retrieval.decision`, matching.retrieval.decisions):
+# every candidate at or above the threshold, or the query's likeliest candidate only.
+DECISION_RULES = ("threshold", "best")
+# retrieval.decision: a rule, or auto (the one with the higher out-of-fold F1).
+DECISIONS = (AUTO, *DECISION_RULES)

@@ -4,9 +4,10 @@ The queries are catalog products by id (QUERIES: a `variantid` column; parquet o
 product cards (`--cards DIR`: a folder in the archive's format, attributes, text_and_bert and resnet
 files, every card of it a query, embedded by the repository's saved encoders). Each query's `--k`
 nearest other catalog products come from the repository's index (`dvc repro index`), those pairs
-are scored by its submitted pair model, and `query_id, candidate_id, rank, ann_score,
-match_probability` is written (CSV or parquet, by the output's suffix), each query's candidates
-ranked by the probability. Bad input stops with one line that says what to fix.
+are scored by its candidate model (`dvc repro train_candidates`), and `query_id, candidate_id, rank,
+ann_score, match_probability, predicted_match` is written (CSV or parquet, by the output's suffix),
+each query's candidates ranked by the probability, the predicted matches marked by the rule and
+threshold chosen out of fold. Bad input stops with one line that says what to fix.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     queries, phases = matches.query_id.nunique(), finder.seconds
     split = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in phases.items())
     log.info(
-        f"find: {queries} queries, {len(matches)} candidates scored by {finder.matcher.model} -> {args.output} "
-        f"(loaded in {loaded - start:.1f} s; {split}: {queries / max(phases['search'], 1e-9):,.0f} queries a second "
+        f"find: {queries} queries, {len(matches)} candidates scored by the candidate model, "
+        f"{int(matches.predicted_match.sum())} predicted matches ({finder.model.rule} at {finder.model.threshold:.4f}) "
+        f"-> {args.output} "
+        f"(loaded in {loaded - start:.1f} s, found, scored and written in {time.perf_counter() - loaded:.1f} s; "
+        f"{split}: {queries / max(phases['search'], 1e-9):,.0f} queries a second "
         f"searched, {len(matches) / max(phases['score'], 1e-9):,.0f} pairs a second scored)"
     )
 

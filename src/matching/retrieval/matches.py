@@ -1,6 +1,9 @@
-"""A product's matches in the whole catalog: the index's k nearest products, scored by the trained
-pair model (`TrainedMatcher`, what `matching-score` uses), ranked by that score. The query is a
-catalog product (by id) or a new card (a folder in the archive's format, embedded as the catalog was)."""
+"""A product's matches in the whole catalog: the index's k nearest products, scored by the candidate
+model (`candidate_model`, trained on retrieved candidates as these), ranked by that score, and the
+predicted matches marked by its decision rule and threshold (chosen out of fold). The query is a
+catalog product (by id) or a new card (a folder in the archive's format, embedded as the catalog was,
+with the saved encoders and feature transforms that `matching-score` uses); the catalog's products are
+cut from the catalog store (`matching.scoring.catalog`), never read from the raw archive."""
 
 from __future__ import annotations
 
@@ -12,20 +15,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from matching.features.columns import KEYS
+from matching.retrieval.candidate_model import CandidateModel, candidate_features
 from matching.retrieval.candidates import candidate_table, catalog_rows, without_self
 from matching.retrieval.index import CatalogIndex
 from matching.retrieval.vectors import block_vectors
 from matching.scoring.matcher import TrainedMatcher
-from matching.scoring.products import card_ids, joined, new_products
+from matching.scoring.products import NewProducts, card_ids, joined, new_products
 
-MATCH_COLUMNS = ["query_id", "candidate_id", "rank", "ann_score", "match_probability"]
+MATCH_COLUMNS = ["query_id", "candidate_id", "rank", "ann_score", "match_probability", "predicted_match"]
 
 
-def ranked(candidates: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
-    """Candidates with their match probability, each query's ranked by it (rank 1 the likeliest; ties
-    by the index's score)."""
-    scored = candidates.assign(match_probability=probability.astype(np.float32))
+def ranked(candidates: pd.DataFrame, probability: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
+    """Candidates with their match probability and decision, each query's ranked by the probability
+    (rank 1 the likeliest; ties by the index's score)."""
+    scored = candidates.assign(match_probability=probability.astype(np.float32), predicted_match=predicted)
     scored = scored.sort_values(
         ["query_id", "match_probability", "ann_score"], ascending=[True, False, False], kind="stable"
     )
@@ -34,12 +37,13 @@ def ranked(candidates: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
 
 
 class CatalogMatcher:
-    """A trained repository's index and pair model, loaded once."""
+    """A trained repository's index, encoders and candidate model, loaded once."""
 
     def __init__(self, root: Path | str | None = None):
         self.matcher = TrainedMatcher.load(root)
         self.layout, self.cfg = self.matcher.layout, self.matcher.cfg
         self.index = CatalogIndex.load(self.layout.retrieval_index)
+        self.model = CandidateModel.load(self.layout.candidate_model)
         self.seconds: dict[str, float] = {}  # the last call's phases: embed (cards), search, score
 
     @contextmanager
@@ -51,11 +55,6 @@ class CatalogMatcher:
     @classmethod
     def load(cls, root: Path | str | None = None) -> CatalogMatcher:
         return cls(root)
-
-    @property
-    def catalog_dir(self) -> Path:
-        """The archive the catalog came from (`data.raw_dir`), where its products' cards are read."""
-        return self.layout.root / self.cfg.data.raw_dir
 
     def candidates(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
         """Each query's k nearest other catalog products (`retrieval.k` by default), by the index."""
@@ -71,13 +70,19 @@ class CatalogMatcher:
         return candidate_table(query_ids, *without_self(query_ids, found, scores, k))
 
     def find(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
-        """`query_id, candidate_id, rank, ann_score, match_probability` for each query's candidates,
-        ranked by the pair model's probability."""
+        """`query_id, candidate_id, rank, ann_score, match_probability, predicted_match` for each query's
+        candidates, ranked by the candidate model's probability."""
         self.seconds = {}
         candidates = self.candidates(query_ids, k, label)
         with self.timed("score"):
-            scores = self.matcher.score(pair_frame(candidates), self.catalog_dir, label=label)
-        return ranked(candidates, scores.target.to_numpy())
+            ids = np.unique(np.r_[candidates.query_id.to_numpy(), candidates.candidate_id.to_numpy()])
+            return self.scored(candidates, self.matcher.catalog.products(ids))
+
+    def scored(self, candidates: pd.DataFrame, products: NewProducts) -> pd.DataFrame:
+        """The candidates scored and decided by the candidate model, `products` holding their cards."""
+        features = candidate_features(candidates, self.matcher.tables(products), list(self.cfg.features.groups))
+        probability = self.model.probability(features)
+        return ranked(candidates, probability, self.model.decide(candidates.query_id.to_numpy(), probability))
 
     def find_cards(self, cards_dir: Path | str, k: int | None = None) -> pd.DataFrame:
         """As `find`, for every card of a folder in the archive's format (attributes, text_and_bert and
@@ -96,16 +101,5 @@ class CatalogMatcher:
         with self.timed("search"):
             candidates = self.nearest(query_ids, vectors, k)
         with self.timed("score"):
-            catalog = new_products(
-                self.catalog_dir,
-                np.unique(candidates.candidate_id),
-                self.matcher.encoders,
-                fix="set data.raw_dir in the trained repository's params.yaml to the catalog's folder",
-            )
-            scores = self.matcher.score_read(pair_frame(candidates), joined(cards, catalog))
-        return ranked(candidates, scores.target.to_numpy())
-
-
-def pair_frame(candidates: pd.DataFrame) -> pd.DataFrame:
-    """Each (query, candidate) as a pair to score."""
-    return pd.DataFrame({KEYS[0]: candidates.query_id, KEYS[1]: candidates.candidate_id})
+            catalog = self.matcher.catalog.products(np.unique(candidates.candidate_id))
+            return self.scored(candidates, joined(cards, catalog))

@@ -1,6 +1,7 @@
 """`matching-score` (or `python -m matching.scoring`): score a pairs file with a trained repository.
 
-Reads the pairs (`variantid1, variantid2`; parquet or CSV), their products from a folder in the
+Reads the pairs (`variantid1, variantid2`; parquet or CSV), the catalog's products from the
+repository's catalog store (`dvc repro catalog`) and any others from `--products`, a folder in the
 competition archive's format (attributes, text_and_bert and resnet parquet files, either layout),
 and writes `variantid1, variantid2, target` for every row, in order (CSV or parquet, by the output's
 suffix): `target` is the probability from the repository's submitted model (`train.submit`).
@@ -28,7 +29,10 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("pairs", type=Path, help="pairs to score: parquet or CSV with columns variantid1, variantid2")
     parser.add_argument(
-        "--products", type=Path, required=True, help="folder with the products' attributes, text_and_bert, resnet files"
+        "--products",
+        type=Path,
+        default=None,
+        help="folder with the attributes, text_and_bert, resnet files of products the catalog lacks",
     )
     parser.add_argument("--output", type=Path, required=True, help="where to write the scores: .csv or .parquet")
     parser.add_argument(

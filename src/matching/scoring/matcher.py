@@ -4,9 +4,11 @@
     matcher = TrainedMatcher.load("path/to/trained/repo")
     scores = matcher.score(pairs, "path/to/archive")  # variantid1, variantid2, target
 
-The pairs' products are read and embedded with the saved encoders, their tables built with the saved
-feature transforms, their features computed with the training pairs as the `neighbours` group's other
-candidates, and scored by the saved models: nothing is fitted, no label is read.
+The pairs' catalog products are cut from the catalog store (`matching.scoring.catalog`), the others
+read from the archive folder and embedded with the saved encoders; their tables built with the saved
+feature transforms, each pair's `neighbours` features ranked among the pipeline's pairs alone (never the
+other pairs of its file, so a pair's score does not depend on what comes with it), and scored by the
+saved models: nothing is fitted, no label is read.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import pyarrow as pa
 
 from matching import config, paths
 from matching.data import contract
-from matching.data.cleaning import check_known_ids, distinct_test_pairs, submission, unordered_key
+from matching.data.cleaning import check_known_ids, distinct_test_pairs, submission
 from matching.encoders.modalities import TEXT_MODALITIES
 from matching.errors import DataError, StageError
 from matching.features.columns import KEYS
 from matching.features.fitted import FeatureTransforms
 from matching.features.pairs import pair_features
-from matching.features.products import product_tables
+from matching.features.products import ProductTables, product_tables
 from matching.matchers.saved import SavedModels
-from matching.scoring.products import NewProducts, new_products, saved_text_encoder
+from matching.scoring.catalog import CatalogStore
+from matching.scoring.products import NewProducts, joined, new_products, saved_text_encoder
 
 
 def checked_pairs(pairs: pd.DataFrame, label: str) -> pd.DataFrame:
@@ -42,8 +45,8 @@ def checked_pairs(pairs: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 class TrainedMatcher:
-    """What `dvc repro` left in a repository, loaded once: encoders, feature transforms, the training
-    pairs' similarities and the models of `train.submit`."""
+    """What `dvc repro` left in a repository, loaded once: encoders, feature transforms, the pipeline's
+    pairs' similarities, the catalog store and the models of `train.submit`."""
 
     def __init__(self, root: Path | str | None = None):
         self.layout = paths.Layout(Path(root).resolve()) if root is not None else paths.project()
@@ -56,6 +59,7 @@ class TrainedMatcher:
             self.candidates = pd.read_parquet(self.layout.neighbour_candidates)
         except FileNotFoundError as error:
             raise StageError(f"{self.layout.root}: no saved feature transforms ({error}); run `dvc repro` there")
+        self.catalog = CatalogStore.load(self.layout)
         self.encoders = {
             m: saved_text_encoder(self.layout.encoder_dir(m), self.cfg.embed.device, self.layout.static_model(m))
             for m in TEXT_MODALITIES
@@ -70,16 +74,28 @@ class TrainedMatcher:
         """The submitted model (`train.submit`, `auto` resolved)."""
         return self.models.submit
 
-    def score(self, pairs: pd.DataFrame, products_dir: Path | str, label: str = "pairs") -> pd.DataFrame:
+    def score(self, pairs: pd.DataFrame, products_dir: Path | str | None = None, label: str = "pairs") -> pd.DataFrame:
         """`variantid1, variantid2, target` for every row of `pairs`, in order; `target` is the submitted
-        model's probability that the two products are the same. `products_dir` holds the products' files
-        in the archive's format; a pair naming a product they lack is refused."""
+        model's probability that the two products are the same. Catalog products come from the catalog
+        store; `products_dir` holds the files of the others in the archive's format (a pair naming a
+        product neither has is refused)."""
         pairs = checked_pairs(pairs, label)
         wanted = np.unique(pairs[KEYS].to_numpy(np.int64))
-        products = new_products(
-            Path(products_dir), wanted, self.encoders, lambda known: check_known_ids(pairs, known, label)
+        held = self.catalog.holds(wanted)
+        catalog_ids = wanted[held]
+        if held.all():
+            return self.score_read(pairs, self.catalog.products(catalog_ids))
+        if products_dir is None:
+            check_known_ids(
+                pairs, catalog_ids, label, "that is not in the catalog; give the folder of its card with --products"
+            )
+        cards = new_products(
+            Path(str(products_dir)),
+            wanted[~held],
+            self.encoders,
+            lambda known: check_known_ids(pairs, np.union1d(known, catalog_ids), label),
         )
-        return self.score_read(pairs, products)
+        return self.score_read(pairs, joined(cards, self.catalog.products(catalog_ids)) if held.any() else cards)
 
     def score_read(self, pairs: pd.DataFrame, products: NewProducts) -> pd.DataFrame:
         """As `score`, for checked pairs of products already read (`new_products`)."""
@@ -89,19 +105,16 @@ class TrainedMatcher:
         """Every needed matcher's score of each distinct pair (`distinct_test_pairs`) of `products`, and `score`."""
         if distinct.empty:  # the file held self pairs alone
             return distinct.assign(score=np.empty(0))
-        tables = product_tables(
+        tables = self.tables(products)
+        features = pair_features(distinct, tables, list(self.cfg.features.groups), self.candidates)
+        return self.models.score(features, products.embeddings, cards=products.products)
+
+    def tables(self, products: NewProducts) -> ProductTables:
+        """What the pair features read of `products`, with the saved feature transforms (nothing fitted)."""
+        return product_tables(
             products.products,
             products.embeddings,
             products.photo_sets,
             self.cfg.features.tfidf_max_features,
             transforms=self.transforms,
         )
-        features = pair_features(distinct, tables, list(self.cfg.features.groups), self.other_candidates(distinct))
-        return self.models.score(features, products.embeddings, cards=products.products)
-
-    def other_candidates(self, distinct: pd.DataFrame) -> pd.DataFrame:
-        """The training pairs a new pair is ranked among, less those the new pairs repeat (the pipeline
-        drops test pairs from train, so a pair never counts twice)."""
-        known = unordered_key(self.candidates.variantid1.to_numpy(), self.candidates.variantid2.to_numpy())
-        repeated = known.isin(unordered_key(distinct.variantid1.to_numpy(), distinct.variantid2.to_numpy()))
-        return self.candidates[~repeated].reset_index(drop=True)

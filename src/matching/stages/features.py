@@ -2,8 +2,8 @@
 
 One call over train and distinct test pairs (never their targets): a product's candidates, which the
 `neighbours` group ranks, are all its pairs, each counted once. `features.groups` picks the groups.
-What new pairs need is saved under `models/features/`: the fitted transforms, and the train pairs'
-similarities, among which a new pair is ranked (`matching.features.neighbours`).
+What new pairs need is saved under `models/features/`: the fitted transforms, and the similarities of
+every pair featured here, among which a new pair is ranked alone (`matching.features.neighbours`).
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     train, test = pd.read_parquet(layout.train_pairs), distinct_test_pairs(pd.read_parquet(layout.test_pairs))
     both = pair_features(pd.concat([train, test], ignore_index=True), tables, list(cfg.features.groups))
     train_features = both.iloc[: len(train)].astype({"target": train["target"].dtype})
-    candidates = train_features[KEYS + [c for c in SCORES if c in train_features]].reset_index(drop=True)
-    write_parquet(candidates, layout.neighbour_candidates)
+    write_parquet(both[KEYS + [c for c in SCORES if c in both]], layout.neighbour_candidates)
     for features, out_path in (
         (train_features, layout.train_features),
         (both.iloc[len(train) :].drop(columns="target"), layout.test_features),

@@ -1,0 +1,64 @@
+"""Which of a query's candidates are predicted matches: the decision rules, on arrays alone.
+
+`threshold`: every candidate whose probability reaches the threshold. `best`: only the query's most
+likely candidate, if it reaches the threshold (a catalog product usually has one match).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from matching.matchers.names import DECISION_RULES as RULES
+
+
+def is_best(query_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """The one row of each query with the highest probability (the earlier row on a tie)."""
+    order = np.lexsort((np.arange(len(query_ids)), -probability, query_ids))
+    first = np.r_[True, query_ids[order][1:] != query_ids[order][:-1]]
+    best = np.zeros(len(query_ids), dtype=bool)
+    best[order[first]] = True
+    return best
+
+
+def eligible(rule: str, query_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """The rows a rule may keep, before the threshold."""
+    if rule == "best":
+        return is_best(query_ids, probability)
+    if rule == "threshold":
+        return np.ones(len(query_ids), dtype=bool)
+    raise ValueError(f"unknown decision rule {rule!r}; use one of {', '.join(RULES)}")
+
+
+def decided(rule: str, threshold: float, query_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """Whether each candidate row is a predicted match."""
+    return eligible(rule, query_ids, probability) & (probability >= threshold)
+
+
+def best_kept_f1(probability: np.ndarray, target: np.ndarray, positives: int) -> dict[str, float]:
+    """The threshold whose kept rows (probability >= it) give the highest F1, recall counted over
+    `positives` (so a match the rows lack is missed at every threshold), and its figures."""
+    order = np.argsort(-probability, kind="stable")
+    ordered, hits = probability[order], np.cumsum(target[order])
+    last = np.r_[ordered[1:] != ordered[:-1], True]  # a threshold keeps every row down to its value's last
+    if not last.any() or positives <= 0:
+        return {"f1": 0.0, "threshold": 1.0, "precision": 0.0, "recall": 0.0}
+    kept = np.arange(1, len(ordered) + 1)[last]
+    precision, recall = hits[last] / kept, hits[last] / positives
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    best = int(np.argmax(f1))
+    return {
+        "f1": float(f1[best]),
+        "threshold": float(ordered[last][best]),
+        "precision": float(precision[best]),
+        "recall": float(recall[best]),
+    }
+
+
+def rule_figures(
+    rule: str, query_ids: np.ndarray, probability: np.ndarray, target: np.ndarray, positives: int
+) -> dict[str, float]:
+    """The rule at its best threshold: F1 of the kept rows, every unlabelled row kept counted as wrong
+    and recall over `positives` (the queries' known matches, retrieved or not)."""
+    rows = eligible(rule, query_ids, probability)
+    return best_kept_f1(probability[rows], target[rows].astype(np.float64), positives)

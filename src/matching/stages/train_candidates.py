@@ -1,0 +1,125 @@
+"""Stage `train_candidates`: the candidate model that `matching-find` decides with.
+
+A sample of the train pairs' products (`retrieval.train_queries`) are queries; each gets its
+`retrieval.k` candidates from the index, as `matching-find` would (less any test pair); the candidate model
+(`matching.retrieval.candidate_model`) is cross-fitted on them, folds grouped by query, and the
+decision rule and threshold are chosen on its out-of-fold scores. Writes the model to
+`data/candidate_model/` and the out-of-fold figures of catalog matching to
+`metrics/catalog_matching.json`: precision counts every kept candidate (an unlabelled one as
+wrong: a lower bound), recall is over every known match of the queries, retrieved or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import logging
+
+import numpy as np
+import pandas as pd
+
+from matching import config, paths
+from matching.data.cleaning import unordered_key
+from matching.encoders.modalities import MODALITIES
+from matching.features.columns import KEYS, feature_columns
+from matching.features.fitted import FeatureTransforms
+from matching.features.products import ProductTables, product_tables
+from matching.io import write_json
+from matching.matchers.crossfit import InnerSplit
+from matching.matchers.folds import make_folds
+from matching.matchers.lightgbm import train_lightgbm
+from matching.matchers.names import AUTO
+from matching.npz import StoredArrays, read_arrays
+from matching.retrieval.candidate_model import CandidateModel, candidate_features, labelled
+from matching.retrieval.candidates import candidate_table, catalog_rows, without_self
+from matching.retrieval.decisions import RULES, rule_figures
+from matching.retrieval.index import CatalogIndex
+from matching.retrieval.recall import true_matches
+from matching.stage import run_stage
+
+log = logging.getLogger(__name__)
+
+
+def catalog_tables(layout: paths.Layout, cfg: config.Config, ids: np.ndarray) -> ProductTables:
+    """The products `ids` from the prepared table, with the feature transforms the features stage saved."""
+    products = pd.read_parquet(layout.products, dtype_backend="pyarrow", filters=[("variantid", "in", ids.tolist())])
+    embeddings = {m: functools.partial(StoredArrays, layout.embedding_file(m)) for m in MODALITIES}
+    transforms = FeatureTransforms.load(layout.feature_transforms)
+    photo_sets = functools.partial(read_arrays, layout.photo_sets)
+    return product_tables(products, embeddings, photo_sets, cfg.features.tfidf_max_features, transforms=transforms)
+
+
+def sampled_queries(pairs: pd.DataFrame, catalog_ids: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """The train pairs' products the catalog holds, `limit` of them drawn by `seed` (sorted)."""
+    products = np.unique(pairs[KEYS].to_numpy(np.int64))
+    products = products[np.isin(products, catalog_ids)]
+    if limit is not None and len(products) > limit:
+        products = np.sort(np.random.default_rng(seed).choice(products, limit, replace=False))
+    return products
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    layout = paths.project()
+    cfg = config.load(layout.params)
+    retrieval = cfg.retrieval
+    pairs = pd.read_parquet(layout.train_pairs)
+    index = CatalogIndex.load(layout.retrieval_index)
+    queries = sampled_queries(pairs, index.ids, retrieval.train_queries, cfg.seed)
+    vectors = index.vectors(catalog_rows(index.ids, queries, str(layout.train_pairs)))
+    found, scores = index.search(vectors, retrieval.k + 1, retrieval.probes, retrieval.rerank)
+    candidates = candidate_table(queries, *without_self(queries, found, scores, retrieval.k))
+    # A test pair is never a training row, as everywhere in the pipeline: unlabelled, it would be learnt
+    # as a different product just before it is asked.
+    test = pd.read_parquet(layout.test_pairs)
+    asked = unordered_key(candidates.query_id.to_numpy(), candidates.candidate_id.to_numpy()).isin(
+        unordered_key(test.variantid1.to_numpy(np.int64), test.variantid2.to_numpy(np.int64))
+    )
+    candidates = candidates[~asked].reset_index(drop=True)
+    target, known = labelled(candidates, pairs)
+    tables = catalog_tables(layout, cfg, np.unique(np.r_[queries, candidates.candidate_id.to_numpy()]))
+    features = candidate_features(candidates, tables, list(cfg.features.groups)).assign(target=target)
+    columns = [c for c in feature_columns(features) if c != "target"]
+    query_ids = candidates.query_id.to_numpy(np.int64)
+    # Folds and the inner split by query: a query's candidates are never split between fitting and scoring.
+    fold = make_folds(query_ids, query_ids, cfg.train.n_folds, cfg.seed, "products")
+    inner = InnerSplit(query_ids, query_ids, "products", cfg.train.inner_valid_share, cfg.seed)
+    weight = np.where(known, 1.0, retrieval.unlabelled_weight)
+    settings = dataclasses.replace(cfg.lightgbm, category_blend=0.0)  # one booster: every category's candidates
+    oof, _, scoring, _ = train_lightgbm(features, columns, fold, inner, settings, cfg.seed, weight=weight)
+    matches = true_matches(pairs)
+    positives = int(matches.query_id.isin(queries).sum())
+    figures = {rule: rule_figures(rule, query_ids, oof, target, positives) for rule in RULES}
+    rule = max(RULES, key=lambda r: figures[r]["f1"]) if retrieval.decision == AUTO else retrieval.decision
+    retrieved = int(target.sum())
+    summary = {
+        "queries": len(queries),
+        "candidates": len(candidates),
+        "labelled_candidates": int(known.sum()),
+        "known_matches": positives,
+        "retrieved_matches": retrieved,
+        "out_of_fold": figures,
+    }
+    CandidateModel(scoring, columns, rule, figures[rule]["threshold"]).save(layout.candidate_model, summary)
+    chosen = figures[rule]
+    write_json(
+        {
+            "catalog_rule": rule,
+            "catalog_threshold": round(chosen["threshold"], 6),
+            "catalog_precision": round(chosen["precision"], 6),
+            "catalog_recall": round(chosen["recall"], 6),
+            "catalog_f1": round(chosen["f1"], 6),
+            "catalog_retrieved_share": round(retrieved / max(positives, 1), 6),
+        },
+        layout.catalog_metrics,
+    )
+    log.info(
+        f"candidate model: {len(queries):,} queries x {retrieval.k} candidates ({int(known.sum()):,} labelled); "
+        + ", ".join(f"{r}: out-of-fold F1 {figures[r]['f1']:.4f}" for r in RULES)
+        + f"; decides by {rule} at {chosen['threshold']:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

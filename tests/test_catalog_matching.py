@@ -1,0 +1,59 @@
+"""Catalog matching's parts: labels of retrieved candidates, features that depend on the query alone,
+and the decision rules with the F1 they are chosen on."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from matching.retrieval.candidate_model import labelled, query_neighbourhood
+from matching.retrieval.decisions import best_kept_f1, decided, is_best, rule_figures
+
+
+def test_a_candidate_keeps_its_pairs_label_in_either_orientation_and_an_unlabelled_one_counts_as_different():
+    candidates = pd.DataFrame({"query_id": [1, 1, 2, 3], "candidate_id": [2, 4, 1, 9]})
+    pairs = pd.DataFrame({"variantid1": [2, 4], "variantid2": [1, 1], "target": [1, 0]})
+    target, known = labelled(candidates, pairs)
+    assert target.tolist() == [1, 0, 1, 0] and known.tolist() == [True, True, True, False]
+
+
+def test_a_querys_neighbourhood_features_depend_on_its_own_candidates_alone():
+    query = np.array([7, 7, 7, 8, 8])
+    score = {"sim": np.array([0.9, 0.5, np.nan, 0.4, 0.4])}
+    both = query_neighbourhood(query, score)
+    assert both["query_sim_rank"][:2].tolist() == [1, 2] and np.isnan(both["query_sim_rank"][2])
+    assert both["query_sim_gap"][:2] == pytest.approx([0.4, -0.4]) and both["query_sim_rank"][3:].tolist() == [1, 1]
+    alone = query_neighbourhood(query[:3], {"sim": score["sim"][:3]})  # asked without query 8
+    for name, values in alone.items():
+        np.testing.assert_array_equal(values, both[name][:3])
+
+
+def test_best_keeps_one_candidate_a_query_and_only_at_the_threshold():
+    query = np.array([1, 1, 1, 2, 2, 3])
+    probability = np.array([0.6, 0.9, 0.9, 0.3, 0.2, 0.8])
+    assert is_best(query, probability).tolist() == [False, True, False, True, False, True]  # a tie: the earlier row
+    assert decided("best", 0.5, query, probability).tolist() == [False, True, False, False, False, True]
+    assert decided("threshold", 0.5, query, probability).tolist() == [True, True, True, False, False, True]
+    with pytest.raises(ValueError, match="unknown decision rule 'mutual'"):
+        decided("mutual", 0.5, query, probability)
+
+
+def test_the_kept_f1_counts_every_match_retrieval_missed_and_every_unlabelled_kept_row_as_wrong():
+    probability = np.array([0.9, 0.8, 0.7, 0.1])
+    target = np.array([1, 0, 1, 0])
+    # Keeping the first three: 2 of 3 right; recall 2 of the 4 known matches (two were never retrieved).
+    figures = best_kept_f1(probability, target, positives=4)
+    assert figures["threshold"] == 0.7 and figures["precision"] == pytest.approx(2 / 3)
+    assert figures["recall"] == 0.5 and figures["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    assert best_kept_f1(probability, target, positives=2)["recall"] == 1.0
+    # Each query's best row only: query 1's second match can no longer be kept.
+    query = np.array([1, 1, 2, 2])
+    best = rule_figures("best", query, np.array([0.9, 0.8, 0.7, 0.1]), np.array([1, 1, 0, 0]), positives=2)
+    assert best["recall"] == 0.5 and best["precision"] == 1.0
+
+
+def test_a_repository_trained_before_the_candidate_model_says_what_to_rerun(tmp_path):
+    from matching.errors import StageError
+    from matching.retrieval.candidate_model import CandidateModel
+
+    with pytest.raises(StageError, match="no candidate model; run `dvc repro train_candidates`"):
+        CandidateModel.load(tmp_path / "data" / "candidate_model")
