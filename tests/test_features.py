@@ -11,7 +11,7 @@ from matching.data.cleaning import unordered_key
 from matching.features.arrays import vector_distances
 from matching.features.columns import KEYS, feature_columns
 from matching.features.groups import FEATURE_GROUPS
-from matching.features.neighbours import SCORES, best_of_others, neighbour_group, ranked_alone
+from matching.features.neighbours import SCORES, SavedPairs, best_of_others, neighbour_group, ranked_alone
 from matching.features.pairs import pair_features
 from matching.features.parsing import UNITS
 from matching.features.products import product_tables
@@ -238,7 +238,7 @@ def test_a_pair_ranked_alone_among_saved_pairs_gets_its_features_among_all_of_th
     subset = saved.sample(57, random_state=1)
     swapped = subset.rename(columns={"variantid1": "variantid2", "variantid2": "variantid1"})
     for part, flip in ((subset, False), (swapped, True)):
-        alone = pd.DataFrame(ranked_alone(ids(part), np.ones(len(part), bool), columns(part), saved))
+        alone = pd.DataFrame(ranked_alone(ids(part), np.ones(len(part), bool), columns(part), SavedPairs(saved)))
         expected = together.iloc[subset.index].reset_index(drop=True)
         if flip:  # the sides trade places
             expected = expected.rename(columns=lambda c: c.replace("1", "#").replace("2", "1").replace("#", "2"))
@@ -246,7 +246,7 @@ def test_a_pair_ranked_alone_among_saved_pairs_gets_its_features_among_all_of_th
     # New pairs (products known or not): each gets what it would get as the one pair added to the saved ones.
     new = random_pairs(np.random.default_rng(2), 40, 70)
     new = new[~unordered_key(*ids(new)).isin(unordered_key(*ids(saved)))].reset_index(drop=True)
-    alone = pd.DataFrame(ranked_alone(ids(new), np.ones(len(new), bool), columns(new), saved))
+    alone = pd.DataFrame(ranked_alone(ids(new), np.ones(len(new), bool), columns(new), SavedPairs(saved)))
     for row in range(len(new)):
         grown = pd.concat([saved, new.iloc[[row]]], ignore_index=True)
         one = pd.DataFrame(neighbour_group(ids(grown), np.ones(len(grown), bool), columns(grown))).iloc[-1]
@@ -255,7 +255,7 @@ def test_a_pair_ranked_alone_among_saved_pairs_gets_its_features_among_all_of_th
     # A saved pair whose products changed since: itself with its new similarities, in place of its saved ones.
     changed = saved.iloc[:30].copy()
     changed[list(SCORES[:2])] = np.random.default_rng(3).integers(0, 6, (30, 2)) / 5
-    alone = pd.DataFrame(ranked_alone(ids(changed), np.ones(30, bool), columns(changed), saved))
+    alone = pd.DataFrame(ranked_alone(ids(changed), np.ones(30, bool), columns(changed), SavedPairs(saved)))
     for row in range(30):
         replaced = saved.copy()
         replaced.iloc[row] = changed.iloc[row]

@@ -8,12 +8,15 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from torch import nn
 
 from matching import paths
 from matching.data import contract
-from matching.encoders.modalities import MODALITIES
+from matching.encoders.base import no_text_encoder
+from matching.encoders.modalities import MODALITIES, TEXT_MODALITIES
 from matching.errors import DataError, StageError
 from matching.io import atomic_path
 from matching.manifest import write_manifest
@@ -23,6 +26,7 @@ from matching.matchers.lightgbm import FoldModel, load_models, save_models
 from matching.npz import StoredArrays, write_arrays
 from matching.retrieval.index import CatalogIndex
 from matching.scoring.catalog import CatalogStore
+from matching.scoring.products import new_products
 from matching.stages.catalog import write_catalog_products
 
 
@@ -182,6 +186,18 @@ def test_a_missing_cut_or_mismatched_catalog_store_says_to_rebuild_it(tmp_path):
     with pytest.raises(DataError) as error:
         CatalogStore.load(layout)
     assert "products.arrow: not a readable Arrow file" in one_line(error)
+
+
+def test_a_new_card_without_its_text_row_is_scored_and_the_log_says_so(raw_dir, demo_tables, caplog):
+    ids = np.sort(demo_tables["attributes"].column("variantid").to_numpy())[:5]
+    text = demo_tables["text_and_bert"]
+    kept = pc.invert(pc.is_in(text.column("variantid"), pa.array(ids[:2])))
+    pq.write_table(text.filter(kept), raw_dir / "text_and_bert.parquet")
+    encoders = {modality: no_text_encoder for modality in TEXT_MODALITIES}
+    with caplog.at_level("WARNING"):
+        read = new_products(raw_dir, ids, encoders)
+    assert "text_and_bert.parquet: 2 of 5 products have no row; they are scored without" in caplog.text
+    assert read.products.name.isna().tolist() == [True, True, False, False, False]
 
 
 def test_a_category_level_that_is_an_object_is_refused_not_kept_as_its_repr():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from matching.data.cleaning import unordered_key
+from matching.data.ids import positions
 from matching.features.columns import KEYS
 
 # Similarities (higher: more alike) that are ranked, those of the groups that are on.
@@ -78,54 +78,67 @@ def neighbour_group(
     return {name: values.astype(np.float32) for name, values in out.items()}
 
 
+class SavedPairs:
+    """The pipeline's pairs (KEYS and the SCORES columns, as the features stage saves them), grouped by
+    product once, among which each new pair is ranked alone (`ranked_alone`)."""
+
+    def __init__(self, pairs: pd.DataFrame):
+        ids = [pairs[k].to_numpy(np.int64) for k in KEYS]
+        products, partners = np.concatenate(ids), np.concatenate(ids[::-1])
+        self.order = np.argsort(products, kind="stable")  # each product's entries side by side
+        ordered = products[self.order]
+        first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.empty(0, np.int64)
+        self.products, self.starts = ordered[first], first
+        self.sizes = np.diff(np.r_[first, len(ordered)])
+        self.partners = partners[self.order]
+        self.pairs = pairs
+
+    def values(self, name: str) -> np.ndarray:
+        """A similarity of each entry, in entry order; NaN (never above anything) as -inf."""
+        if name not in self.pairs:
+            raise ValueError(f"the candidate pairs lack {name}; rerun the features stage that saved them")
+        return np.nan_to_num(np.tile(self.pairs[name].to_numpy(np.float64), 2)[self.order], nan=-np.inf)
+
+    def entries(self, products: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each of `products`, its number of entries; and every entry's position and owner (the index
+        into `products`), owners in order."""
+        rows = positions(self.products, products)
+        sizes = np.where(rows >= 0, self.sizes[np.maximum(rows, 0)] if len(self.sizes) else 0, 0)
+        owner = np.repeat(np.arange(len(products)), sizes)
+        start = np.where(rows >= 0, self.starts[np.maximum(rows, 0)] if len(self.starts) else 0, 0)
+        return sizes, np.repeat(start - (np.cumsum(sizes) - sizes), sizes) + np.arange(len(owner)), owner
+
+
 def ranked_alone(
-    pair_ids: list[np.ndarray], known: np.ndarray, columns: dict[str, np.ndarray], candidates: pd.DataFrame
+    pair_ids: list[np.ndarray], known: np.ndarray, columns: dict[str, np.ndarray], saved: SavedPairs
 ) -> dict[str, np.ndarray]:
-    """The columns of `neighbour_group` for each pair ranked among `candidates` alone, as if it were
-    the only pair featured with them: the same features for a pair whichever pairs come with it. A
-    candidate that repeats the pair (either orientation) is the pair itself, so it is left out."""
-    theirs_ids = [candidates[k].to_numpy(np.int64) for k in KEYS]
-    groups, group_of = np.unique(np.concatenate(theirs_ids), return_inverse=True)
-    # Products the candidates lack fall in an empty group past the last.
-    sizes = np.r_[np.bincount(group_of, minlength=len(groups)), 0]
-    starts = np.r_[0, np.cumsum(sizes)[:-1]]
-    row_group = []
-    for products in pair_ids:
-        at = np.searchsorted(groups, products)
-        row_group.append(
-            np.where(groups[np.minimum(at, len(groups) - 1)] == products, at, len(groups)) if len(groups) else at
-        )
-    # The candidate row each pair repeats (-1: none); the features stage saves each unordered pair once.
-    repeated = unordered_key(*theirs_ids).get_indexer(unordered_key(*pair_ids))
-    is_repeat = repeated >= 0
+    """The columns of `neighbour_group` for each pair ranked among the `saved` pairs alone, as if it
+    were the only pair featured with them: the same features for a pair whichever pairs come with it.
+    A saved pair that repeats the pair (either orientation) is the pair itself, so it is left out."""
+    n_pairs = len(pair_ids[0])
+    sides = []
+    for products, others in ((pair_ids[0], pair_ids[1]), (pair_ids[1], pair_ids[0])):
+        sizes, entry, owner = saved.entries(products)
+        itself = saved.partners[entry] == others[owner]
+        sides.append((sizes, entry, owner, itself, np.cumsum(sizes) - sizes))
+    repeats = np.bincount(sides[0][2], weights=sides[0][3], minlength=n_pairs) > 0
     out: dict[str, np.ndarray] = {}
     for name in (s for s in SCORES if s in columns):
-        if name not in candidates:
-            raise ValueError(f"the candidate pairs lack {name}; rerun the features stage that saved them")
+        values = saved.values(name)
         # Compared in the saved precision, so that a test pair scored anew ranks as in the pipeline.
         own = columns[name].astype(np.float32).astype(np.float64)
-        own_value = np.nan_to_num(own, nan=-np.inf)
-        their_value = np.nan_to_num(np.tile(candidates[name].to_numpy(np.float64), 2), nan=-np.inf)
-        # A group's count above a value: a search over (group, value code) keys, both sides coded together.
-        values, code = np.unique(np.concatenate([their_value, own_value]), return_inverse=True)
-        width = len(values) + 1
-        keys = np.sort(group_of * width + code[: len(their_value)])
-        own_code = code[len(their_value) :]
-        ranked = their_value[np.lexsort((-their_value, group_of))]
-        top = np.r_[ranked, -np.inf][starts]
-        second = np.where(sizes > 1, np.r_[ranked, -np.inf, -np.inf][starts + 1], -np.inf)
-        saved = np.where(is_repeat, their_value[np.maximum(repeated, 0)], -np.inf)
-        for side, group in enumerate(row_group):
-            above = np.searchsorted(keys, (group + 1) * width, "left") - np.searchsorted(
-                keys, group * width + own_code, "right"
-            )
-            above -= is_repeat & (saved > own_value)
-            best = np.where(is_repeat & (saved >= top[group]), second[group], top[group])
-            missing = np.isnan(own)
+        missing = np.isnan(own)
+        for side, (sizes, entry, owner, itself, first) in enumerate(sides):
+            others = np.where(itself, -np.inf, values[entry])
+            above = np.bincount(owner, weights=others > own[owner], minlength=n_pairs)
+            best = np.full(n_pairs, -np.inf)
+            some = sizes > 0
+            if len(others):
+                best[some] = np.maximum.reduceat(others, first[some])
             out[f"nbr_{name}_gap{side + 1}"] = np.where(
-                missing | ~np.isfinite(best), np.nan, own_value - np.where(np.isfinite(best), best, 0)
+                missing | ~np.isfinite(best), np.nan, own - np.where(np.isfinite(best), best, 0)
             )
             out[f"nbr_{name}_rank{side + 1}"] = np.where(missing, np.nan, above + 1)
-    for side, group in enumerate(row_group):
-        out[f"nbr_pairs{side + 1}"] = np.where(known, sizes[group] + 1 - is_repeat, np.nan)
+    for side, (sizes, *_) in enumerate(sides):
+        out[f"nbr_pairs{side + 1}"] = np.where(known, sizes + 1 - repeats, np.nan)
     return {name: values.astype(np.float32) for name, values in out.items()}

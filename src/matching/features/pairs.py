@@ -21,7 +21,7 @@ from matching.features.codes import code_group
 from matching.features.columns import KEYS, META
 from matching.features.embeddings import embedding_group
 from matching.features.groups import NEIGHBOURS, PAIR_GROUPS
-from matching.features.neighbours import neighbour_group, ranked_alone
+from matching.features.neighbours import SavedPairs, neighbour_group, ranked_alone
 from matching.features.photos import photo_group
 from matching.features.products import ProductTables
 from matching.features.text import text_group
@@ -34,12 +34,12 @@ GROUPS: dict[str, Callable[[list[np.ndarray], ProductTables], Arrays]] = dict(
 
 
 def pair_features(
-    pairs: pd.DataFrame, tables: ProductTables, groups: list[str], candidates: pd.DataFrame | None = None
+    pairs: pd.DataFrame, tables: ProductTables, groups: list[str], saved: SavedPairs | None = None
 ) -> pd.DataFrame:
     """Features of `pairs` from the chosen groups, in the pairs' order. `neighbours` compares each
-    pair with the other rows of `pairs` that share a product or, given `candidates` (KEYS and
-    similarity columns of pairs featured earlier), with those alone: each pair's features then depend
-    on the pair, never on the other rows of `pairs`."""
+    pair with the other rows of `pairs` that share a product or, given the `saved` pairs featured
+    earlier, with those alone: each pair's features then depend on the pair, never on the other rows
+    of `pairs`."""
     pairs = pairs.reset_index(drop=True)
     ids = [pairs[k].to_numpy(np.int64) for k in KEYS]
     rows = [positions(tables.ids, side) for side in ids]
@@ -52,8 +52,8 @@ def pair_features(
         columns.update(GROUPS[group](rows, tables))
     if NEIGHBOURS in groups:
         known = (rows[0] >= 0) & (rows[1] >= 0)
-        if candidates is None:
+        if saved is None:
             columns.update(neighbour_group(ids, known, columns))
         else:
-            columns.update(ranked_alone(ids, known, columns, candidates))
+            columns.update(ranked_alone(ids, known, columns, saved))
     return pd.concat([meta, pd.DataFrame(columns).astype(np.float32)], axis=1)

@@ -26,6 +26,7 @@ from matching.encoders.modalities import TEXT_MODALITIES
 from matching.errors import DataError, StageError
 from matching.features.columns import KEYS
 from matching.features.fitted import FeatureTransforms
+from matching.features.neighbours import SavedPairs
 from matching.features.pairs import pair_features
 from matching.features.products import ProductTables, product_tables
 from matching.matchers.saved import SavedModels
@@ -56,7 +57,7 @@ class TrainedMatcher:
         self.models = SavedModels.load(self.layout, self.cfg)
         try:
             self.transforms = FeatureTransforms.load(self.layout.feature_transforms)
-            self.candidates = pd.read_parquet(self.layout.neighbour_candidates)
+            self.saved_pairs = SavedPairs(pd.read_parquet(self.layout.neighbour_candidates))
         except FileNotFoundError as error:
             raise StageError(f"{self.layout.root}: no saved feature transforms ({error}); run `dvc repro` there")
         self.catalog = CatalogStore.load(self.layout)
@@ -106,7 +107,7 @@ class TrainedMatcher:
         if distinct.empty:  # the file held self pairs alone
             return distinct.assign(score=np.empty(0))
         tables = self.tables(products)
-        features = pair_features(distinct, tables, list(self.cfg.features.groups), self.candidates)
+        features = pair_features(distinct, tables, list(self.cfg.features.groups), self.saved_pairs)
         return self.models.score(features, products.embeddings, cards=products.products)
 
     def tables(self, products: NewProducts) -> ProductTables:
