@@ -283,7 +283,7 @@ def test_photo_sets_statistics_by_hand():
     assert np.isnan(features.iloc[1].photo_cos_max) and features.iloc[1].photo_count_absdiff == 2
 
 
-def test_features_in_chunks_of_pairs_equal_features_in_one_go(monkeypatch, demo_tables):
+def test_features_in_chunks_of_pairs_on_any_thread_count_equal_features_in_one_go(monkeypatch, demo_tables):
     from matching.features import arrays
 
     attributes = demo_tables["attributes"].to_pandas()
@@ -297,6 +297,9 @@ def test_features_in_chunks_of_pairs_equal_features_in_one_go(monkeypatch, demo_
     monkeypatch.setattr(arrays, "PAIR_CHUNK", 7)
     chunked = pair_features(pairs, tables, ALL)
     pd.testing.assert_frame_equal(whole, chunked)
+    monkeypatch.setattr(arrays, "PAIR_CHUNK", 100)
+    monkeypatch.setattr(arrays, "THREADS", 3)  # under PAIR_CHUNK pairs: three chunks in three threads
+    pd.testing.assert_frame_equal(whole, pair_features(pairs, tables, ALL))
     assert whole["code_shared"].notna().all() and (whole["attr_shared_keys"] > 0).any()
 
 

@@ -4,10 +4,13 @@ products found by offsets (CSR), shared-item counts, chunks of pairs."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from matching import THREADS
 
 PAIR_CHUNK = 100_000  # pairs whose TF-IDF rows, attribute rows and photo cosines are held at once
 
@@ -40,10 +43,20 @@ def gather(starts: np.ndarray, counts: np.ndarray, product_rows: np.ndarray) -> 
     return owner, np.repeat(starts[rows], k) + within
 
 
-def in_chunks(rows: list[np.ndarray], compute: Callable[[list[np.ndarray]], Arrays]) -> Arrays:
-    """`compute` over chunks of PAIR_CHUNK pairs, its columns put back together."""
-    size = PAIR_CHUNK
-    parts = [compute([r[start : start + size] for r in rows]) for start in range(0, max(len(rows[0]), 1), size)]
+def in_chunks(rows: list[np.ndarray], compute: Callable[[list[np.ndarray]], Arrays], threads: int = 0) -> Arrays:
+    """`compute` over chunks of pairs, its columns put back together in order. More than PAIR_CHUNK
+    pairs (the features stage) go chunk after chunk, the memory bound (chunks side by side in threads
+    took the full-size stage past 8 GiB); fewer (scoring, finding) are split over `threads` threads
+    (default MATCHING_THREADS). A pair's features depend on the pair alone: any split, the same values."""
+    threads = threads or THREADS
+    n = max(len(rows[0]), 1)
+    size = PAIR_CHUNK if n > PAIR_CHUNK else -(-n // threads)
+    chunks = [[r[start : start + size] for r in rows] for start in range(0, n, size)]
+    if n > PAIR_CHUNK or len(chunks) < 2:
+        parts = [compute(chunk) for chunk in chunks]
+    else:
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            parts = list(pool.map(compute, chunks))
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
