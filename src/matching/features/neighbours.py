@@ -93,11 +93,12 @@ class SavedPairs:
         self.partners = partners[self.order]
         self.pairs = pairs
 
-    def values(self, name: str) -> np.ndarray:
-        """A similarity of each entry, in entry order; NaN (never above anything) as -inf."""
+    def values(self, name: str, entry: np.ndarray) -> np.ndarray:
+        """A similarity of the entries at `entry`; NaN (never above anything) as -inf."""
         if name not in self.pairs:
             raise ValueError(f"the candidate pairs lack {name}; rerun the features stage that saved them")
-        return np.nan_to_num(np.tile(self.pairs[name].to_numpy(np.float64), 2)[self.order], nan=-np.inf)
+        pair_rows = self.order[entry] % len(self.pairs)  # an entry is one side of a saved pair
+        return np.nan_to_num(self.pairs[name].to_numpy(np.float64)[pair_rows], nan=-np.inf)
 
     def entries(self, products: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each of `products`, its number of entries; and every entry's position and owner (the index
@@ -124,12 +125,11 @@ def ranked_alone(
     repeats = np.bincount(sides[0][2], weights=sides[0][3], minlength=n_pairs) > 0
     out: dict[str, np.ndarray] = {}
     for name in (s for s in SCORES if s in columns):
-        values = saved.values(name)
         # Compared in the saved precision, so that a test pair scored anew ranks as in the pipeline.
         own = columns[name].astype(np.float32).astype(np.float64)
         missing = np.isnan(own)
         for side, (sizes, entry, owner, itself, first) in enumerate(sides):
-            others = np.where(itself, -np.inf, values[entry])
+            others = np.where(itself, -np.inf, saved.values(name, entry))
             above = np.bincount(owner, weights=others > own[owner], minlength=n_pairs)
             best = np.full(n_pairs, -np.inf)
             some = sizes > 0

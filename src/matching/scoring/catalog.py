@@ -38,7 +38,7 @@ class CatalogStore:
         self.ids = self.table.column("variantid").to_numpy().astype(np.int64)
         self.embeddings = {m: StoredArrays(layout.embedding_file(m)) for m in MODALITIES}
         self.photo_sets = StoredArrays(layout.photo_sets)
-        for name, stored in (*self.embeddings.items(), ("photo sets", self.photo_sets)):
+        for stored in (*self.embeddings.values(), self.photo_sets):
             if not np.array_equal(stored["variantid"], self.ids):
                 raise DataError(f"{stored.path}: its products differ from {label}'s; {REBUILD}")
 
