@@ -3,10 +3,12 @@ and the decision rules with the F1 they are chosen on."""
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from matching.retrieval.candidate_model import labelled, query_neighbourhood
 from matching.retrieval.decisions import best_kept_f1, decided, is_best, rule_figures
+from matching.scoring.catalog import table_rows
 
 
 def test_a_candidate_keeps_its_pairs_label_in_either_orientation_and_an_unlabelled_one_counts_as_different():
@@ -57,3 +59,16 @@ def test_a_repository_trained_before_the_candidate_model_says_what_to_rerun(tmp_
 
     with pytest.raises(StageError, match="no candidate model; run `dvc repro train_candidates`"):
         CandidateModel.load(tmp_path / "data" / "candidate_model")
+
+
+def test_the_catalog_table_gives_the_rows_asked_whichever_record_batches_hold_them():
+    sizes = [3, 4, 1, 5]
+    batches = [
+        pa.record_batch({"variantid": np.arange(n) + 10 * k, "name": [f"card {k}.{i}" for i in range(n)]})
+        for k, n in enumerate(sizes)
+    ]
+    table = pa.Table.from_batches(batches)
+    for rows in ([0, 2, 3, 7, 8, 12], [4, 5], [12], []):  # across batches, within one, the last row, none
+        rows = np.array(rows, dtype=np.int64)
+        taken = table_rows(table, rows)
+        assert taken.schema == table.schema and taken.equals(table.take(pa.array(rows, type=pa.int64())))
