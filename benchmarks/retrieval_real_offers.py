@@ -14,7 +14,8 @@ labels read, once:
   query's `retrieval.k` candidates are scored by the candidate model (`CatalogMatcher.find`), and the
   pairs it predicts matches are kept. Precision counts every kept pair (each unordered pair once),
   those nobody labelled as wrong, so it is a lower bound; recall is over the test pairs' matches; F1
-  of the two. Beside it, the candidate model's out-of-fold figures, and the competition's pair model
+  of the two. Beside it, the candidate model's out-of-fold figures (each decision rule's, mutual best
+  included, which find does not apply), and the competition's pair model
   on the given test pairs at its out-of-fold F1 threshold, with its out-of-fold F1.
 
 `--inner-test 0.25` holds out a quarter of the train pairs as the test pairs instead (the benchmark's
@@ -39,6 +40,7 @@ import yaml
 
 from matching import config, metric
 from matching.data.cleaning import unordered_key
+from matching.retrieval.candidate_model import DECISION
 from matching.retrieval.candidates import catalog_rows, without_self
 from matching.retrieval.exact import exact_candidates
 from matching.retrieval.index import CatalogIndex
@@ -99,6 +101,7 @@ def kept_pairs_figures(kept: pd.DataFrame, known: pd.DataFrame, test_known: pd.D
 def benchmark(folder: Path, work: Path, overrides: dict, inner_test: float | None = None) -> dict:
     """One run; with `inner_test`, a share of the train pairs is held out as the test pairs and the
     benchmark's test labels are never opened."""
+    from matching.stages import catalog as catalog_stage
     from matching.stages import index as index_stage
     from matching.stages import train_candidates
 
@@ -115,8 +118,10 @@ def benchmark(folder: Path, work: Path, overrides: dict, inner_test: float | Non
         params["retrieval"]["blocks"] = blocks
         LAYOUT.params.write_text(yaml.safe_dump(params, allow_unicode=True))
         index_stage.main([])
+        catalog_stage.main([])
         train_candidates.main([])
         catalog_oof = json.loads(LAYOUT.catalog_metrics.read_text())
+        decision = json.loads((LAYOUT.candidate_model / DECISION).read_text())
         oof = pd.read_parquet(LAYOUT.oof_file("lightgbm"))
         oof_f1, threshold = metric.best_f1(oof.target.to_numpy(), oof.score.to_numpy())
         queries = np.unique(pd.read_parquet(raw / "test.parquet")[PAIRS[:2]].to_numpy(np.int64))
@@ -135,6 +140,8 @@ def benchmark(folder: Path, work: Path, overrides: dict, inner_test: float | Non
             "threshold": threshold,
             "oof_f1": oof_f1,
             "catalog_out_of_fold": catalog_oof,
+            "rules_out_of_fold": decision["out_of_fold"],
+            "best_candidates_asked_share": decision["best_candidates_asked_share"],
             "exact": {
                 "+".join(b): {"train": train_recall["+".join(b)], "test": exact_recall(b, test_queries, test_known)}
                 for b in COMBINATIONS
@@ -177,6 +184,11 @@ def print_summary(name: str, runs: list[dict]) -> None:
     index = [mean(runs, "index", f"recall_at_{k}") for k in KS]
     print(f"| index {', '.join(chosen)} (chosen on train) | | " + " | ".join(f"{v:.3f}" for v in index) + " |")
     print(f"index recall against exact search at 20: {mean(runs, 'index_recall_at_20'):.4f}")
+    print("| decision rule, out of fold | precision | recall | F1 |\n|---|---|---|---|")
+    for rule in runs[0]["rules_out_of_fold"]:
+        figures = " | ".join(f"{mean(runs, 'rules_out_of_fold', rule, f):.4f}" for f in ("precision", "recall", "f1"))
+        print(f"| {rule} | {figures} |")
+    print(f"best candidates that were queries themselves: {mean(runs, 'best_candidates_asked_share'):.3f}")
     print("| pairs | kept | precision | recall | F1 | OOF F1 |")
     print("|---|---|---|---|---|---|")
     rules = ", ".join(sorted({run["catalog_out_of_fold"]["catalog_rule"] for run in runs}))

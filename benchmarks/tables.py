@@ -170,6 +170,31 @@ def catalog_choices_table() -> str:
     return markdown(["record", *CATALOG_HEADER], catalog_rows(inner=True))
 
 
+def decision_rules_table() -> str:
+    """The candidate model's decision rules out of fold (`retrieval_real_offers.py` records that hold
+    them): F1 of each at its best threshold, over the seeds."""
+    rows = []
+    for record in records("retrieval_real_offers"):
+        for benchmark, seeds in record["results"]["runs"].items():
+            runs = [run for run in seeds.values() if "rules_out_of_fold" in run]
+            if not runs:
+                continue
+            rules = runs[0]["rules_out_of_fold"]
+            rows.append(
+                [
+                    record["name"],
+                    benchmark,
+                    str(len(runs)),
+                    *(mean_spread([run["rules_out_of_fold"][rule]["f1"] for run in runs]) for rule in rules),
+                    mean_spread([run["best_candidates_asked_share"] for run in runs]),
+                ]
+            )
+            header = ["record", "benchmark", "seeds", *(f"{rule}: OOF F1" for rule in rules)]
+    if not rows:
+        return ""
+    return markdown([*header, "best candidates asked themselves"], rows)
+
+
 def catalog_speed_table() -> str:
     """`catalog_speed.py`: finding and scoring against a repository's catalog, a row a record and command."""
     header = ["record", "catalog products", "command", "work", "load s", "after loading s", "wall s", "peak GiB"]
@@ -272,6 +297,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "catalog_matching": catalog_matching_table,
     "catalog_choices": catalog_choices_table,
     "catalog_speed": catalog_speed_table,
+    "decision_rules": decision_rules_table,
 }
 
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from matching.retrieval.candidate_model import labelled, query_neighbourhood
-from matching.retrieval.decisions import best_kept_f1, decided, is_best, rule_figures
+from matching.retrieval.decisions import best_kept_f1, decided, is_best, is_mutual_best, rule_figures
 from matching.scoring.catalog import table_rows
 
 
@@ -37,6 +37,17 @@ def test_best_keeps_one_candidate_a_query_and_only_at_the_threshold():
     assert decided("threshold", 0.5, query, probability).tolist() == [True, True, True, False, False, True]
     with pytest.raises(ValueError, match="unknown decision rule 'mutual'"):
         decided("mutual", 0.5, query, probability)
+
+
+def test_mutual_best_keeps_a_querys_best_only_when_the_query_is_its_candidates_best_too():
+    query = np.array([1, 1, 2, 2, 3, 3, 4])
+    candidate = np.array([2, 3, 1, 3, 2, 1, 9])
+    probability = np.array([0.9, 0.2, 0.8, 0.7, 0.9, 0.1, 0.9])
+    # 1 and 2 pick each other; 3 picks 2, whose best is 1; 9 was never asked, so 4's pick is not mutual.
+    assert is_mutual_best(query, candidate, probability).tolist() == [True, False, True, False, False, False, False]
+    target = np.array([1, 0, 1, 0, 0, 0, 1])
+    mutual = rule_figures("mutual", query, probability, target, positives=3, candidate_ids=candidate)
+    assert mutual["precision"] == 1.0 and mutual["recall"] == pytest.approx(2 / 3)
 
 
 def test_the_kept_f1_counts_every_match_retrieval_missed_and_every_unlabelled_kept_row_as_wrong():

@@ -2,13 +2,21 @@
 
 `threshold`: every candidate whose probability reaches the threshold. `best`: only the query's most
 likely candidate, if it reaches the threshold (a catalog product usually has one match).
+
+`mutual` (measured out of fold, never a decision of `matching-find`): the query's best candidate when
+the query is also that candidate's best among the candidate's own candidates. Deciding by it needs
+every candidate's own neighbourhood retrieved and scored, k times a query's work, so the stage reports
+its out-of-fold figures beside the rules find can apply.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from matching.data.cleaning import unordered_key
 from matching.matchers.names import DECISION_RULES as RULES
+
+MUTUAL = "mutual"
 
 
 def is_best(query_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
@@ -18,6 +26,16 @@ def is_best(query_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
     best = np.zeros(len(query_ids), dtype=bool)
     best[order[first]] = True
     return best
+
+
+def is_mutual_best(query_ids: np.ndarray, candidate_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """The best row of each query whose reverse row (the candidate as query) is its query's best too;
+    a candidate that is not itself a query is never mutual."""
+    best = np.flatnonzero(is_best(query_ids, probability))
+    keys = unordered_key(query_ids[best], candidate_ids[best])
+    mutual = np.zeros(len(query_ids), dtype=bool)
+    mutual[best[keys.duplicated(keep=False)]] = True  # (a, b) and (b, a) both best: the key twice
+    return mutual
 
 
 def eligible(rule: str, query_ids: np.ndarray, probability: np.ndarray) -> np.ndarray:
@@ -56,9 +74,18 @@ def best_kept_f1(probability: np.ndarray, target: np.ndarray, positives: int) ->
 
 
 def rule_figures(
-    rule: str, query_ids: np.ndarray, probability: np.ndarray, target: np.ndarray, positives: int
+    rule: str,
+    query_ids: np.ndarray,
+    probability: np.ndarray,
+    target: np.ndarray,
+    positives: int,
+    candidate_ids: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The rule at its best threshold: F1 of the kept rows, every unlabelled row kept counted as wrong
-    and recall over `positives` (the queries' known matches, retrieved or not)."""
-    rows = eligible(rule, query_ids, probability)
+    and recall over `positives` (the queries' known matches, retrieved or not). `mutual` needs
+    `candidate_ids`."""
+    if rule == MUTUAL:
+        rows = is_mutual_best(query_ids, np.asarray(candidate_ids), probability)
+    else:
+        rows = eligible(rule, query_ids, probability)
     return best_kept_f1(probability[rows], target[rows].astype(np.float64), positives)
