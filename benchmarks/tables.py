@@ -195,6 +195,26 @@ def decision_rules_table() -> str:
     return markdown([*header, "best candidates asked themselves"], rows)
 
 
+def stage_threads_table() -> str:
+    """`stage_threads.py`: each CPU stage on one thread and on more, a row a record and stage."""
+    rows = []
+    for record in records("stage_threads"):
+        for stage, figures in record["results"]["stages"].items():
+            counts, runs = list(figures["seconds"]), figures["runs"]
+            rows.append(
+                [
+                    f"{record['name']} ({machine_of(record)}, {runs} run{'s' if runs > 1 else ''} each)",
+                    stage,
+                    ", ".join(f"{figures['seconds'][c]:.1f} s on {c}" for c in counts),
+                    f"{figures['speedup']:.2f}x",
+                    ", ".join(f"{figures['peak_gib'][c]:.2f}" for c in counts),
+                    "yes" if figures["same_bytes"] else "no",
+                ]
+            )
+    header = ["record", "stage", "wall by threads", "speed-up", "peak GiB by threads", "same bytes"]
+    return markdown(header, rows)
+
+
 def catalog_speed_table() -> str:
     """`catalog_speed.py`: finding and scoring against a repository's catalog, a row a record and command."""
     header = ["record", "catalog products", "command", "work", "load s", "after loading s", "wall s", "peak GiB"]
@@ -298,6 +318,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "catalog_choices": catalog_choices_table,
     "catalog_speed": catalog_speed_table,
     "decision_rules": decision_rules_table,
+    "stage_threads": stage_threads_table,
 }
 
 

@@ -61,7 +61,12 @@ class CatalogIndex:
                 f"params.yaml: retrieval.encoding is {encoding!r}, which faiss cannot build for {vectors.shape[1]} "
                 "dims; use index-factory words such as Flat, SQ8 or PQ<m>x4fs,RFlat with m dividing the dims"
             ) from None
+        # Adding assigns each product to its list by a BLAS product whose low bits follow the thread count:
+        # at full volume a product or two changed list between 1 and 2 threads. One thread adds, so the
+        # index is the same bytes on any machine (training and searching are, on any count).
+        faiss.omp_set_num_threads(1)
         index.add(vectors)
+        faiss.omp_set_num_threads(THREADS)
         return cls(index, ids, {**settings, "factory": factory, "products": len(ids), "dims": int(vectors.shape[1])})
 
     def search(self, queries: np.ndarray, k: int, probes: int, rerank: int) -> tuple[np.ndarray, np.ndarray]:
