@@ -7,7 +7,7 @@ Reads each run's own timing line (`stage NAME: S s, peak memory G GiB`) and the 
 from dvc.lock, and records the median seconds per thread count, the speed-up over the first count and
 whether every run wrote the same bytes (`benchmarks/results/stage_threads/<--name>.json`). `--update`
 replaces the stages it runs in that record and keeps its others, so that one record holds each stage
-as the code now runs it.
+as the code now runs it; each stage's figures name the machine and date they were measured on.
 
     python benchmarks/stage_threads.py --repo REPO --name cpu_full_size_demo
     python benchmarks/stage_threads.py --repo REPO --stages features index --threads 1 2 --repeat 3
@@ -17,6 +17,7 @@ as the code now runs it.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from results import RESULTS, record
+from results import RESULTS, machine, record
 from scale import STAGE_LINE, USER_ENV
 
 CPU_STAGES = [
@@ -71,7 +72,12 @@ def main() -> None:
     existing = RESULTS / "stage_threads" / f"{args.name}.json"
     if args.update and existing.exists():
         kept = json.loads(existing.read_text())
-        figures = {stage: f for stage, f in kept["results"]["stages"].items() if stage not in args.stages}
+        # Each stage keeps the machine it was measured on: an update may run on another one.
+        figures = {
+            stage: {"machine": kept["machine"], "date": kept["date"], **f}
+            for stage, f in kept["results"]["stages"].items()
+            if stage not in args.stages
+        }
         commands = kept["results"].get("commands", [kept["command"]])
     for stage in args.stages:
         runs = {t: [] for t in args.threads}
@@ -87,6 +93,8 @@ def main() -> None:
             "speedup": round(seconds[args.threads[0]] / seconds[args.threads[-1]], 2),
             "same_bytes": all(h == hashes[0] for h in hashes),
             "runs": args.repeat,
+            "machine": machine(),
+            "date": datetime.date.today().isoformat(),
         }
         print(f"{stage}: {figures[stage]}", flush=True)
     order = {stage: n for n, stage in enumerate(CPU_STAGES)}

@@ -203,7 +203,8 @@ def stage_threads_table() -> str:
             counts, runs = list(figures["seconds"]), figures["runs"]
             rows.append(
                 [
-                    f"{record['name']} ({machine_of(record)}, {runs} run{'s' if runs > 1 else ''} each)",
+                    f"{record['name']} ({machine_of(figures if 'machine' in figures else record)}, "
+                    f"{runs} run{'s' if runs > 1 else ''} each)",
                     stage,
                     ", ".join(f"{figures['seconds'][c]:.1f} s on {c}" for c in counts),
                     f"{figures['speedup']:.2f}x",

@@ -2,8 +2,15 @@
 
 import time
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from matching import parallel
+from matching.data import raw
+from matching.data.contract import NAME_DIM
+from matching.encoders.names import name_vectors
 from matching.parallel import ordered_map
 
 
@@ -37,3 +44,60 @@ def test_an_error_in_one_batch_reaches_the_caller():
 
     with pytest.raises(ValueError, match="batch 4 is bad"):
         list(ordered_map(work, range(8), threads=2))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_name_vectors_land_on_the_wanted_products_in_any_order(monkeypatch, threads):
+    monkeypatch.setattr(parallel, "THREADS", threads)
+    rng = np.random.default_rng(0)
+    file_ids = rng.permutation(np.r_[np.arange(0, 40, 2), [6, 10]])  # two ids twice: the first row counts
+    vectors = rng.normal(size=(len(file_ids), NAME_DIM)).astype(np.float32)
+    batches = [
+        ("text_and_bert.parquet", file_ids[i : i + 5], pa.table({"name_bert_64": pa.array(list(vectors[i : i + 5]))}))
+        for i in range(0, len(file_ids), 5)
+    ]
+    wanted = rng.permutation(np.arange(-2, 45))
+    first_row = {int(i): r for r, i in reversed(list(enumerate(file_ids)))}
+    expected = np.array([vectors[first_row[i]] if i in first_row else [np.nan] * NAME_DIM for i in wanted.tolist()])
+    np.testing.assert_array_equal(name_vectors(batches, wanted), expected)
+
+
+@pytest.mark.parametrize("wanted", [None, np.array([3, 4, 25, 26, 27, 58])])
+def test_row_groups_read_side_by_side_come_in_file_order(tmp_path, monkeypatch, wanted):
+    ids = np.arange(60, dtype=np.int64)
+    table = pa.table({"variantid": ids, "name_bert_64": pa.array([[float(i)] * 2 for i in ids])})
+    pq.write_table(table, tmp_path / "text_and_bert.parquet", row_group_size=7)
+
+    def batches(threads: int) -> list:
+        monkeypatch.setattr(parallel, "THREADS", threads)
+        found = raw.iter_batches(tmp_path, "text_and_bert", ["variantid", "name_bert_64"], wanted)
+        return [(label, offset, batch.to_pydict()) for label, offset, batch in found]
+
+    one = batches(1)
+    assert batches(2) == one
+    offsets = [offset for _, offset, _ in one]
+    assert offsets == sorted(offsets) and all(b["variantid"][0] == offset for _, offset, b in one)
+    kept = np.concatenate([b["variantid"] for _, _, b in one])
+    groups = np.unique(ids // 7) if wanted is None else np.unique(wanted // 7)
+    np.testing.assert_array_equal(kept, ids[np.isin(ids // 7, groups)])
+
+
+@pytest.mark.parametrize("skip_groups", [False, True])
+def test_batches_cut_to_the_wanted_products_are_the_same_on_any_thread_count(tmp_path, monkeypatch, skip_groups):
+    ids = np.random.default_rng(1).permutation(60).astype(np.int64)
+    pq.write_table(
+        pa.table({"variantid": ids, "name": [f"n{i}" for i in ids]}), tmp_path / "a.parquet", row_group_size=8
+    )
+    monkeypatch.setattr(raw, "product_file_paths", lambda raw_dir, name: [raw_dir / "a.parquet"])
+    wanted = np.array([40, 3, 17, 59, 0])
+
+    def cut(threads: int) -> list:
+        monkeypatch.setattr(parallel, "THREADS", threads)
+        found = raw.raw_batches_for(tmp_path, "a", ["name"], wanted, skip_groups)
+        return [(label, batch_ids.tolist(), table.to_pydict()) for label, batch_ids, table in found]
+
+    one = cut(1)
+    assert cut(2) == one
+    kept = [i for _, batch_ids, _ in one for i in batch_ids]
+    assert kept == [int(i) for i in ids if i in wanted]
+    assert all(table["name"] == [f"n{i}" for i in batch_ids] for _, batch_ids, table in one)

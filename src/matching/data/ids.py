@@ -17,12 +17,3 @@ def contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """`np.isin(ids, sorted_ids)` by binary search: np.isin sorts both arrays on every call, which for
     a batch of ids against 2.25 M products costs far more than searching the sorted catalog."""
     return positions(sorted_ids, ids) >= 0
-
-
-def align(found_ids: np.ndarray, found: np.ndarray, wanted_ids: np.ndarray) -> np.ndarray:
-    """Rows of `found` reordered to `wanted_ids`; a product not found gets a NaN row."""
-    out = np.full((len(wanted_ids),) + found.shape[1:], np.nan, dtype=np.float32)
-    order = np.argsort(found_ids, kind="stable")
-    rows = positions(found_ids[order], wanted_ids)
-    out[rows >= 0] = found[order][rows[rows >= 0]]
-    return out

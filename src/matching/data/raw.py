@@ -4,7 +4,9 @@ streamed. The only module that opens the raw files; stages call it at their edge
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pyarrow.parquet as pq
 from matching.data import contract
 from matching.data.ids import contains
 from matching.errors import DataError
+from matching.parallel import ordered_map
 
 BATCH_ROWS = 65_536
 
@@ -91,21 +94,52 @@ def iter_batches(
     """Row batches of a product file (both layouts), with the file's name and the batch's first row.
     With `wanted_ids` (sorted), a row group none of them is in is skipped, by its id statistics or by
     its id column alone, before its other columns are read."""
+    return _read_batches(raw_dir, name, columns, wanted_ids, None)
+
+
+def _read_batches(
+    raw_dir: Path, name: str, columns: list[str], wanted_ids: np.ndarray | None, cut: Callable | None
+) -> Iterator:
+    """`iter_batches`, each batch through `cut` where given (its None results left out). Row groups are
+    read, and their batches cut, side by side on MATCHING_THREADS threads (`ordered_map`: file order,
+    as many groups ahead as threads), so that a group's raw columns are let go as soon as it is cut."""
     for path in product_file_paths(raw_dir, name):
-        offset = 0
         handle = open_parquet(path, columns)
+        sizes = [handle.metadata.row_group(group).num_rows for group in range(handle.num_row_groups)]
+        groups = list(zip(range(len(sizes)), np.cumsum([0] + sizes[:-1]).tolist()))
         # Row group by row group: ParquetFile.iter_batches holds on to the buffers of the groups it
         # has read (about 3 GB after 12 groups of the full-size photo file), read_row_group does not.
-        for group in range(handle.num_row_groups):
-            rows = handle.metadata.row_group(group).num_rows
-            ids = None if wanted_ids is None else _ids_if_wanted(handle, path, group, wanted_ids)
-            if wanted_ids is not None and ids is None:
-                offset += rows
-                continue
-            table = _read_group(handle, path, group, columns, ids)
-            for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-                yield str(path), offset, batch
-                offset += batch.num_rows
+        for batches in ordered_map(_GroupReader(path, columns, wanted_ids, cut), groups):
+            yield from batches
+
+
+class _GroupReader:
+    """Reads one file's row groups, from any thread: a ParquetFile is not shared between threads, so
+    each thread opens its own (for as long as this reader lives)."""
+
+    def __init__(self, path: Path, columns: list[str], wanted_ids: np.ndarray | None, cut: Callable | None) -> None:
+        self.path, self.columns, self.wanted_ids, self.cut = path, columns, wanted_ids, cut
+        self.local = threading.local()
+
+    def __call__(self, group_offset: tuple[int, int]) -> list:
+        """The group's batches (label, first row, batch), each through `cut`; none if `wanted_ids` are
+        given and the group holds none of them."""
+        group, offset = group_offset
+        if not hasattr(self.local, "handle"):
+            self.local.handle = open_parquet(self.path, self.columns)
+        handle = self.local.handle
+        ids = None if self.wanted_ids is None else _ids_if_wanted(handle, self.path, group, self.wanted_ids)
+        if self.wanted_ids is not None and ids is None:
+            return []
+        batches = []
+        for batch in _read_group(handle, self.path, group, self.columns, ids).to_batches(max_chunksize=BATCH_ROWS):
+            item = (str(self.path), offset, batch)
+            offset += batch.num_rows
+            if self.cut is not None:
+                item = self.cut(item)
+            if item is not None:
+                batches.append(item)
+        return batches
 
 
 def _ids_if_wanted(handle: pq.ParquetFile, path: Path, group: int, wanted_ids: np.ndarray) -> pa.Table | None:
@@ -141,15 +175,20 @@ def read_product_file(raw_dir: Path, name: str, columns: tuple[str, ...] | None 
 def raw_batches_for(
     raw_dir: Path, name: str, columns: list[str], wanted_ids: np.ndarray, skip_groups: bool = False
 ) -> Iterator[tuple[str, np.ndarray, pa.Table]]:
-    """Batches of a raw product file cut to the wanted products: (label, ids, table). `skip_groups`
-    first reads a row group's ids alone and skips it if it holds no wanted product (worth it when the
-    wanted products are few)."""
+    """Batches of a raw product file cut to the wanted products: (label, ids, table), each batch cut on
+    the thread that read it. `skip_groups` first reads a row group's ids alone and skips it if
+    it holds no wanted product (worth it when the wanted products are few)."""
     wanted_ids = np.sort(wanted_ids)
-    for label, _, batch in iter_batches(raw_dir, name, ["variantid"] + columns, wanted_ids if skip_groups else None):
-        ids = batch.column(0).to_numpy().astype(np.int64, copy=False)
-        mask = contains(wanted_ids, ids)
-        if mask.any():
-            yield label, ids[mask], pa.Table.from_batches([batch]).filter(pa.array(mask))
+    skip = wanted_ids if skip_groups else None
+    return _read_batches(raw_dir, name, ["variantid"] + columns, skip, functools.partial(_wanted_rows, wanted_ids))
+
+
+def _wanted_rows(wanted_ids: np.ndarray, item: tuple[str, int, pa.RecordBatch]) -> tuple | None:
+    """(label, ids, table) of a batch's wanted rows, or None if it holds none."""
+    label, _, batch = item
+    ids = batch.column(0).to_numpy().astype(np.int64, copy=False)
+    mask = contains(wanted_ids, ids)
+    return (label, ids[mask], pa.Table.from_batches([batch]).filter(pa.array(mask))) if mask.any() else None
 
 
 def read_product_rows(raw_dir: Path, name: str, columns: tuple[str, ...], wanted_ids: np.ndarray) -> pa.Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import numpy as np
@@ -12,6 +13,7 @@ import pyarrow.compute as pc
 from matching.data import contract
 from matching.data.cleaning import test_pair_counts
 from matching.data.ids import contains
+from matching.parallel import ordered_map
 
 Batch = tuple[str, int, pa.RecordBatch]
 
@@ -20,9 +22,43 @@ def _row_label(label: str, offset: int) -> str:
     return label if offset == 0 else f"{label} (batch from row {offset})"
 
 
+def _name_batch(keep: np.ndarray, item: Batch) -> tuple[dict[str, int], int]:
+    """One batch of name vectors checked: what the kept products lack and what was repaired."""
+    label, offset, batch = item
+    table = pa.Table.from_batches([batch])
+    mask = contains(keep, table.column("variantid").to_numpy())
+    matrix, repaired = contract.vector_matrix(
+        table.column("name_bert_64"), contract.NAME_DIM, _row_label(label, offset), "name_bert_64"
+    )
+    counted = {"name_bert_missing": int(np.isnan(matrix[mask, 0]).sum()), "name_bert_nan_repaired": repaired}
+    return counted, int(mask.sum())
+
+
+def _photo_batch(keep: np.ndarray, item: Batch) -> tuple[str, int, np.ndarray, dict[str, int], int]:
+    """One batch of photo sets checked: where it is, its ids, what the kept products lack and what was
+    dropped, and how many kept products it holds."""
+    label, offset, batch = item
+    main, extra = contract.MAIN_PHOTO, contract.EXTRA_PHOTOS
+    table = pa.Table.from_batches([batch])
+    ids = contract.check_ids(table, "variantid", _row_label(label, offset), unique=False)
+    mask = contains(keep, ids)
+    offsets, _, dropped_main = contract.photo_sets(table.column(main), _row_label(label, offset), main, single=True)
+    main_missing = int((np.diff(offsets)[mask] == 0).sum())
+    offsets, _, dropped_extra = contract.photo_sets(table.column(extra), _row_label(label, offset), extra, single=False)
+    counts = np.diff(offsets)[mask]
+    stats = {
+        "main_photo_missing": main_missing,
+        "extra_photos_missing": int((counts == 0).sum()),
+        "extra_photos_total": int(counts.sum()),
+        "photos_nan_dropped": dropped_main + dropped_extra,
+    }
+    return label, offset, ids, stats, int(mask.sum())
+
+
 def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], keep: np.ndarray) -> dict:
-    """Validate name and photo embeddings batch by batch (file label, first row, batch); count what
-    the kept products lack and what was repaired (vectors holding NaN become missing ones)."""
+    """Validate name and photo embeddings batch by batch (file label, first row, batch), batches side
+    by side (`ordered_map`, file order); count what the kept products lack and what was repaired
+    (vectors holding NaN become missing ones)."""
     stats = {
         "name_bert_missing": 0,
         "main_photo_missing": 0,
@@ -32,33 +68,17 @@ def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], 
         "photos_nan_dropped": 0,
     }
     seen_names, seen_photos = 0, 0
-    for label, offset, batch in name_batches:
-        table = pa.Table.from_batches([batch])
-        mask = contains(keep, table.column("variantid").to_numpy())
-        matrix, repaired = contract.vector_matrix(
-            table.column("name_bert_64"), contract.NAME_DIM, _row_label(label, offset), "name_bert_64"
-        )
-        stats["name_bert_missing"] += int(np.isnan(matrix[mask, 0]).sum())
-        stats["name_bert_nan_repaired"] += repaired
-        seen_names += int(mask.sum())
-    main, extra = contract.MAIN_PHOTO, contract.EXTRA_PHOTOS
+    for counted, seen in ordered_map(functools.partial(_name_batch, keep), name_batches):
+        for key, value in counted.items():
+            stats[key] += value
+        seen_names += seen
     photo_ids, where = [], []  # every id of the photo file(s), and the (file, first row) of each batch
-    for label, offset, batch in photo_batches:
-        table = pa.Table.from_batches([batch])
-        ids = contract.check_ids(table, "variantid", _row_label(label, offset), unique=False)
+    for label, offset, ids, counted, seen in ordered_map(functools.partial(_photo_batch, keep), photo_batches):
         photo_ids.append(ids)
         where.append((label, offset, len(ids)))
-        mask = contains(keep, ids)
-        offsets, _, dropped_main = contract.photo_sets(table.column(main), _row_label(label, offset), main, single=True)
-        stats["main_photo_missing"] += int((np.diff(offsets)[mask] == 0).sum())
-        offsets, _, dropped_extra = contract.photo_sets(
-            table.column(extra), _row_label(label, offset), extra, single=False
-        )
-        counts = np.diff(offsets)[mask]
-        stats["extra_photos_missing"] += int((counts == 0).sum())
-        stats["extra_photos_total"] += int(counts.sum())
-        stats["photos_nan_dropped"] += dropped_main + dropped_extra
-        seen_photos += int(mask.sum())
+        for key, value in counted.items():
+            stats[key] += value
+        seen_photos += seen
     # A repeated product would gain the other row's photos and a negative missing share.
     starts = np.cumsum([0] + [n for _, _, n in where])
 
