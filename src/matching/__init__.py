@@ -74,6 +74,7 @@ def _has_avx2() -> bool:
 
 # OpenBLAS picks its kernels by CPU at load, and the SkylakeX (AVX-512) kernels give the SVD other
 # low-order bits than the Haswell (AVX2) ones: pin the AVX2 kernels on every x86-64 CPU that has them,
-# so that a clone on any such machine reproduces dvc.lock. A value the user set is kept.
+# so that a clone on any such machine reproduces what numpy computes. (torch's MKL picks its own kernels
+# by CPU model: docs/validation.md says which stages that reruns.) A value the user set is kept.
 if _has_avx2():
     os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
