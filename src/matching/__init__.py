@@ -78,3 +78,7 @@ def _has_avx2() -> bool:
 # by CPU model: docs/validation.md says which stages that reruns.) A value the user set is kept.
 if _has_avx2():
     os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+# torch's matrix products run MKL, whose AVX-512 kernels split a product by the thread count: the networks'
+# weights then differ in the last bits between thread counts. MKL's strict reproducible mode keeps the
+# kernels it picks for the CPU (AUTO) and the same bits on any thread count. A value the user set is kept.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
