@@ -101,6 +101,10 @@ def test_the_find_command_ranks_and_decides_each_querys_candidates_whichever_que
     assert (found.groupby("query_id").match_probability.diff().dropna() <= 0).all()  # ranked by probability
     # The decision is the rule and threshold train_candidates chose out of fold.
     chosen = json.loads((repo / "metrics" / "catalog_matching.json").read_text())
+    # ...by a model fitted with retrieval.booster over lightgbm's parameters.
+    booster = yaml.safe_load((repo / "params.yaml").read_text())["retrieval"]["booster"]
+    model_text = (repo / "data" / "candidate_model" / "boosters" / "fold_0.txt").read_text()
+    assert booster and all(f"[{key}: {value:g}]" in model_text for key, value in booster.items())
     predicted = found[found.predicted_match]
     assert (predicted.match_probability >= chosen["catalog_threshold"] - 1e-6).all() and len(predicted) > 10
     if chosen["catalog_rule"] == "best":

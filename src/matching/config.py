@@ -20,7 +20,7 @@ import yaml
 from matching.encoders.modalities import MODALITIES
 from matching.errors import ConfigError
 from matching.features.groups import FEATURE_GROUPS
-from matching.matchers.names import AUTO, DECISIONS, ENSEMBLE, MATCHERS
+from matching.matchers.names import AUTO, DECISIONS, ENSEMBLE, LIGHTGBM, MATCHERS
 from matching.schema import between, convert, distinct, fail, positive, section
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -117,9 +117,11 @@ class Retrieval:
     train_queries: int | None = field(metadata=positive())  # train products the candidate model learns from
     unlabelled_weight: float = field(metadata=between(0.0, 1.0, low_open=True))  # an unlabelled candidate's weight
     decision: Literal[DECISIONS]  # type: ignore[valid-type]  # auto: the rule with the better out-of-fold F1
+    booster: dict[str, Any] = field(default_factory=dict)  # the candidate model's LightGBM parameters over lightgbm's
 
     def __post_init__(self) -> None:
         distinct("retrieval.blocks", self.blocks)
+        checked_booster("retrieval.booster", self.booster)
 
 
 @dataclass(frozen=True)
@@ -167,28 +169,36 @@ class LightGBM:
     OPEN_FIELD: typing.ClassVar[str] = "booster"  # keys beyond the declared fields are LightGBM parameters
 
     def __post_init__(self) -> None:
-        from lightgbm.basic import _ConfigAliases  # the names LightGBM accepts, aliases included
-
-        aliases = _ConfigAliases._get_all_param_aliases()
-        known = {name for names in aliases.values() for name in names}
-        for key, value in self.booster.items():
-            if key in aliases["num_threads"]:
-                fail(
-                    f"lightgbm.{key}",
-                    value,
-                    "the MATCHING_THREADS environment variable instead (threads change no result)",
-                )
-            if key not in known:
-                fail(f"lightgbm.{key}", value, "a LightGBM parameter name (https://lightgbm.readthedocs.io)")
-            if not isinstance(value, (bool, int, float, str)):
-                fail(f"lightgbm.{key}", value, "a number, a string or true/false")
-            if key in BOOSTER_KNOBS:
-                hint, bounds = BOOSTER_KNOBS[key]
-                self.booster[key] = convert(value, hint, f"lightgbm.{key}", bounds)
-        check_booster({k: v for k, v in self.booster.items() if k not in BOOSTER_KNOBS})
+        checked_booster(LIGHTGBM, self.booster)
 
 
-def check_booster(parameters: dict[str, Any]) -> None:
+def checked_booster(section: str, booster: dict[str, Any]) -> None:
+    """LightGBM parameters under `section` of params.yaml checked, the knobs converted in place: each
+    key a name LightGBM accepts (never a thread count), each value of its type and range."""
+    from lightgbm.basic import _ConfigAliases  # the names LightGBM accepts, aliases included
+
+    if not isinstance(booster, dict):
+        fail(section, booster, "a mapping of LightGBM parameters")
+    aliases = _ConfigAliases._get_all_param_aliases()
+    known = {name for names in aliases.values() for name in names}
+    for key, value in booster.items():
+        if key in aliases["num_threads"]:
+            fail(
+                f"{section}.{key}",
+                value,
+                "the MATCHING_THREADS environment variable instead (threads change no result)",
+            )
+        if key not in known:
+            fail(f"{section}.{key}", value, "a LightGBM parameter name (https://lightgbm.readthedocs.io)")
+        if not isinstance(value, (bool, int, float, str)):
+            fail(f"{section}.{key}", value, "a number, a string or true/false")
+        if key in BOOSTER_KNOBS:
+            hint, bounds = BOOSTER_KNOBS[key]
+            booster[key] = convert(value, hint, f"{section}.{key}", bounds)
+    check_booster({k: v for k, v in booster.items() if k not in BOOSTER_KNOBS}, section)
+
+
+def check_booster(parameters: dict[str, Any], section: str = LIGHTGBM) -> None:
     """LightGBM's own check of `parameters` (types and ranges), its message made one line."""
     if not parameters:
         return
@@ -205,7 +215,7 @@ def check_booster(parameters: dict[str, Any]) -> None:
         lgb.Booster({**parameters, "objective": "binary", **quiet}, data)
     except lgb.basic.LightGBMError as error:
         reason = str(error).split(" at ", 1)[0].strip()
-        raise ConfigError(f"params.yaml: lightgbm: LightGBM refused {parameters} ({reason}); fix that value") from None
+        raise ConfigError(f"params.yaml: {section}: LightGBM refused {parameters} ({reason}); fix that value") from None
     finally:
         os.dup2(stderr, 2)
         os.close(stderr)

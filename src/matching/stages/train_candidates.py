@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     fold = make_folds(query_ids, query_ids, cfg.train.n_folds, cfg.seed, "products")
     inner = InnerSplit(query_ids, query_ids, "products", cfg.train.inner_valid_share, cfg.seed)
     weight = np.where(known, 1.0, retrieval.unlabelled_weight)
-    settings = dataclasses.replace(cfg.lightgbm, category_blend=0.0)  # one booster: every category's candidates
+    # One booster for every category's candidates, with the candidate model's own parameters over lightgbm's.
+    booster = {**cfg.lightgbm.booster, **retrieval.booster}
+    settings = dataclasses.replace(cfg.lightgbm, category_blend=0.0, booster=booster)
     oof, _, scoring, _ = train_lightgbm(features, columns, fold, inner, settings, cfg.seed, weight=weight)
     matches = true_matches(pairs)
     positives = int(matches.query_id.isin(queries).sum())
