@@ -156,14 +156,15 @@ def test_new_cards_find_their_catalog_duplicates_as_catalog_queries_do(repo, tmp
     by_id, by_card = pd.read_csv(tmp_path / "by_id.csv"), pd.read_csv(tmp_path / "same.csv")
     assert by_card[["query_id", "candidate_id", "rank"]].equals(by_id[["query_id", "candidate_id", "rank"]])
     np.testing.assert_allclose(by_card.match_probability, by_id.match_probability, atol=1e-6)
-    # The same cards under new ids: each one's nearest product and likeliest match is the product it copies.
+    # The same cards under new ids: each one's nearest product and likeliest match is the product it
+    # copies, and the candidate model's decision keeps it.
     shift = 10**12
     copies = write_cards(repo / "data" / "demo", queries, tmp_path / "copies", id_shift=shift)
     run([*find, str(tmp_path / "copies.csv"), "--cards", str(copies)], repo)
     found = pd.read_csv(tmp_path / "copies.csv")
     assert sorted(found.query_id.unique()) == sorted(queries + shift)
     best = found[found["rank"] == 1]
-    assert (best.candidate_id == best.query_id - shift).all() and (best.match_probability > 0.9).all()
+    assert (best.candidate_id == best.query_id - shift).all() and best.predicted_match.all()
     # A folder without cards: one line naming it, exit status 2, nothing written.
     (tmp_path / "empty").mkdir()
     bad = run([*find, str(tmp_path / "out.csv"), "--cards", str(tmp_path / "empty")], repo, check=False)
