@@ -4,8 +4,8 @@ For each benchmark folder in `--benchmarks` and each seed: the pipeline's stages
 benchmarks/real_offers.py runs them (test labels hidden). The blocks to search are then chosen on the
 train pairs alone: recall@`retrieval.k` of the positive train pairs' matches by exact search, for each
 block combination (ties: fewer blocks); the `index` and `train_candidates` stages run over them (the
-candidate model's rule and threshold chosen on its out-of-fold figures). Only then are the test
-labels read, once:
+candidate model's rule and threshold chosen on its calibration split of the train pairs, or out of
+fold). Only then are the test labels read, once:
 
 - recall@k (k = 1, 5, 10, 20, 50) of the test matches among each product's nearest other products,
   exact search for every block combination beside its train figure, and the index's; the index's
@@ -14,8 +14,9 @@ labels read, once:
   query's `retrieval.k` candidates are scored by the candidate model (`CatalogMatcher.find`), and the
   pairs it predicts matches are kept. Precision counts every kept pair (each unordered pair once),
   those nobody labelled as wrong, so it is a lower bound; recall is over the test pairs' matches; F1
-  of the two. Beside it, the candidate model's out-of-fold figures (each decision rule's, mutual best
-  included, which find does not apply), and the competition's pair model
+  of the two. Beside it, the F1 the decision was chosen at (on the calibration split or out of fold),
+  the candidate model's out-of-fold figures (each decision rule's, mutual best included, which find
+  does not apply), and the competition's pair model
   on the given test pairs at its out-of-fold F1 threshold, with its out-of-fold F1.
 
 `--inner-test 0.25` holds out a quarter of the train pairs as the test pairs instead (the benchmark's
@@ -140,6 +141,7 @@ def benchmark(folder: Path, work: Path, overrides: dict, inner_test: float | Non
             "threshold": threshold,
             "oof_f1": oof_f1,
             "catalog_out_of_fold": catalog_oof,
+            "decided_on": decision.get("decided_on", "out_of_fold"),
             "rules_out_of_fold": decision["out_of_fold"],
             "best_candidates_asked_share": decision["best_candidates_asked_share"],
             "exact": {
@@ -189,7 +191,7 @@ def print_summary(name: str, runs: list[dict]) -> None:
         figures = " | ".join(f"{mean(runs, 'rules_out_of_fold', rule, f):.4f}" for f in ("precision", "recall", "f1"))
         print(f"| {rule} | {figures} |")
     print(f"best candidates that were queries themselves: {mean(runs, 'best_candidates_asked_share'):.3f}")
-    print("| pairs | kept | precision | recall | F1 | OOF F1 |")
+    print("| pairs | kept | precision | recall | F1 | F1 where decided |")
     print("|---|---|---|---|---|---|")
     rules = ", ".join(sorted({run["catalog_out_of_fold"]["catalog_rule"] for run in runs}))
     for label, key, oof_f1 in (

@@ -137,6 +137,7 @@ def catalog_rows(inner: bool) -> list[list[str]]:
 
             blocks = sorted({"+".join(run["blocks"]) for run in runs})
             rules = sorted({run["catalog_out_of_fold"]["catalog_rule"] for run in runs})
+            decided_on = sorted({run.get("decided_on", "out_of_fold").replace("_", " ") for run in runs})
             rows.append(
                 [
                     *([record["name"]] if inner else []),
@@ -145,6 +146,7 @@ def catalog_rows(inner: bool) -> list[list[str]]:
                     ", ".join(blocks),
                     spread("index", "recall_at_20"),
                     ", ".join(rules),
+                    ", ".join(decided_on),
                     spread("end_to_end", "precision"),
                     spread("end_to_end", "recall"),
                     spread("end_to_end", "f1"),
@@ -156,8 +158,9 @@ def catalog_rows(inner: bool) -> list[list[str]]:
     return rows
 
 
-CATALOG_HEADER = ["benchmark", "seeds", "blocks", "recall@20 (index)", "rule", "precision (lower bound)", "recall"]
-CATALOG_HEADER += ["F1", "OOF F1", "pair model, given pairs F1", "pair model OOF F1"]
+CATALOG_HEADER = ["benchmark", "seeds", "blocks", "recall@20 (index)", "rule", "decided on"]
+CATALOG_HEADER += ["precision (lower bound)", "recall", "F1", "F1 where decided", "pair model, given pairs F1"]
+CATALOG_HEADER += ["pair model OOF F1"]
 
 
 def catalog_matching_table() -> str:

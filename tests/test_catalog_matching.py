@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from matching.retrieval.calibration import CalibrationSplit, kept_pairs_f1
 from matching.retrieval.candidate_model import labelled, query_neighbourhood
 from matching.retrieval.decisions import best_kept_f1, decided, is_best, is_mutual_best, rule_figures
 from matching.scoring.catalog import table_rows
@@ -62,6 +63,95 @@ def test_the_kept_f1_counts_every_match_retrieval_missed_and_every_unlabelled_ke
     query = np.array([1, 1, 2, 2])
     best = rule_figures("best", query, np.array([0.9, 0.8, 0.7, 0.1]), np.array([1, 1, 0, 0]), positives=2)
     assert best["recall"] == 0.5 and best["precision"] == 1.0
+
+
+def test_the_calibration_split_holds_out_whole_pairs_and_fits_on_the_rest_without_their_rows():
+    rng = np.random.default_rng(0)
+    left, right = rng.integers(0, 60, 200), rng.integers(60, 120, 200)
+    pairs = pd.DataFrame({"variantid1": left, "variantid2": right, "target": rng.integers(0, 2, 200)})
+    pairs = pd.concat([pairs, pairs.rename(columns={"variantid1": "variantid2", "variantid2": "variantid1"})])
+    query, candidate = rng.integers(0, 120, 3000), rng.integers(0, 120, 3000)
+    split = CalibrationSplit.draw(pairs, query, candidate, 0.25, seed=3)
+
+    def keys(frame):
+        ids = frame[["variantid1", "variantid2"]]
+        return set(zip(ids.min(axis=1), ids.max(axis=1)))
+
+    held_keys, fit_keys = keys(split.held_pairs), keys(split.fit_pairs)
+    assert held_keys and fit_keys and not held_keys & fit_keys  # a pair and its reverse on one side
+    assert 0.15 < len(held_keys) / len(held_keys | fit_keys) < 0.35
+    row_keys = list(zip(np.minimum(query, candidate), np.maximum(query, candidate)))
+    fit_products = set(split.fit_pairs.variantid1) | set(split.fit_pairs.variantid2)
+    held_products = set(split.held_pairs.variantid1) | set(split.held_pairs.variantid2)
+    for row, key in enumerate(row_keys):
+        assert split.fit_rows[row] == (query[row] in fit_products and key not in held_keys)
+        assert split.held_rows[row] == (query[row] in held_products)
+    again = CalibrationSplit.draw(pairs, query, candidate, 0.25, seed=3)
+    assert np.array_equal(again.fit_rows, split.fit_rows) and again.held_pairs.equals(split.held_pairs)
+
+
+def test_the_calibrated_f1_counts_each_pair_once_and_recalls_only_the_held_out_matches():
+    # Pair {1, 2} asked from both sides, {1, 3} a known match from the fitted pairs, {2, 4} unlabelled.
+    query = np.array([1, 1, 2, 2])
+    candidate = np.array([2, 3, 1, 4])
+    probability = np.array([0.9, 0.8, 0.6, 0.7])
+    matched = np.array([1, 1, 1, 0])
+    recalled = np.array([1, 0, 1, 0])
+    figures = kept_pairs_f1("threshold", query, candidate, probability, matched, recalled, positives=1)
+    # The best threshold keeps {1, 2} alone (at 0.9): precision 1, recall 1; lower adds {1, 3}, then {2, 4}.
+    assert figures == {"f1": 1.0, "threshold": 0.9, "precision": 1.0, "recall": 1.0}
+    both = kept_pairs_f1("threshold", query, candidate, probability, matched, recalled, positives=2)
+    assert both["recall"] == 0.5 and both["precision"] == 1.0
+    # `best` keeps 2's likeliest candidate (4, unlabelled): {1, 2} is still kept, from 1's side.
+    best = kept_pairs_f1("best", query, candidate, np.array([0.9, 0.8, 0.6, 0.7]), matched, recalled, 1)
+    assert best["threshold"] == 0.9 and best["precision"] == 1.0
+
+
+def test_the_stage_decides_on_held_out_pairs_with_a_model_that_never_saw_them():
+    from matching.config import Retrieval
+    from matching.stages.train_candidates import calibrated
+
+    class Probability:  # scores a row by its `probability` column, as a fitted model would
+        def predict(self, features, category, blend):
+            return features["probability"].to_numpy()
+
+    rng = np.random.default_rng(1)
+    pairs = pd.DataFrame({"variantid1": np.arange(0, 80, 2), "variantid2": np.arange(1, 80, 2)})
+    pairs["target"] = rng.integers(0, 2, len(pairs))
+    query = np.r_[pairs.variantid1, pairs.variantid2, pairs.variantid1]
+    candidate = np.r_[pairs.variantid2, pairs.variantid1, (pairs.variantid1 + 40) % 80]
+    candidates = pd.DataFrame({"query_id": query, "candidate_id": candidate})
+    target, _ = labelled(candidates, pairs)
+    # A match scores high, an unlabelled or negative row low: the best threshold keeps the matches alone.
+    features = pd.DataFrame({"probability": np.where(target == 1, 0.8, 0.2), "category": "c"})
+    seen = []
+
+    def fit(rows, query_ids, weight):
+        seen.append(rows)
+        return np.zeros(len(rows)), [Probability()]
+
+    retrieval = Retrieval(
+        blocks=["names"],
+        lists=None,
+        encoding="Flat",
+        probes=1,
+        rerank=1,
+        k=5,
+        eval_queries=10,
+        train_queries=None,
+        unlabelled_weight=1.0,
+        decision="auto",
+        calibration_share=0.25,
+    )
+    figures = calibrated(candidates, features, target, pairs, fit, retrieval, seed=0)
+    assert figures is not None and set(figures) == {"threshold", "best"}
+    assert figures["threshold"] == {"f1": 1.0, "threshold": 0.8, "precision": 1.0, "recall": 1.0}
+    split = CalibrationSplit.draw(pairs, query, candidate, 0.25, 0)
+    assert len(seen) == 1 and len(seen[0]) == split.fit_rows.sum() < len(candidates)
+    assert (seen[0].target.to_numpy() == target[split.fit_rows]).all()
+    # Held-out pairs without a match: nothing to recall, so the stage decides out of fold.
+    no_match = pairs.assign(target=0)
+    assert calibrated(candidates, features, target * 0, no_match, fit, retrieval, seed=0) is None and len(seen) == 1
 
 
 def test_a_repository_trained_before_the_candidate_model_says_what_to_rerun(tmp_path):

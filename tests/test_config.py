@@ -165,6 +165,7 @@ def _params_with(dotted, value):
         ("retrieval.decision", "mutual", "retrieval.decision is 'mutual'; use one of auto, threshold, best"),
         ("retrieval.unlabelled_weight", 0, "retrieval.unlabelled_weight is 0.0; use a number > 0.0 and <= 1.0"),
         ("retrieval.train_queries", 0, "retrieval.train_queries is 0; use an integer >= 1"),
+        ("retrieval.calibration_share", 1, "retrieval.calibration_share is 1.0; use a number > 0.0 and < 1.0"),
         ("retrieval.booster", 5, "retrieval.booster is 5; use a mapping of LightGBM parameters"),
         ("retrieval.booster.num_leafs", 63, "retrieval.booster.num_leafs is 63; use a LightGBM parameter name"),
         ("retrieval.booster.num_leaves", 1, "retrieval.booster.num_leaves is 1; use an integer >= 2"),

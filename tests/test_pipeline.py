@@ -99,8 +99,12 @@ def test_the_find_command_ranks_and_decides_each_querys_candidates_whichever_que
     assert set(found.query_id) == set(queries) and not (found.query_id == found.candidate_id).any()
     assert all(ranks == [1, 2, 3, 4, 5] for ranks in found.groupby("query_id")["rank"].apply(list))
     assert (found.groupby("query_id").match_probability.diff().dropna() <= 0).all()  # ranked by probability
-    # The decision is the rule and threshold train_candidates chose out of fold.
+    # The decision is the rule and threshold train_candidates chose on its calibration split.
     chosen = json.loads((repo / "metrics" / "catalog_matching.json").read_text())
+    decision = json.loads((repo / "data" / "candidate_model" / "decision.json").read_text())
+    assert decision["decided_on"] == "calibration" and decision["rule"] == chosen["catalog_rule"]
+    assert decision["threshold"] == pytest.approx(chosen["catalog_threshold"], abs=1e-6)
+    assert decision["decision_figures"][decision["rule"]]["f1"] == pytest.approx(chosen["catalog_f1"], abs=1e-6)
     # ...by a model fitted with retrieval.booster over lightgbm's parameters.
     booster = yaml.safe_load((repo / "params.yaml").read_text())["retrieval"]["booster"]
     model_text = (repo / "data" / "candidate_model" / "boosters" / "fold_0.txt").read_text()

@@ -116,7 +116,9 @@ class Retrieval:
     eval_queries: int = field(metadata=positive())  # query products recall is measured on (a sample)
     train_queries: int | None = field(metadata=positive())  # train products the candidate model learns from
     unlabelled_weight: float = field(metadata=between(0.0, 1.0, low_open=True))  # an unlabelled candidate's weight
-    decision: Literal[DECISIONS]  # type: ignore[valid-type]  # auto: the rule with the better out-of-fold F1
+    decision: Literal[DECISIONS]  # type: ignore[valid-type]  # auto: the rule with the better F1 where decided
+    # the labelled pairs held out to choose the decision on (null: chosen out of fold)
+    calibration_share: float | None = field(metadata=between(0.0, 1.0, low_open=True, high_open=True))
     booster: dict[str, Any] = field(default_factory=dict)  # the candidate model's LightGBM parameters over lightgbm's
 
     def __post_init__(self) -> None:

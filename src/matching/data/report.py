@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
@@ -59,25 +60,28 @@ def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], 
     """Validate name and photo embeddings batch by batch (file label, first row, batch), batches side
     by side (`ordered_map`, file order); count what the kept products lack and what was repaired
     (vectors holding NaN become missing ones)."""
-    stats = {
-        "name_bert_missing": 0,
-        "main_photo_missing": 0,
-        "extra_photos_missing": 0,
-        "extra_photos_total": 0,
-        "name_bert_nan_repaired": 0,
-        "photos_nan_dropped": 0,
-    }
+    stats = Counter(
+        dict.fromkeys(
+            [
+                "name_bert_missing",
+                "main_photo_missing",
+                "extra_photos_missing",
+                "extra_photos_total",
+                "name_bert_nan_repaired",
+                "photos_nan_dropped",
+            ],
+            0,
+        )
+    )
     seen_names, seen_photos = 0, 0
     for counted, seen in ordered_map(functools.partial(_name_batch, keep), name_batches):
-        for key, value in counted.items():
-            stats[key] += value
+        stats.update(counted)
         seen_names += seen
     photo_ids, where = [], []  # every id of the photo file(s), and the (file, first row) of each batch
     for label, offset, ids, counted, seen in ordered_map(functools.partial(_photo_batch, keep), photo_batches):
         photo_ids.append(ids)
         where.append((label, offset, len(ids)))
-        for key, value in counted.items():
-            stats[key] += value
+        stats.update(counted)
         seen_photos += seen
     # A repeated product would gain the other row's photos and a negative missing share.
     starts = np.cumsum([0] + [n for _, _, n in where])
@@ -90,7 +94,7 @@ def scan_vectors(name_batches: Iterable[Batch], photo_batches: Iterable[Batch], 
     stats["name_bert_missing"] += len(keep) - seen_names
     stats["main_photo_missing"] += len(keep) - seen_photos
     stats["extra_photos_missing"] += len(keep) - seen_photos
-    return stats
+    return dict(stats)
 
 
 def data_report(

@@ -52,16 +52,21 @@ def decided(rule: str, threshold: float, query_ids: np.ndarray, probability: np.
     return eligible(rule, query_ids, probability) & (probability >= threshold)
 
 
-def best_kept_f1(probability: np.ndarray, target: np.ndarray, positives: int) -> dict[str, float]:
+def best_kept_f1(
+    probability: np.ndarray, target: np.ndarray, positives: int, recalled: np.ndarray | None = None
+) -> dict[str, float]:
     """The threshold whose kept rows (probability >= it) give the highest F1, recall counted over
-    `positives` (so a match the rows lack is missed at every threshold), and its figures."""
+    `positives` (so a match the rows lack is missed at every threshold), and its figures. `recalled`:
+    the rows recall counts (default: the matches, `target`), when precision counts more matches than
+    recall is asked about."""
     order = np.argsort(-probability, kind="stable")
     ordered, hits = probability[order], np.cumsum(target[order])
+    found = hits if recalled is None else np.cumsum(recalled[order])
     last = np.r_[ordered[1:] != ordered[:-1], True]  # a threshold keeps every row down to its value's last
     if not last.any() or positives <= 0:
         return {"f1": 0.0, "threshold": 1.0, "precision": 0.0, "recall": 0.0}
     kept = np.arange(1, len(ordered) + 1)[last]
-    precision, recall = hits[last] / kept, hits[last] / positives
+    precision, recall = hits[last] / kept, found[last] / positives
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     best = int(np.argmax(f1))

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import functools
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -28,9 +29,10 @@ from matching.features.products import ProductTables, product_tables
 from matching.io import write_json
 from matching.matchers.crossfit import InnerSplit
 from matching.matchers.folds import make_folds
-from matching.matchers.lightgbm import train_lightgbm
+from matching.matchers.lightgbm import FoldModel, fold_scores, train_lightgbm
 from matching.matchers.names import AUTO
 from matching.npz import StoredArrays, read_arrays
+from matching.retrieval.calibration import CalibrationSplit, kept_pairs_f1
 from matching.retrieval.candidate_model import CandidateModel, candidate_features, labelled
 from matching.retrieval.candidates import candidate_table, catalog_rows, without_self
 from matching.retrieval.decisions import MUTUAL, RULES, is_best, rule_figures
@@ -59,6 +61,53 @@ def sampled_queries(pairs: pd.DataFrame, catalog_ids: np.ndarray, limit: int | N
     return products
 
 
+def fitted(
+    features: pd.DataFrame, query_ids: np.ndarray, weight: np.ndarray, cfg: config.Config, columns: list[str]
+) -> tuple[np.ndarray, list[FoldModel]]:
+    """The candidate model cross-fitted on `features` (with `target`): out-of-fold scores and the models
+    that score new rows. Folds and the inner split by query: a query's candidates are never split
+    between fitting and scoring (grouping by unordered pair instead, so that (a, b) and (b, a) never
+    straddle a fold, lowered the held-out F1: docs/validation.md, the pair_folds records)."""
+    fold = make_folds(query_ids, query_ids, cfg.train.n_folds, cfg.seed, "products")
+    inner = InnerSplit(query_ids, query_ids, "products", cfg.train.inner_valid_share, cfg.seed)
+    # One booster for every category's candidates, with the candidate model's own parameters over lightgbm's.
+    booster = {**cfg.lightgbm.booster, **cfg.retrieval.booster}
+    settings = dataclasses.replace(cfg.lightgbm, category_blend=0.0, booster=booster)
+    oof, _, scoring, _ = train_lightgbm(features, columns, fold, inner, settings, cfg.seed, weight=weight)
+    return oof, scoring
+
+
+def calibrated(
+    candidates: pd.DataFrame,
+    features: pd.DataFrame,
+    target: np.ndarray,
+    pairs: pd.DataFrame,
+    fit: Callable[..., tuple[np.ndarray, list[FoldModel]]],
+    retrieval: config.Retrieval,
+    seed: int,
+) -> dict[str, dict[str, float]] | None:
+    """Each rule at its best threshold on the calibration split (`matching.retrieval.calibration`); None
+    when the held-out pairs hold no match to recall."""
+    query_ids = candidates.query_id.to_numpy(np.int64)
+    candidate_ids = candidates.candidate_id.to_numpy(np.int64)
+    split = CalibrationSplit.draw(pairs, query_ids, candidate_ids, retrieval.calibration_share or 0.0, seed)
+    held = split.held_rows
+    positives = split.held_matches(np.unique(query_ids[held]))
+    if positives == 0:
+        log.warning("retrieval.calibration_share: the held-out pairs hold no match; deciding out of fold")
+        return None
+    rows = split.fit_rows
+    fit_target, fit_known = labelled(candidates[rows], split.fit_pairs)
+    weight = np.where(fit_known, 1.0, retrieval.unlabelled_weight)
+    _, models = fit(features[rows].assign(target=fit_target), query_ids[rows], weight)
+    probability = np.mean(fold_scores(models, features[held], 0.0), axis=0)
+    recalled, _ = labelled(candidates[held], split.held_pairs)
+    return {
+        rule: kept_pairs_f1(rule, query_ids[held], candidate_ids[held], probability, target[held], recalled, positives)
+        for rule in RULES
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     layout = paths.project()
@@ -82,21 +131,19 @@ def main(argv: list[str] | None = None) -> None:
     features = candidate_features(candidates, tables, list(cfg.features.groups)).assign(target=target)
     columns = [c for c in feature_columns(features) if c != "target"]
     query_ids = candidates.query_id.to_numpy(np.int64)
-    # Folds and the inner split by query: a query's candidates are never split between fitting and scoring.
-    # Grouping by unordered pair instead (so that (a, b) and (b, a) never straddle a fold) lowered the
-    # out-of-fold threshold and the held-out F1 (docs/validation.md, the pair_folds records).
-    fold = make_folds(query_ids, query_ids, cfg.train.n_folds, cfg.seed, "products")
-    inner = InnerSplit(query_ids, query_ids, "products", cfg.train.inner_valid_share, cfg.seed)
-    weight = np.where(known, 1.0, retrieval.unlabelled_weight)
-    # One booster for every category's candidates, with the candidate model's own parameters over lightgbm's.
-    booster = {**cfg.lightgbm.booster, **retrieval.booster}
-    settings = dataclasses.replace(cfg.lightgbm, category_blend=0.0, booster=booster)
-    oof, _, scoring, _ = train_lightgbm(features, columns, fold, inner, settings, cfg.seed, weight=weight)
+    candidate_ids = candidates.candidate_id.to_numpy(np.int64)
+    fit = functools.partial(fitted, cfg=cfg, columns=columns)
+    oof, scoring = fit(features, query_ids, np.where(known, 1.0, retrieval.unlabelled_weight))
     matches = true_matches(pairs)
     positives = int(matches.query_id.isin(queries).sum())
-    candidate_ids = candidates.candidate_id.to_numpy(np.int64)
     figures = {rule: rule_figures(rule, query_ids, oof, target, positives, candidate_ids) for rule in (*RULES, MUTUAL)}
-    rule = max(RULES, key=lambda r: figures[r]["f1"]) if retrieval.decision == AUTO else retrieval.decision
+    decision = {rule: figures[rule] for rule in RULES}
+    decided_on = "out_of_fold"
+    if retrieval.calibration_share is not None:
+        calibration = calibrated(candidates, features, target, pairs, fit, retrieval, cfg.seed)
+        if calibration is not None:
+            decision, decided_on = calibration, "calibration"
+    rule = max(RULES, key=lambda r: decision[r]["f1"]) if retrieval.decision == AUTO else retrieval.decision
     retrieved = int(target.sum())
     summary = {
         "queries": len(queries),
@@ -105,11 +152,13 @@ def main(argv: list[str] | None = None) -> None:
         "known_matches": positives,
         "retrieved_matches": retrieved,
         "out_of_fold": figures,
+        "decided_on": decided_on,
+        "decision_figures": decision,
         # `mutual` can only be seen where a query's best candidate was itself a query
         "best_candidates_asked_share": float(np.isin(candidate_ids[is_best(query_ids, oof)], queries).mean()),
     }
-    CandidateModel(scoring, columns, rule, figures[rule]["threshold"]).save(layout.candidate_model, summary)
-    chosen = figures[rule]
+    chosen = decision[rule]
+    CandidateModel(scoring, columns, rule, chosen["threshold"]).save(layout.candidate_model, summary)
     write_json(
         {
             "catalog_rule": rule,
@@ -124,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info(
         f"candidate model: {len(queries):,} queries x {retrieval.k} candidates ({int(known.sum()):,} labelled); "
         + ", ".join(f"{r}: out-of-fold F1 {figures[r]['f1']:.4f}" for r in figures)
-        + f"; decides by {rule} at {chosen['threshold']:.4f}"
+        + f"; decides by {rule} at {chosen['threshold']:.4f} (F1 {chosen['f1']:.4f}, {decided_on})"
     )
 
 
