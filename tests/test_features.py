@@ -297,8 +297,9 @@ def test_features_in_chunks_of_pairs_on_any_thread_count_equal_features_in_one_g
     monkeypatch.setattr(arrays, "PAIR_CHUNK", 7)
     chunked = pair_features(pairs, tables, ALL)
     pd.testing.assert_frame_equal(whole, chunked)
-    monkeypatch.setattr(arrays, "PAIR_CHUNK", 100)
-    monkeypatch.setattr(arrays, "THREADS", 3)  # under PAIR_CHUNK pairs: three chunks in three threads
+    monkeypatch.setattr(arrays, "THREADS", 3)  # over PAIR_CHUNK pairs: chunks of 3 pairs, three at a time
+    pd.testing.assert_frame_equal(whole, pair_features(pairs, tables, ALL))
+    monkeypatch.setattr(arrays, "PAIR_CHUNK", 100)  # under it: three chunks in three threads
     pd.testing.assert_frame_equal(whole, pair_features(pairs, tables, ALL))
     assert whole["code_shared"].notna().all() and (whole["attr_shared_keys"] > 0).any()
 

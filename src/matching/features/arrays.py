@@ -4,15 +4,15 @@ products found by offsets (CSR), shared-item counts, chunks of pairs."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from matching import THREADS
+from matching.parallel import ordered_map
 
-PAIR_CHUNK = 100_000  # pairs whose TF-IDF rows, attribute rows and photo cosines are held at once
+PAIR_CHUNK = 50_000  # pairs whose TF-IDF rows, attribute rows and photo cosines are held at once, on all threads
 
 
 Arrays = dict[str, np.ndarray]
@@ -44,19 +44,16 @@ def gather(starts: np.ndarray, counts: np.ndarray, product_rows: np.ndarray) -> 
 
 
 def in_chunks(rows: list[np.ndarray], compute: Callable[[list[np.ndarray]], Arrays], threads: int = 0) -> Arrays:
-    """`compute` over chunks of pairs, its columns put back together in order. More than PAIR_CHUNK
-    pairs (the features stage) go chunk after chunk, the memory bound (chunks side by side in threads
-    took the full-size stage past 8 GiB); fewer (scoring, finding) are split over `threads` threads
-    (default MATCHING_THREADS). A pair's features depend on the pair alone: any split, the same values."""
+    """`compute` over chunks of pairs on `threads` threads (default MATCHING_THREADS), its columns put
+    back together in order. The chunks in flight together hold at most PAIR_CHUNK pairs, so a thread's
+    chunk is PAIR_CHUNK / threads pairs, or an equal share of fewer (the memory bound: at the real
+    volume, two threads on 50,000 pairs each took the features stage past 8 GiB). A pair's features
+    depend on the pair alone: any split, the same values."""
     threads = threads or THREADS
     n = max(len(rows[0]), 1)
-    size = PAIR_CHUNK if n > PAIR_CHUNK else -(-n // threads)
-    chunks = [[r[start : start + size] for r in rows] for start in range(0, n, size)]
-    if n > PAIR_CHUNK or len(chunks) < 2:
-        parts = [compute(chunk) for chunk in chunks]
-    else:
-        with ThreadPoolExecutor(len(chunks)) as pool:
-            parts = list(pool.map(compute, chunks))
+    size = -(-min(n, PAIR_CHUNK) // threads)
+    chunks = ([r[start : start + size] for r in rows] for start in range(0, n, size))
+    parts = list(ordered_map(compute, chunks, threads if n > size else 1))
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
