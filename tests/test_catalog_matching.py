@@ -108,7 +108,6 @@ def test_the_calibrated_f1_counts_each_pair_once_and_recalls_only_the_held_out_m
 
 
 def test_the_stage_decides_on_held_out_pairs_with_a_model_that_never_saw_them():
-    from matching.config import Retrieval
     from matching.stages.train_candidates import calibrated
 
     class Probability:  # scores a row by its `probability` column, as a fitted model would
@@ -130,20 +129,7 @@ def test_the_stage_decides_on_held_out_pairs_with_a_model_that_never_saw_them():
         seen.append(rows)
         return np.zeros(len(rows)), [Probability()]
 
-    retrieval = Retrieval(
-        blocks=["names"],
-        lists=None,
-        encoding="Flat",
-        probes=1,
-        rerank=1,
-        k=5,
-        eval_queries=10,
-        train_queries=None,
-        unlabelled_weight=1.0,
-        decision="auto",
-        calibration_share=0.25,
-    )
-    figures = calibrated(candidates, features, target, pairs, fit, retrieval, seed=0)
+    figures = calibrated(candidates, features, target, pairs, fit, share=0.25, unlabelled_weight=1.0, seed=0)
     assert figures is not None and set(figures) == {"threshold", "best"}
     assert figures["threshold"] == {"f1": 1.0, "threshold": 0.8, "precision": 1.0, "recall": 1.0}
     split = CalibrationSplit.draw(pairs, query, candidate, 0.25, 0)
@@ -151,7 +137,7 @@ def test_the_stage_decides_on_held_out_pairs_with_a_model_that_never_saw_them():
     assert (seen[0].target.to_numpy() == target[split.fit_rows]).all()
     # Held-out pairs without a match: nothing to recall, so the stage decides out of fold.
     no_match = pairs.assign(target=0)
-    assert calibrated(candidates, features, target * 0, no_match, fit, retrieval, seed=0) is None and len(seen) == 1
+    assert calibrated(candidates, features, target * 0, no_match, fit, 0.25, 1.0, seed=0) is None and len(seen) == 1
 
 
 def test_a_repository_trained_before_the_candidate_model_says_what_to_rerun(tmp_path):

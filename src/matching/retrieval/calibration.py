@@ -22,11 +22,8 @@ import pandas as pd
 
 from matching.data.cleaning import unordered_key
 from matching.features.columns import KEYS
+from matching.retrieval.candidate_model import pair_keys
 from matching.retrieval.decisions import best_kept_f1, eligible
-
-
-def pair_keys(pairs: pd.DataFrame) -> pd.MultiIndex:
-    return unordered_key(pairs[KEYS[0]].to_numpy(np.int64), pairs[KEYS[1]].to_numpy(np.int64))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ candidates for each ranked similarity, and the index's score, rank and gap: all 
 of the query and the catalog alone, so a query's matches never depend on the other queries asked
 with it. Folds and the inner split group rows by query product.
 
-The decision (`decisions`): `retrieval.decision: auto` keeps the rule with the better out-of-fold F1,
-each rule at its best out-of-fold threshold.
+The decision (`decisions`): `retrieval.decision: auto` keeps the rule with the better F1, each rule at
+its best threshold, both on the calibration split (`calibration`) or, without one, out of fold.
 """
 
 from __future__ import annotations
@@ -72,11 +72,15 @@ def candidate_features(candidates: pd.DataFrame, tables: ProductTables, groups: 
     return pd.concat([features, pd.DataFrame({**extra, **query_neighbourhood(query_ids, ranked)})], axis=1)
 
 
+def pair_keys(pairs: pd.DataFrame) -> pd.MultiIndex:
+    """Each pair's unordered key: the same for (a, b) and (b, a)."""
+    return unordered_key(pairs[KEYS[0]].to_numpy(np.int64), pairs[KEYS[1]].to_numpy(np.int64))
+
+
 def labelled(candidates: pd.DataFrame, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate row's target (a labelled pair's, else 0) and whether a label said so."""
     key = unordered_key(candidates.query_id.to_numpy(np.int64), candidates.candidate_id.to_numpy(np.int64))
-    pair_key = unordered_key(pairs.variantid1.to_numpy(np.int64), pairs.variantid2.to_numpy(np.int64))
-    target = pd.Series(pairs.target.to_numpy(), index=pair_key)
+    target = pd.Series(pairs.target.to_numpy(), index=pair_keys(pairs))
     target = target[~target.index.duplicated()]
     found = target.reindex(key).to_numpy(np.float64)
     return np.nan_to_num(found, nan=0.0).astype(np.int8), ~np.isnan(found)

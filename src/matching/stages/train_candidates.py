@@ -3,10 +3,11 @@
 A sample of the train pairs' products (`retrieval.train_queries`) are queries; each gets its
 `retrieval.k` candidates from the index, as `matching-find` would (less any test pair); the candidate model
 (`matching.retrieval.candidate_model`) is cross-fitted on them, folds grouped by query, and the
-decision rule and threshold are chosen on its out-of-fold scores. Writes the model to
-`data/candidate_model/` and the out-of-fold figures of catalog matching to
+decision rule and threshold are chosen on a calibration split (`matching.retrieval.calibration`;
+`retrieval.calibration_share: null`: on the out-of-fold scores). Writes the model to
+`data/candidate_model/` and the figures of catalog matching the decision was chosen at to
 `metrics/catalog_matching.json`: precision counts every kept candidate (an unlabelled one as
-wrong: a lower bound), recall is over every known match of the queries, retrieved or not.
+wrong: a lower bound), recall is over every known match of the queries asked, retrieved or not.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from matching.matchers.lightgbm import FoldModel, fold_scores, train_lightgbm
 from matching.matchers.names import AUTO
 from matching.npz import StoredArrays, read_arrays
 from matching.retrieval.calibration import CalibrationSplit, kept_pairs_f1
-from matching.retrieval.candidate_model import CandidateModel, candidate_features, labelled
+from matching.retrieval.candidate_model import CandidateModel, candidate_features, labelled, pair_keys
 from matching.retrieval.candidates import candidate_table, catalog_rows, without_self
 from matching.retrieval.decisions import MUTUAL, RULES, is_best, rule_figures
 from matching.retrieval.index import CatalogIndex
@@ -83,14 +84,15 @@ def calibrated(
     target: np.ndarray,
     pairs: pd.DataFrame,
     fit: Callable[..., tuple[np.ndarray, list[FoldModel]]],
-    retrieval: config.Retrieval,
+    share: float,
+    unlabelled_weight: float,
     seed: int,
 ) -> dict[str, dict[str, float]] | None:
-    """Each rule at its best threshold on the calibration split (`matching.retrieval.calibration`); None
-    when the held-out pairs hold no match to recall."""
+    """Each rule at its best threshold on the calibration split (`matching.retrieval.calibration`,
+    `share` of the pairs held out); None when the held-out pairs hold no match to recall."""
     query_ids = candidates.query_id.to_numpy(np.int64)
     candidate_ids = candidates.candidate_id.to_numpy(np.int64)
-    split = CalibrationSplit.draw(pairs, query_ids, candidate_ids, retrieval.calibration_share or 0.0, seed)
+    split = CalibrationSplit.draw(pairs, query_ids, candidate_ids, share, seed)
     held = split.held_rows
     positives = split.held_matches(np.unique(query_ids[held]))
     if positives == 0:
@@ -98,7 +100,7 @@ def calibrated(
         return None
     rows = split.fit_rows
     fit_target, fit_known = labelled(candidates[rows], split.fit_pairs)
-    weight = np.where(fit_known, 1.0, retrieval.unlabelled_weight)
+    weight = np.where(fit_known, 1.0, unlabelled_weight)
     _, models = fit(features[rows].assign(target=fit_target), query_ids[rows], weight)
     probability = np.mean(fold_scores(models, features[held], 0.0), axis=0)
     recalled, _ = labelled(candidates[held], split.held_pairs)
@@ -122,9 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     # A test pair is never a training row, as everywhere in the pipeline: unlabelled, it would be learnt
     # as a different product just before it is asked.
     test = pd.read_parquet(layout.test_pairs)
-    asked = unordered_key(candidates.query_id.to_numpy(), candidates.candidate_id.to_numpy()).isin(
-        unordered_key(test.variantid1.to_numpy(np.int64), test.variantid2.to_numpy(np.int64))
-    )
+    asked = unordered_key(candidates.query_id.to_numpy(), candidates.candidate_id.to_numpy()).isin(pair_keys(test))
     candidates = candidates[~asked].reset_index(drop=True)
     target, known = labelled(candidates, pairs)
     tables = catalog_tables(layout, cfg, np.unique(np.r_[queries, candidates.candidate_id.to_numpy()]))
@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     decision = {rule: figures[rule] for rule in RULES}
     decided_on = "out_of_fold"
     if retrieval.calibration_share is not None:
-        calibration = calibrated(candidates, features, target, pairs, fit, retrieval, cfg.seed)
+        share, weight = retrieval.calibration_share, retrieval.unlabelled_weight
+        calibration = calibrated(candidates, features, target, pairs, fit, share, weight, cfg.seed)
         if calibration is not None:
             decision, decided_on = calibration, "calibration"
     rule = max(RULES, key=lambda r: decision[r]["f1"]) if retrieval.decision == AUTO else retrieval.decision
