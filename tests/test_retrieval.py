@@ -109,6 +109,45 @@ def test_the_index_is_saved_in_faiss_format_and_the_same_vectors_give_the_same_b
         CatalogIndex.load(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("encoding", ["PQ8x4fs,RFlat", "PQ4x4fs", "Flat", "SQ8"])
+def test_the_index_adds_in_chunks_on_threads_what_faiss_adds_on_one_thread(monkeypatch, encoding):
+    import faiss
+
+    from matching import parallel
+    from matching.retrieval import index as index_module
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(5000, 8)).astype(np.float32)
+    vectors[::50] = 0  # products without the vectors' fields
+    trained = faiss.index_factory(8, f"IVF16,{encoding}", faiss.METRIC_INNER_PRODUCT)
+    trained.train(vectors[:1000])
+    one_thread = faiss.clone_index(trained)
+    faiss.omp_set_num_threads(1)
+    one_thread.add(vectors)
+    monkeypatch.setattr(index_module, "ADD_CHUNK", 4096)  # two chunks, the second short
+    for threads in (1, 3):
+        monkeypatch.setattr(parallel, "THREADS", threads)
+        chunked = faiss.clone_index(trained)
+        index_module.add_in_chunks(chunked, vectors)
+        assert chunked.ntotal == len(vectors)
+        assert bytes(faiss.serialize_index(chunked)) == bytes(faiss.serialize_index(one_thread))
+
+
+def test_retrieval_vectors_are_the_same_bytes_in_chunks_on_any_thread_count(monkeypatch):
+    from matching import parallel
+    from matching.retrieval import vectors as vectors_module
+
+    rng = np.random.default_rng(4)
+    names, photos = rng.normal(size=(1000, 4)).astype(np.float32), rng.normal(size=(1000, 6)).astype(np.float32)
+    names[::7] = 0
+    whole = retrieval_matrix([names, photos])
+    monkeypatch.setattr(vectors_module, "ROW_CHUNK", 64)
+    for threads in (1, 3):
+        monkeypatch.setattr(parallel, "THREADS", threads)
+        assert retrieval_matrix([names, photos]).tobytes() == whole.tobytes()
+    assert not whole[::7, :4].any() and np.allclose(np.linalg.norm(whole[1:7], axis=1), 1.0)
+
+
 def test_a_query_the_catalog_lacks_is_named_in_one_line():
     from matching.errors import DataError
     from matching.retrieval.candidates import catalog_rows

@@ -23,15 +23,68 @@ import numpy as np
 from matching import THREADS
 from matching.errors import StageError
 from matching.io import atomic_path, write_json
+from matching.parallel import ordered_map
 
 QUERY_CHUNK = 2048
 POINTS_PER_LIST = 40  # k-means training points a list: faiss's minimum for stable cells is 39
+# Products a thread assigns and encodes at once: faiss's own add block, a multiple of its 4,096-row BLAS
+# block, so each product's list is the one faiss's add on one thread gives it.
+ADD_CHUNK = 65_536
 
 
 def list_count(products: int, lists: int | None) -> int:
     """Inverted lists: `lists`, or 2 x sqrt(products) by default; never fewer training points than a list needs."""
     wanted = lists if lists is not None else int(2 * np.sqrt(products))
     return int(np.clip(wanted, 1, max(products // POINTS_PER_LIST, 1)))
+
+
+def add_in_chunks(index: faiss.Index, vectors: np.ndarray) -> None:
+    """Add every vector to a trained index, as one faiss thread's `index.add` would, bytes and all, with
+    the work on `THREADS` threads.
+
+    faiss's own add on several threads assigns a product to its list by a BLAS product whose low bits
+    follow the thread count (at full volume a product or two changed list between 1 and 2 threads).
+    Here each chunk of ADD_CHUNK products is assigned and encoded on one faiss thread, the chunks side
+    by side; the codes then go into their lists in product order, as faiss's add puts them."""
+    ivf = faiss.extract_index_ivf(index)
+
+    def assigned_and_encoded(start: int) -> tuple[np.ndarray, np.ndarray]:
+        faiss.omp_set_num_threads(1)  # this thread's own OpenMP setting
+        chunk = np.ascontiguousarray(vectors[start : start + ADD_CHUNK], dtype=np.float32)
+        lists = ivf.quantizer.assign(chunk, 1).ravel()
+        codes = np.empty((len(chunk), ivf.code_size), np.uint8)
+        ivf.encode_vectors(len(chunk), faiss.swig_ptr(chunk), faiss.swig_ptr(lists), faiss.swig_ptr(codes))
+        return lists, codes
+
+    parts = list(ordered_map(assigned_and_encoded, range(0, len(vectors), ADD_CHUNK)))
+    lists = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0, np.int64)
+    codes = np.concatenate([part[1] for part in parts]) if parts else np.zeros((0, ivf.code_size), np.uint8)
+    order = np.argsort(lists, kind="stable")  # a list holds its products in their order
+    bounds = np.searchsorted(lists[order], np.arange(ivf.nlist + 1))  # a product faiss cannot place (-1) is left out
+    assert ivf.invlists is not None  # an IVF index owns its lists from the factory on
+    invlists = faiss.downcast_InvertedLists(ivf.invlists)
+    packer = getattr(invlists, "packer", None)  # fast-scan lists (BlockInvertedLists) hold codes packed in blocks
+    for list_no in np.flatnonzero(np.diff(bounds)):
+        rows = order[bounds[list_no] : bounds[list_no + 1]].astype(np.int64)  # held: faiss reads its memory
+        list_codes = codes[rows]
+        if packer is not None:
+            list_codes = packed_in_blocks(list_codes, packer)
+        invlists.add_entries(int(list_no), len(rows), faiss.swig_ptr(rows), faiss.swig_ptr(list_codes))
+    ivf.ntotal = len(vectors)
+    if isinstance(index, faiss.IndexRefine):  # the full vectors the candidates are re-ranked on
+        index.refine_index.add(vectors)
+        index.ntotal = len(vectors)
+
+
+def packed_in_blocks(codes: np.ndarray, packer: faiss.CodePacker) -> np.ndarray:
+    """A list's codes in fast-scan blocks of `packer.nvec` products, the last one padded with zero codes."""
+    blocks = -(-len(codes) // packer.nvec)
+    flat = np.zeros((blocks * packer.nvec, codes.shape[1]), np.uint8)
+    flat[: len(codes)] = codes
+    packed = np.empty((blocks, packer.block_size), np.uint8)
+    for block in range(blocks):
+        packer.pack_all(faiss.swig_ptr(flat[block * packer.nvec :]), faiss.swig_ptr(packed[block]))
+    return packed
 
 
 @dataclass
@@ -61,12 +114,7 @@ class CatalogIndex:
                 f"params.yaml: retrieval.encoding is {encoding!r}, which faiss cannot build for {vectors.shape[1]} "
                 "dims; use index-factory words such as Flat, SQ8 or PQ<m>x4fs,RFlat with m dividing the dims"
             ) from None
-        # Adding assigns each product to its list by a BLAS product whose low bits follow the thread count:
-        # at full volume a product or two changed list between 1 and 2 threads. One thread adds, so the
-        # index is the same bytes on any machine (training and searching are, on any count).
-        faiss.omp_set_num_threads(1)
-        index.add(vectors)
-        faiss.omp_set_num_threads(THREADS)
+        add_in_chunks(index, vectors)
         return cls(index, ids, {**settings, "factory": factory, "products": len(ids), "dims": int(vectors.shape[1])})
 
     def search(self, queries: np.ndarray, k: int, probes: int, rerank: int) -> tuple[np.ndarray, np.ndarray]:
