@@ -361,3 +361,33 @@ def test_codes_and_numbers_follow_their_python_regex_definitions():
         assert found == python_numbers(name), name
     # usb-c holds no digit; "2шт" is both a code and a count.
     assert tables.code_strings[0] == "2шт" and tables.numbers["length"][0] == 1500.0 and tables.numbers["count"][0] == 2
+
+
+def test_attributes_parsed_in_worker_processes_are_numbered_as_in_one_pass(monkeypatch):
+    import pyarrow as pa
+
+    from matching import parallel
+    from matching.features import parsing
+
+    mappings = pa.array(
+        [
+            '{"Цвет": ["Красный"], "Вес": ["1,5"]}',
+            None,
+            '{"Вес": ["2"], "Бренд": ["Acme"]}',
+            "{}",
+            '{"Цвет": ["синий", "Ёлка"]}',
+            '{"Бренд": ["Acme"], "Объём": ["3"]}',
+            '{"Вес": ["1,5"]}',
+        ]
+    )
+    whole = parsing.parse_attributes(mappings)  # one chunk, in this process
+    assert whole[1].tolist() == ["Цвет", "Вес", "Бренд", "Объём"]  # keys numbered by first appearance
+    assert whole[2].tolist() == ["красный", "1,5", "2", "acme", "елка | синий", "3"]
+    assert whole[0]["product"].tolist() == [0, 0, 2, 2, 4, 5, 5, 6] and whole[0]["number"].iloc[1] == 1.5
+    assert whole[3].to_pylist()[:2] == ["красный 1,5", ""]
+    monkeypatch.setattr(parsing, "ATTRIBUTE_CHUNK", 2)  # four chunks in two worker processes
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    chunked = parsing.parse_attributes(mappings)
+    pd.testing.assert_frame_equal(chunked[0], whole[0])
+    assert chunked[1].tolist() == whole[1].tolist() and chunked[2].tolist() == whole[2].tolist()
+    assert chunked[3].equals(whole[3])

@@ -101,3 +101,52 @@ def test_batches_cut_to_the_wanted_products_are_the_same_on_any_thread_count(tmp
     kept = [i for _, batch_ids, _ in one for i in batch_ids]
     assert kept == [int(i) for i in ids if i in wanted]
     assert all(table["name"] == [f"n{i}" for i in batch_ids] for _, batch_ids, table in one)
+
+
+def test_python_work_in_worker_processes_comes_back_in_order_and_its_error_reaches_the_caller():
+    import json
+
+    from matching.parallel import in_processes
+
+    assert list(in_processes(json.loads, ["[1]", "2", "{}", "[3, 4]"], processes=2)) == [[1], 2, {}, [3, 4]]
+    with pytest.raises(json.JSONDecodeError):
+        list(in_processes(json.loads, ["1", "{", "2"], processes=2))
+
+
+@pytest.mark.parametrize("modality", ["descriptions", "attributes"])
+def test_texts_cleaned_in_worker_processes_are_the_texts_cleaned_here(monkeypatch, modality):
+    import pandas as pd
+
+    from matching.encoders import texts
+
+    column, clean = texts.TEXT_OF[modality]
+    values = {
+        "description": ["<p>Чай&nbsp;&amp; кофе 😀</p>", None, "", "<b> </b>", "plain\ttext\u00a0here", "&lt;x&gt;"],
+        "attributes": [
+            '{"b": ["1", "2"], "a": ["x"]}',
+            None,
+            "{}",
+            '{"цвет": ["красный"]}',
+            '{"k": []}',
+            '{"z": ["q"]}',
+        ],
+    }[column]
+    products = pd.DataFrame({column: values * 3}, index=range(100, 118))
+    monkeypatch.setattr(texts, "TEXT_CHUNK", 4)  # five chunks, the last short
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    cleaned = texts.modality_texts(modality, products)
+    assert cleaned.equals(clean(products[column])) and cleaned.index.tolist() == list(range(100, 118))
+
+
+def test_a_script_without_a_main_guard_is_told_in_one_line_how_to_call_worker_processes(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import json\nfrom matching.parallel import in_processes\nlist(in_processes(json.loads, ['1', '2'], 2))\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    told = "StageError: a worker process stopped before its work was done: a script that calls matching must do so"
+    assert f'{told} under `if __name__ == "__main__":`' in result.stderr

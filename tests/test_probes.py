@@ -210,6 +210,21 @@ def test_a_category_level_that_is_an_object_is_refused_not_kept_as_its_repr():
     )
 
 
+def test_json_rows_checked_in_worker_processes_keep_the_row_order_and_name_the_first_bad_row(monkeypatch):
+    from matching import parallel
+
+    levels = [f'{{"1": "A{i}", "2": "B{i}"}}' for i in range(7)] + [None, '{"1": "C"}']
+    column = pa.chunked_array([pa.array(levels[:4]), pa.array(levels[4:])])  # chunks of rows cut across Arrow chunks
+    monkeypatch.setattr(contract, "JSON_CHUNK", 3)
+    monkeypatch.setattr(parallel, "THREADS", 2)
+    kept = contract.check_json_objects(column, "attributes.parquet", "categories", False, keep_keys=("1", "2"))
+    assert kept == {"1": [f"A{i}" for i in range(7)] + [None, "C"], "2": [f"B{i}" for i in range(7)] + [None, None]}
+    bad = pa.chunked_array([pa.array(levels[:5] + ["[1]", "{", "[2]"])])
+    with pytest.raises(DataError) as error:
+        contract.check_json_objects(bad, "attributes.parquet", "categories", False)
+    assert one_line(error) == "attributes.parquet: column categories at row 5 is list JSON, expected an object"
+
+
 def test_a_score_outside_zero_to_one_is_refused_and_rounding_is_clipped():
     from matching.data.cleaning import submission
 

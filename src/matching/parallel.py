@@ -1,19 +1,24 @@
-"""Work over a stream of batches on `MATCHING_THREADS` threads, results in the stream's order.
+"""Work over a stream of batches on `MATCHING_THREADS` threads (or processes), results in the stream's order.
 
 The stages read the archive batch by batch; numpy and pyarrow release the GIL in the work on each
-batch, so threads overlap one batch's work with the next batch's reading. Results come back in
-input order and each batch's result depends on that batch alone, so the output is the same bytes on
-any thread count.
+batch, so threads overlap one batch's work with the next batch's reading. Work in Python itself
+(regexes over Python strings, JSON) holds the GIL, so it goes to as many worker processes instead.
+Results come back in input order and each batch's result depends on that batch alone, so the output
+is the same bytes on any thread count.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from matching import THREADS
+from matching.errors import StageError
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -28,10 +33,56 @@ def ordered_map(work: Callable[[Item], Result], items: Iterable[Item], threads: 
         yield from map(work, items)
         return
     with ThreadPoolExecutor(threads) as pool:
-        pending: deque[Future[Result]] = deque()
-        for item in items:
-            pending.append(pool.submit(work, item))
-            if len(pending) >= threads:
-                yield pending.popleft().result()
-        while pending:
+        yield from _in_order(pool, work, items, threads)
+
+
+def in_processes(work: Callable[[Item], Result], items: Iterable[Item], processes: int = 0) -> Iterator[Result]:
+    """`work(item)` for each item in up to `processes` worker processes (default MATCHING_THREADS),
+    yielded in the items' order, for work in Python that threads cannot share. `work` is a module-level
+    function and items and results pickle; the workers are spawned (a fork would copy the stage's
+    threads' locks), and at most twice `processes` items are in flight. One process: in this one."""
+    processes = processes or THREADS
+    if processes < 2:
+        yield from map(work, items)
+        return
+    try:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield from _in_order(pool, work, items, 2 * processes)
+    except BrokenProcessPool:
+        raise StageError(
+            "a worker process stopped before its work was done: a script that calls matching must do so "
+            'under `if __name__ == "__main__":` (worker processes import the script), or set MATCHING_THREADS=1'
+        ) from None
+
+
+@contextmanager
+def steps_side_by_side(threads: int = 0) -> Iterator[Executor]:
+    """An executor for independent steps of a stage, run side by side on `threads` threads (default
+    MATCHING_THREADS); on one thread each step runs when submitted, in this thread, in the order
+    written. A step's result depends on its inputs alone, so the outputs are the same either way."""
+    threads = threads or THREADS
+    if threads < 2:
+        yield _InThisThread()
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        yield pool
+
+
+class _InThisThread(Executor):
+    def submit(self, fn: Callable[..., Result], /, *args: Any, **kwargs: Any) -> Future[Result]:
+        future: Future[Result] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # raised where the caller asks for the result, as a pool's would be
+            future.set_exception(error)
+        return future
+
+
+def _in_order(pool: Executor, work: Callable[[Item], Result], items: Iterable[Item], ahead: int) -> Iterator[Result]:
+    pending: deque[Future[Result]] = deque()
+    for item in items:
+        pending.append(pool.submit(work, item))
+        if len(pending) >= ahead:
             yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

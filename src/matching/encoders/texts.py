@@ -7,6 +7,8 @@ import json
 
 import pandas as pd
 
+from matching.parallel import in_processes
+
 TAG = r"<[^>]+>"
 
 
@@ -48,7 +50,16 @@ TEXT_OF = {
 }
 
 
+TEXT_CHUNK = 100_000  # texts a worker process cleans at once
+
+
 def modality_texts(modality: str, products: pd.DataFrame) -> pd.Series:
-    """A text modality's cleaned texts of `products` (which need only that modality's column)."""
+    """A text modality's cleaned texts of `products` (which need only that modality's column). The
+    cleaning is Python string work, so chunks of texts go to worker processes (`in_processes`); a
+    text's cleaning depends on that text alone."""
     column, clean = TEXT_OF[modality]
-    return clean(products[column])
+    values = products[column]
+    if len(values) <= TEXT_CHUNK:
+        return clean(values)
+    chunks = (values.iloc[start : start + TEXT_CHUNK] for start in range(0, len(values), TEXT_CHUNK))
+    return pd.concat(list(in_processes(clean, chunks)))

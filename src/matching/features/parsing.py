@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from matching.encoders.tfidf import UNICODE_SPACE
 from matching.features.arrays import ItemRows
+from matching.parallel import in_processes
 
 # A code is a run of word characters and - . / holding a digit, without the - . / at its ends (RE2 has no
 # lookarounds, so runs are split out and trimmed; Python's \w is [\pL\pN_]).
@@ -102,30 +103,34 @@ def arrow_strings(column: pd.Series) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
-def parse_attributes(mappings: pa.Array, chunk: int = 65_536) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pa.Array]:
+ATTRIBUTE_CHUNK = 65_536  # products whose attribute JSON a worker process parses at once
+
+
+def parse_attributes(mappings: pa.Array) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pa.Array]:
     """Attribute rows as integer codes (product, key, value), the distinct keys and values, and each
-    product's values joined by spaces. Values of a key are normalised, sorted and joined by " | "."""
+    product's values joined by spaces. Values of a key are normalised, sorted and joined by " | ".
+    Keys and values are numbered in order of first appearance. Parsing is Python work: more than one
+    chunk goes to worker processes (`in_processes`), whose own numbering is mapped onto one here."""
+    jobs = (mappings.slice(start, ATTRIBUTE_CHUNK).to_pylist() for start in range(0, len(mappings), ATTRIBUTE_CHUNK))
+    parts = in_processes(_parsed_attributes, jobs) if len(mappings) > ATTRIBUTE_CHUNK else map(_parsed_attributes, jobs)
     keys: dict[str, int] = {}
     values: dict[str, int] = {}
-    product, key, value = array("q"), array("q"), array("q")
-    joined: list[pa.Array] = []
-    for start in range(0, len(mappings), chunk):
-        texts = []
-        for row, text in enumerate(mappings.slice(start, chunk).to_pylist(), start):
-            parts = []
-            for name, items in json.loads(text).items() if text else ():
-                rendered = " | ".join(sorted(normalise(str(v)) for v in items))
-                product.append(row)
-                key.append(keys.setdefault(name, len(keys)))
-                value.append(values.setdefault(rendered, len(values)))
-                parts.append(rendered)
-            texts.append(" ".join(parts))
-        joined.append(pa.array(texts, pa.string()))
+    product, key, value, joined = [], [], [], []
+    first_row = 0
+    for rows, key_codes, value_codes, chunk_keys, chunk_values, texts in parts:
+        # A chunk's keys and values in its order of first appearance, numbered on after the earlier chunks'.
+        key_map = np.array([keys.setdefault(k, len(keys)) for k in chunk_keys], np.int64)
+        value_map = np.array([values.setdefault(v, len(values)) for v in chunk_values], np.int64)
+        product.append(rows + first_row)
+        key.append(key_map[key_codes])
+        value.append(value_map[value_codes])
+        joined.append(texts)
+        first_row += len(texts)
     frame = pd.DataFrame(
         {
-            "product": np.frombuffer(product, np.int64),
-            "key": np.frombuffer(key, np.int64),
-            "value": np.frombuffer(value, np.int64),
+            "product": np.concatenate(product) if product else np.zeros(0, np.int64),
+            "key": np.concatenate(key) if key else np.zeros(0, np.int64),
+            "value": np.concatenate(value) if value else np.zeros(0, np.int64),
         }
     )
     key_text, value_text = np.array(list(keys), dtype=object), np.array(list(values), dtype=object)
@@ -135,6 +140,26 @@ def parse_attributes(mappings: pa.Array, chunk: int = 65_536) -> tuple[pd.DataFr
     frame["number"] = value_number[frame["value"].to_numpy()] if len(frame) else np.empty(0)
     all_joined = pa.concat_arrays(joined) if joined else pa.array([], pa.string())
     return frame, key_text, value_text, all_joined
+
+
+def _parsed_attributes(mappings: list[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, list, pa.Array]:
+    """One chunk's attribute rows (row in the chunk, key code, value code), its keys and values in order
+    of first appearance, and each product's values joined by spaces."""
+    keys: dict[str, int] = {}
+    values: dict[str, int] = {}
+    product, key, value = array("q"), array("q"), array("q")
+    texts = []
+    for row, text in enumerate(mappings):
+        parts = []
+        for name, items in json.loads(text).items() if text else ():
+            rendered = " | ".join(sorted(normalise(str(v)) for v in items))
+            product.append(row)
+            key.append(keys.setdefault(name, len(keys)))
+            value.append(values.setdefault(rendered, len(values)))
+            parts.append(rendered)
+        texts.append(" ".join(parts))
+    codes = [np.frombuffer(codes, np.int64) if len(codes) else np.zeros(0, np.int64) for codes in (product, key, value)]
+    return codes[0], codes[1], codes[2], list(keys), list(values), pa.array(texts, pa.string())
 
 
 def parse_numbers(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
+from matching import THREADS
 from matching.data.ids import positions
 from matching.features.arrays import Arrays, loaded
 from matching.features.products import ProductTables
+from matching.parallel import ordered_map
 
 
 def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_photos: int = 1 << 19) -> Arrays:
@@ -31,12 +35,20 @@ def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_photos: int
     size_key = ka[both].astype(np.int64) * (int(kb.max()) + 1) + kb[both]
     order = np.argsort(size_key, kind="stable")
     bounds = np.flatnonzero(np.diff(size_key[order])) + 1
+    # Chunks side by side on THREADS threads, each writing its own pairs' rows; the photos in flight
+    # together stay within chunk_photos.
+    jobs = []
     for group in np.split(both[order], bounds) if len(both) else []:
         a, b = int(ka[group[0]]), int(kb[group[0]])
-        step = max(1, chunk_photos // (a + b))
-        for chunk in np.split(group, np.arange(step, len(group), step)):
-            ra, rb = side_rows[0][chunk], side_rows[1][chunk]
-            _photo_chunk(chunk, photos, starts[ra], starts[rb], a, b, has_main[ra], has_main[rb], columns)
+        step = max(1, chunk_photos // THREADS // (a + b))
+        jobs += [(chunk, a, b) for chunk in np.split(group, np.arange(step, len(group), step))]
+
+    def compare(job: tuple[np.ndarray, int, int]) -> None:
+        chunk, a, b = job
+        ra, rb = side_rows[0][chunk], side_rows[1][chunk]
+        _photo_chunk(chunk, photos, starts[ra], starts[rb], a, b, has_main[ra], has_main[rb], columns)
+
+    deque(ordered_map(compare, jobs), maxlen=0)
     return columns
 
 

@@ -32,6 +32,7 @@ from matching.features.parsing import (
     parse_numbers,
 )
 from matching.features.tfidf import Tfidf
+from matching.parallel import steps_side_by_side
 
 CATEGORY_LEVELS = ("1", "2", "3", "4")
 TOP_KEYS = 8  # per-key equality for this many of the category's most frequent attribute keys
@@ -159,29 +160,47 @@ def product_tables(
         products = products.sort_values("variantid", kind="stable")
     products = products.reset_index(drop=True)
     n = len(products)
-    names_arrow = normalised(arrow_strings(products["name"]))
-    names = np.array(names_arrow.to_pylist(), dtype=object)
-    description_text = normalised(arrow_strings(products["description"]))
-    attributes, key_text, value_text, attribute_text = parse_attributes(arrow_strings(products["attributes"]))
+    fit = transforms is None
+    # Independent steps side by side: the attributes' JSON is parsed (in worker processes) while the
+    # names and descriptions are normalised and their vocabularies fitted (Arrow work, off the GIL).
+    with steps_side_by_side() as pool:
+        parsed = pool.submit(parse_attributes, arrow_strings(products["attributes"]))
+        names_arrow = normalised(arrow_strings(products["name"]))
+        description = pool.submit(normalised, arrow_strings(products["description"]))
+        name_numbers = pool.submit(parse_name_numbers, names_arrow)
+        vocabularies = {}
+        if fit:
+            sources = {"name": names_arrow, "description": description.result()}
+            for name, (source, analyzer, ngrams) in TFIDF.items():
+                if source in sources:
+                    vocabularies[name] = pool.submit(
+                        fit_text_vocabulary, sources[source], analyzer, ngrams, max_features, fit_sample, seed
+                    )
+        names = np.array(names_arrow.to_pylist(), dtype=object)
+        categories, category_names = {}, {}
+        for level in CATEGORY_LEVELS:
+            categories[level], category_names[level] = _category_codes(products[f"category_{level}"])
 
-    categories, category_names = {}, {}
-    for level in CATEGORY_LEVELS:
-        categories[level], category_names[level] = _category_codes(products[f"category_{level}"])
-
-    colours = _colours(attributes, key_text, value_text)
-    brands, brand_text = _brands(attributes, key_text, value_text, n)
-    name_and_attributes = pc.binary_join_element_wise(names_arrow, attribute_text, " ")
-    codes, code_strings, code_texts = parse_codes(name_and_attributes)
-    texts = {"name": names_arrow, "attributes": attribute_text, "description": description_text}
-    if transforms is None:
-        transforms = FeatureTransforms(
-            {
-                name: fit_text_vocabulary(texts[source], analyzer, ngrams, max_features, fit_sample, seed)
-                for name, (source, analyzer, ngrams) in TFIDF.items()
-            },
-            category_frequencies(categories, category_names),
-            _top_keys(attributes, categories["2"], category_names["2"], key_text),
-        )
+        attributes, key_text, value_text, attribute_text = parsed.result()
+        texts = {"name": names_arrow, "attributes": attribute_text, "description": description.result()}
+        name_and_attributes = pc.binary_join_element_wise(names_arrow, attribute_text, " ")
+        parsed_codes = pool.submit(parse_codes, name_and_attributes)
+        numbers = pool.submit(parse_numbers, name_and_attributes, attributes, key_text, value_text)
+        if fit:
+            for name, (source, analyzer, ngrams) in TFIDF.items():
+                if name not in vocabularies:
+                    vocabularies[name] = pool.submit(
+                        fit_text_vocabulary, texts[source], analyzer, ngrams, max_features, fit_sample, seed
+                    )
+        colours = _colours(attributes, key_text, value_text)
+        brands, brand_text = _brands(attributes, key_text, value_text, n)
+        if transforms is None:
+            transforms = FeatureTransforms(
+                {name: vocabularies[name].result() for name in TFIDF},
+                category_frequencies(categories, category_names),
+                _top_keys(attributes, categories["2"], category_names["2"], key_text),
+            )
+        codes, code_strings, code_texts = parsed_codes.result()
     return ProductTables(
         ids=products["variantid"].to_numpy(np.int64),
         categories=categories,
@@ -194,10 +213,10 @@ def product_tables(
         attributes=ItemRows.of(attributes, n),
         top_keys=_coded_top_keys(transforms.top_keys, category_names["2"], key_text),
         codes=codes,
-        name_numbers=parse_name_numbers(names_arrow),
+        name_numbers=name_numbers.result(),
         code_strings=code_strings,
         code_texts=code_texts,
-        numbers=parse_numbers(name_and_attributes, attributes, key_text, value_text),
+        numbers=numbers.result(),
         colours=ItemRows.of(colours, n),
         brands=brands,
         brand_text=brand_text,
