@@ -25,6 +25,7 @@ from matching.features.neighbours import SavedPairs, neighbour_group, ranked_alo
 from matching.features.photos import photo_group
 from matching.features.products import ProductTables
 from matching.features.text import text_group
+from matching.parallel import release_freed_memory
 
 # The per-pair groups; `neighbours` compares a pair with the product's other pairs and runs after them.
 # Each function in the order of PAIR_GROUPS (tests check each group's function lives in its own module).
@@ -50,6 +51,7 @@ def pair_features(
     columns: Arrays = {}
     for group in (g for g in groups if g in GROUPS):
         columns.update(GROUPS[group](rows, tables))
+        release_freed_memory()  # each group's temporaries, freed on its threads
     if NEIGHBOURS in groups:
         known = (rows[0] >= 0) & (rows[1] >= 0)
         if saved is None:

@@ -161,8 +161,10 @@ def product_tables(
     products = products.reset_index(drop=True)
     n = len(products)
     fit = transforms is None
-    # Independent steps side by side: the attributes' JSON is parsed (in worker processes) while the
-    # names and descriptions are normalised and their vocabularies fitted (Arrow work, off the GIL).
+    # Independent steps side by side while the attributes' JSON is parsed (in worker processes): the
+    # names and descriptions normalised and their vocabularies fitted (Arrow work, off the GIL). What
+    # needs the parsed attributes runs after, one step at a time: side by side, its temporaries took
+    # the features stage past 8 GiB at the real volume.
     with steps_side_by_side() as pool:
         parsed = pool.submit(parse_attributes, arrow_strings(products["attributes"]))
         names_arrow = normalised(arrow_strings(products["name"]))
@@ -180,27 +182,25 @@ def product_tables(
         categories, category_names = {}, {}
         for level in CATEGORY_LEVELS:
             categories[level], category_names[level] = _category_codes(products[f"category_{level}"])
-
         attributes, key_text, value_text, attribute_text = parsed.result()
-        texts = {"name": names_arrow, "attributes": attribute_text, "description": description.result()}
-        name_and_attributes = pc.binary_join_element_wise(names_arrow, attribute_text, " ")
-        parsed_codes = pool.submit(parse_codes, name_and_attributes)
-        numbers = pool.submit(parse_numbers, name_and_attributes, attributes, key_text, value_text)
-        if fit:
-            for name, (source, analyzer, ngrams) in TFIDF.items():
-                if name not in vocabularies:
-                    vocabularies[name] = pool.submit(
-                        fit_text_vocabulary, texts[source], analyzer, ngrams, max_features, fit_sample, seed
-                    )
-        colours = _colours(attributes, key_text, value_text)
-        brands, brand_text = _brands(attributes, key_text, value_text, n)
-        if transforms is None:
-            transforms = FeatureTransforms(
-                {name: vocabularies[name].result() for name in TFIDF},
-                category_frequencies(categories, category_names),
-                _top_keys(attributes, categories["2"], category_names["2"], key_text),
-            )
-        codes, code_strings, code_texts = parsed_codes.result()
+        fitted = {name: vocabulary.result() for name, vocabulary in vocabularies.items()}
+
+    texts = {"name": names_arrow, "attributes": attribute_text, "description": description.result()}
+    colours = _colours(attributes, key_text, value_text)
+    brands, brand_text = _brands(attributes, key_text, value_text, n)
+    name_and_attributes = pc.binary_join_element_wise(names_arrow, attribute_text, " ")
+    codes, code_strings, code_texts = parse_codes(name_and_attributes)
+    if transforms is None:
+        transforms = FeatureTransforms(
+            {
+                name: fitted[name]
+                if name in fitted
+                else fit_text_vocabulary(texts[source], analyzer, ngrams, max_features, fit_sample, seed)
+                for name, (source, analyzer, ngrams) in TFIDF.items()
+            },
+            category_frequencies(categories, category_names),
+            _top_keys(attributes, categories["2"], category_names["2"], key_text),
+        )
     return ProductTables(
         ids=products["variantid"].to_numpy(np.int64),
         categories=categories,
@@ -216,7 +216,7 @@ def product_tables(
         name_numbers=name_numbers.result(),
         code_strings=code_strings,
         code_texts=code_texts,
-        numbers=numbers.result(),
+        numbers=parse_numbers(name_and_attributes, attributes, key_text, value_text),
         colours=ItemRows.of(colours, n),
         brands=brands,
         brand_text=brand_text,

@@ -23,6 +23,7 @@ from matching.features.pairs import pair_features
 from matching.features.products import ProductTables, product_tables
 from matching.io import write_parquet
 from matching.npz import StoredArrays, read_arrays
+from matching.parallel import release_freed_memory
 from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     layout = paths.project()
     cfg = config.load(layout.params)
     tables = load_tables(layout, cfg.features, cfg.seed)
+    release_freed_memory()  # the product tables' temporaries, freed on the threads that made them
     assert tables.transforms is not None  # product_tables fits them when none are given
     tables.transforms.save(layout.feature_transforms)
     # Each test pair once (repeats, the other orientation and self pairs get their score in predict).
