@@ -163,8 +163,7 @@ def product_tables(
     fit = transforms is None
     # Independent steps side by side while the attributes' JSON is parsed (in worker processes): the
     # names and descriptions normalised and their vocabularies fitted (Arrow work, off the GIL). What
-    # needs the parsed attributes runs after, one step at a time: side by side, its temporaries took
-    # the features stage past 8 GiB at the real volume.
+    # needs the parsed attributes runs after, one step at a time.
     with steps_side_by_side() as pool:
         parsed = pool.submit(parse_attributes, arrow_strings(products["attributes"]))
         names_arrow = normalised(arrow_strings(products["name"]))
