@@ -1,5 +1,6 @@
 """Work over a stream of batches on several threads: the stream's order, bounded read-ahead."""
 
+import os
 import time
 
 import numpy as np
@@ -111,6 +112,22 @@ def test_python_work_in_worker_processes_comes_back_in_order_and_its_error_reach
     assert list(in_processes(json.loads, ["[1]", "2", "{}", "[3, 4]"], processes=2)) == [[1], 2, {}, [3, 4]]
     with pytest.raises(json.JSONDecodeError):
         list(in_processes(json.loads, ["1", "{", "2"], processes=2))
+    # One item is not worth a worker's start: it is worked here, as a lone process would.
+    assert list(in_processes(lambda _: os.getpid(), [None], processes=2)) == [os.getpid()]
+
+
+def test_arrow_chunks_cover_the_rows_in_order_and_pickle_only_their_own_rows():
+    import pickle
+
+    from matching.parallel import arrow_chunks
+
+    texts = [f"row {i} " + "x" * 1000 for i in range(10)] + [None]
+    column = pa.chunked_array([pa.array(texts[:7]), pa.array(texts[7:])])
+    chunks = list(arrow_chunks(column, 3))
+    assert [first for first, _ in chunks] == [0, 3, 6, 7, 10]
+    assert [v for _, rows in chunks for v in rows.to_pylist()] == texts
+    whole = len(pickle.dumps(column.chunk(0)))
+    assert len(pickle.dumps(chunks[0][1])) < whole / 2  # a plain slice would carry all seven rows
 
 
 @pytest.mark.parametrize("modality", ["descriptions", "attributes"])
@@ -150,3 +167,29 @@ def test_a_script_without_a_main_guard_is_told_in_one_line_how_to_call_worker_pr
     assert result.returncode != 0
     told = "StageError: a worker process stopped before its work was done: a script that calls matching must do so"
     assert f'{told} under `if __name__ == "__main__":`' in result.stderr
+
+
+def hold_memory(mib: int) -> int:
+    """Touch `mib` MiB in a worker process, as a worker parsing a large chunk would."""
+    block = bytearray(mib * 2**20)
+    block[:: 2**12] = b"x" * len(block[:: 2**12])
+    return len(block)
+
+
+def test_a_stages_peak_memory_counts_its_worker_processes(monkeypatch, capsys):
+    from matching import stage
+    from matching.parallel import in_processes
+    from matching.stage import peak_memory_gib
+
+    def main(_argv):
+        assert list(in_processes(hold_memory, [768, 16], processes=2)) == [768 * 2**20, 16 * 2**20]
+
+    ballast = bytearray(2**30)  # this process at 1 GiB or more when the workers start
+    ballast[:: 2**12] = b"x" * len(ballast[:: 2**12])
+    monkeypatch.setattr(stage, "_with_workers_kib", 0)  # as in a stage's own process: no pool before
+    own = peak_memory_gib()
+    stage.run_stage(main)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    peak = float(line.split("peak memory ")[1].split(" GiB")[0])
+    # The first worker's 768 MiB on top of this process, not this process's memory counted in each worker.
+    assert own + 0.75 <= peak < 2 * own + 0.75

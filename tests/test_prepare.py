@@ -122,3 +122,27 @@ def test_reading_wanted_products_skips_groups_and_keeps_every_wanted_row(tmp_pat
     assert read_groups == {0, 150}
     nothing = raw.read_product_rows(tmp_path, "text_and_bert", ("name",), np.array([1, 2]))
     assert nothing.num_rows == 0 and nothing.column_names == ["variantid", "name"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 1000])
+def test_distinct_ids_and_membership_by_sorting_agree_with_numpy(size):
+    from matching.data.ids import contains, distinct_ids
+
+    rng = np.random.default_rng(size)
+    ids = rng.integers(-5, 60, size=(size, 2)).astype(np.int64)  # repeats, negatives, a 2-D pair block
+    distinct = distinct_ids(ids)
+    assert distinct.dtype == np.int64
+    np.testing.assert_array_equal(distinct, np.unique(ids))
+    asked = rng.integers(-10, 70, size=(50, 2))
+    np.testing.assert_array_equal(contains(distinct, asked), np.isin(asked, ids))
+
+
+def test_pairs_naming_an_unknown_product_are_refused_with_the_first_one():
+    from matching.data.cleaning import check_known_ids
+
+    known = np.array([30, 10, 20])  # unsorted, as the attribute file holds them
+    check_known_ids(pairs([(10, 30), (20, 10)]), known, "train.parquet")
+    with pytest.raises(
+        DataError, match=r"train.parquet: column variantid2 names product 40 at row 1 \(2 rows in all\)"
+    ):
+        check_known_ids(pairs([(10, 30), (20, 40), (30, 40)]), known, "train.parquet")

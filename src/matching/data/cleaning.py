@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from matching.data.ids import contains
 from matching.errors import DataError, StageError
 
 
@@ -51,8 +52,9 @@ def check_known_ids(
     fix: str = "that is not in attributes.parquet; use product files from the same archive as the pairs",
 ) -> None:
     """Every id of the pairs among `known`, or a one-line refusal naming the first unknown one and `fix`."""
+    known = np.sort(known)
     for column in ("variantid1", "variantid2"):
-        unknown = ~np.isin(pairs[column].to_numpy(), known)
+        unknown = ~contains(known, pairs[column].to_numpy())
         if unknown.any():
             row = int(np.flatnonzero(unknown)[0])
             raise DataError(

@@ -7,14 +7,14 @@ file, the column, the first bad row and what to do.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from matching.errors import DataError
-from matching.parallel import in_processes
+from matching.parallel import arrow_chunks, in_processes
 
 NAME_DIM = 64
 PHOTO_DIM = 128
@@ -194,35 +194,25 @@ JSON_CHUNK = 100_000  # rows of a JSON column a worker process checks at once
 
 def check_json_objects(
     column: pa.ChunkedArray, label: str, name: str, list_values: bool, keep_keys: tuple[str, ...] = ()
-) -> dict[str, list]:
+) -> dict[str, pa.Array]:
     """Check that every row of a JSON-string column is an object (with `list_values`, of lists of
-    strings), chunk by chunk; return only the values of `keep_keys`, one list per key (None where
-    a row lacks it), so no parsed dict outlives its row. Parsing is Python work: more than one chunk
-    goes to worker processes (`in_processes`), the first bad row in row order named."""
+    strings), chunk by chunk; return only the values of `keep_keys` as strings, one array per key (null
+    where a row lacks it), so no parsed dict outlives its row. Parsing is Python work: the chunks go to
+    worker processes (`in_processes`), the first bad row in row order named."""
     jobs = (
-        (texts, first_row, label, name, list_values, keep_keys) for first_row, texts in _row_chunks(column, JSON_CHUNK)
+        (rows, first_row, label, name, list_values, keep_keys) for first_row, rows in arrow_chunks(column, JSON_CHUNK)
     )
-    kept: dict[str, list] = {key: [] for key in keep_keys}
-    parts = in_processes(_checked_json_rows, jobs) if len(column) > JSON_CHUNK else map(_checked_json_rows, jobs)
-    for part in parts:
+    kept: dict[str, list[pa.Array]] = {key: [] for key in keep_keys}
+    for part in in_processes(_checked_json_rows, jobs):
         for key, values in part.items():
-            kept[key].extend(values)
-    return kept
+            kept[key].append(values)
+    return {key: pa.concat_arrays(parts) if parts else pa.array([], pa.string()) for key, parts in kept.items()}
 
 
-def _row_chunks(column: pa.ChunkedArray | pa.Array, size: int) -> Iterator[tuple[int, list]]:
-    """(first row, values as Python objects) of each run of at most `size` rows, across Arrow chunks."""
-    row = 0
-    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
-        for start in range(0, len(chunk), size):
-            yield row + start, chunk.slice(start, size).to_pylist()
-        row += len(chunk)
-
-
-def _checked_json_rows(job: tuple[list, int, str, str, bool, tuple[str, ...]]) -> dict[str, list]:
-    texts, row, label, name, list_values, keep_keys = job
+def _checked_json_rows(job: tuple[pa.Array, int, str, str, bool, tuple[str, ...]]) -> dict[str, pa.Array]:
+    rows, row, label, name, list_values, keep_keys = job
     kept: dict[str, list] = {key: [] for key in keep_keys}
-    for text in texts:
+    for text in rows.to_pylist():
         try:
             value = json.loads(text) if text is not None else {}
         except (json.JSONDecodeError, TypeError):
@@ -240,6 +230,6 @@ def _checked_json_rows(job: tuple[list, int, str, str, bool, tuple[str, ...]]) -
                     f"{label}: column {name} at row {row} has {type(kept_value).__name__} JSON under {key!r}, "
                     "expected a name; export each level as a string"
                 )
-            values.append(kept_value)
+            values.append(None if kept_value is None else str(kept_value))
         row += 1
-    return kept
+    return {key: pa.array(values, pa.string()) for key, values in kept.items()}

@@ -59,7 +59,6 @@ def modality_texts(modality: str, products: pd.DataFrame) -> pd.Series:
     text's cleaning depends on that text alone."""
     column, clean = TEXT_OF[modality]
     values = products[column]
-    if len(values) <= TEXT_CHUNK:
-        return clean(values)
-    chunks = (values.iloc[start : start + TEXT_CHUNK] for start in range(0, len(values), TEXT_CHUNK))
+    # No texts still make one (empty) chunk: the cleaned series keeps its dtype and index.
+    chunks = (values.iloc[start : start + TEXT_CHUNK] for start in range(0, max(len(values), 1), TEXT_CHUNK))
     return pd.concat(list(in_processes(clean, chunks)))

@@ -12,15 +12,16 @@ worker process starts quickly.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from itertools import chain
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from matching.parallel import spawned_pool
 
 SAMPLE_TEXTS = 1000  # texts the word path is checked on against the tokenizer's own
 
@@ -121,8 +122,7 @@ class TextTokenizer:
         """`processes` processes, each holding this tokenizer (started afresh: the parent may hold a GPU);
         `worker_tokenize` runs it there."""
         settings = (self.serialised, self.max_length, self.cut, self.lower, True)
-        context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(processes, mp_context=context, initializer=_start_worker, initargs=settings)
+        return spawned_pool(processes, _start_worker, settings)
 
 
 _WORKER: TextTokenizer | None = None  # a worker process's tokenizer

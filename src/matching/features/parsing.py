@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from matching.encoders.tfidf import UNICODE_SPACE
 from matching.features.arrays import ItemRows
-from matching.parallel import in_processes
+from matching.parallel import arrow_chunks, in_processes
 
 # A code is a run of word characters and - . / holding a digit, without the - . / at its ends (RE2 has no
 # lookarounds, so runs are split out and trimmed; Python's \w is [\pL\pN_]).
@@ -111,8 +111,7 @@ def parse_attributes(mappings: pa.Array) -> tuple[pd.DataFrame, np.ndarray, np.n
     product's values joined by spaces. Values of a key are normalised, sorted and joined by " | ".
     Keys and values are numbered in order of first appearance. Parsing is Python work: more than one
     chunk goes to worker processes (`in_processes`), whose own numbering is mapped onto one here."""
-    jobs = (mappings.slice(start, ATTRIBUTE_CHUNK).to_pylist() for start in range(0, len(mappings), ATTRIBUTE_CHUNK))
-    parts = in_processes(_parsed_attributes, jobs) if len(mappings) > ATTRIBUTE_CHUNK else map(_parsed_attributes, jobs)
+    parts = in_processes(_parsed_attributes, (rows for _, rows in arrow_chunks(mappings, ATTRIBUTE_CHUNK)))
     keys: dict[str, int] = {}
     values: dict[str, int] = {}
     product, key, value, joined = [], [], [], []
@@ -142,14 +141,14 @@ def parse_attributes(mappings: pa.Array) -> tuple[pd.DataFrame, np.ndarray, np.n
     return frame, key_text, value_text, all_joined
 
 
-def _parsed_attributes(mappings: list[str | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, list, pa.Array]:
+def _parsed_attributes(mappings: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, list, pa.Array]:
     """One chunk's attribute rows (row in the chunk, key code, value code), its keys and values in order
     of first appearance, and each product's values joined by spaces."""
     keys: dict[str, int] = {}
     values: dict[str, int] = {}
     product, key, value = array("q"), array("q"), array("q")
     texts = []
-    for row, text in enumerate(mappings):
+    for row, text in enumerate(mappings.to_pylist()):
         parts = []
         for name, items in json.loads(text).items() if text else ():
             rendered = " | ".join(sorted(normalise(str(v)) for v in items))

@@ -26,6 +26,7 @@ import torch
 from torch.nn import functional
 
 from matching.config import CrossEncoder
+from matching.data.ids import distinct_ids
 from matching.features.columns import KEYS
 from matching.matchers.cross_encoding.batching import PairReader, length_grouped, on_device, pair_reader
 from matching.matchers.cross_encoding.pretrained import (
@@ -135,7 +136,7 @@ class SavedCrossEncoder:
 
     def fold_scores(self, pairs: pd.DataFrame, products: pd.DataFrame, device: torch.device) -> list[np.ndarray]:
         """Each fold model's score of each pair (KEYS); `products` hold at least the pairs' products."""
-        wanted = products[products.variantid.isin(np.unique(pairs[KEYS].to_numpy()))].sort_values("variantid")
+        wanted = products[products.variantid.isin(distinct_ids(pairs[KEYS].to_numpy()))].sort_values("variantid")
         saved = self.serialisation
         cards = card_texts(wanted, saved["keys"], saved["attribute_count"], saved["description_chars"])
         reader = pair_reader(self.tokenizer, pairs, wanted.variantid.to_numpy(np.int64), cards, saved)

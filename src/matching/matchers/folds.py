@@ -10,6 +10,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import GroupKFold
 
+from matching.data.ids import distinct_ids
 from matching.errors import DataError
 
 
@@ -25,9 +26,10 @@ def pair_components(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def product_disjoint_folds(left: np.ndarray, right: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Fold number of each pair, such that no product sits in two folds."""
     groups = pair_components(left, right)
-    if len(np.unique(groups)) < n_folds:
+    n_groups = len(distinct_ids(groups))
+    if n_groups < n_folds:
         raise DataError(
-            f"train pairs form {len(np.unique(groups))} connected groups of products, fewer than "
+            f"train pairs form {n_groups} connected groups of products, fewer than "
             f"train.n_folds={n_folds}; lower train.n_folds or use more pairs"
         )
     fold = np.empty(len(left), dtype=np.int16)

@@ -18,7 +18,7 @@ from torch import nn
 
 from matching import THREADS, threads_for
 from matching.config import Network
-from matching.data.ids import positions
+from matching.data.ids import distinct_ids, positions
 from matching.matchers.fitting import device_of
 
 torch.set_num_threads(THREADS)
@@ -58,7 +58,7 @@ def product_blocks(
     if same_ids and len(id_arrays[0]) and bool(np.all(id_arrays[0][1:] > id_arrays[0][:-1])):
         ids = id_arrays[0]  # every embed stage writes the products in one sorted order: no union to sort
     else:
-        ids = np.unique(np.concatenate(id_arrays))
+        ids = distinct_ids(np.concatenate(id_arrays))
     shapes = {m: {k: embeddings[m][k].shape for k in embeddings[m]} for m in embeddings}
     layout = [
         (m, name, shape[1])

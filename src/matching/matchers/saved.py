@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from matching import config, paths
-from matching.data.ids import positions
+from matching.data.ids import distinct_ids, positions
 from matching.device import resolve_device
 from matching.errors import StageError
 from matching.features.columns import KEYS
@@ -130,7 +130,7 @@ class SavedModels:
     def _network_fold_scores(self, name: str, features: pd.DataFrame, embeddings: Mapping) -> list[np.ndarray]:
         """Each fold model's scores; products scaled by the norms saved with the network."""
         folds, architecture = self.networks[name]
-        ids = np.unique(features[KEYS].to_numpy(np.int64))
+        ids = distinct_ids(features[KEYS].to_numpy(np.int64))
         blocks = networks.product_blocks(embeddings_of(embeddings, ids), architecture["norms"])
         rows, cpu = np.arange(len(features)), torch.device("cpu")
         extra = {"features": pairwise.pair_features(features, architecture["features"])} if name == PAIRWISE else {}

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from matching.data.cleaning import unordered_key
+from matching.data.ids import contains, distinct_ids
 from matching.features.columns import KEYS
 from matching.retrieval.candidate_model import pair_keys
 from matching.retrieval.decisions import best_kept_f1, eligible
@@ -46,14 +47,14 @@ class CalibrationSplit:
         held = keys.isin(distinct[drawn])
         fit_pairs, held_pairs = pairs[~held], pairs[held]
         in_held_pair = unordered_key(query_ids, candidate_ids).isin(distinct[drawn])
-        fit_rows = np.isin(query_ids, fit_pairs[KEYS].to_numpy(np.int64)) & ~in_held_pair
-        held_rows = np.isin(query_ids, held_pairs[KEYS].to_numpy(np.int64))
+        fit_rows = contains(distinct_ids(fit_pairs[KEYS].to_numpy(np.int64)), query_ids) & ~in_held_pair
+        held_rows = contains(distinct_ids(held_pairs[KEYS].to_numpy(np.int64)), query_ids)
         return cls(fit_pairs, held_pairs, fit_rows, held_rows)
 
     def held_matches(self, asked: np.ndarray) -> int:
         """The held-out positive pairs (each unordered pair once) with a product among `asked`."""
         positive = self.held_pairs[self.held_pairs.target == 1]
-        positive = positive[np.isin(positive[KEYS].to_numpy(np.int64), asked).any(axis=1)]
+        positive = positive[contains(np.sort(asked), positive[KEYS].to_numpy(np.int64)).any(axis=1)]
         return len(pair_keys(positive).unique())
 
 

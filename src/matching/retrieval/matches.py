@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from matching.data.ids import distinct_ids
 from matching.retrieval.candidate_model import CandidateModel, candidate_features
 from matching.retrieval.candidates import candidate_table, catalog_rows, without_self
 from matching.retrieval.index import CatalogIndex
@@ -58,7 +59,7 @@ class CatalogMatcher:
 
     def candidates(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
         """Each query's k nearest other catalog products (`retrieval.k` by default), by the index."""
-        query_ids = np.unique(np.asarray(query_ids, dtype=np.int64))
+        query_ids = distinct_ids(np.asarray(query_ids, dtype=np.int64))
         with self.timed("search"):
             vectors = self.index.vectors(catalog_rows(self.index.ids, query_ids, label))
             return self.nearest(query_ids, vectors, k)
@@ -75,7 +76,7 @@ class CatalogMatcher:
         self.seconds = {}
         candidates = self.candidates(query_ids, k, label)
         with self.timed("score"):
-            ids = np.unique(np.r_[candidates.query_id.to_numpy(), candidates.candidate_id.to_numpy()])
+            ids = distinct_ids(np.r_[candidates.query_id.to_numpy(), candidates.candidate_id.to_numpy()])
             return self.scored(candidates, self.matcher.catalog.products(ids))
 
     def scored(self, candidates: pd.DataFrame, products: NewProducts) -> pd.DataFrame:
@@ -101,5 +102,5 @@ class CatalogMatcher:
         with self.timed("search"):
             candidates = self.nearest(query_ids, vectors, k)
         with self.timed("score"):
-            catalog = self.matcher.catalog.products(np.unique(candidates.candidate_id))
+            catalog = self.matcher.catalog.products(distinct_ids(candidates.candidate_id.to_numpy()))
             return self.scored(candidates, joined(cards, catalog))

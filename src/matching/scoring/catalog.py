@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from matching import paths
-from matching.data.ids import contains, positions
+from matching.data.ids import contains, distinct_ids, positions
 from matching.encoders.modalities import MODALITIES
 from matching.errors import DataError, StageError
 from matching.npz import StoredArrays
@@ -52,7 +52,7 @@ class CatalogStore:
 
     def products(self, ids: np.ndarray) -> NewProducts:
         """The catalog products `ids` (each once, sorted; every one must be a catalog product)."""
-        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        ids = distinct_ids(np.asarray(ids, dtype=np.int64))
         rows = positions(self.ids, ids)
         if (rows < 0).any():
             raise DataError(f"product {ids[rows < 0][0]} is not in the catalog; give its card")

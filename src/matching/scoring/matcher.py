@@ -22,6 +22,7 @@ import pyarrow as pa
 from matching import config, paths
 from matching.data import contract
 from matching.data.cleaning import check_known_ids, distinct_test_pairs, submission
+from matching.data.ids import distinct_ids
 from matching.encoders.modalities import TEXT_MODALITIES
 from matching.errors import DataError, StageError
 from matching.features.columns import KEYS
@@ -81,7 +82,7 @@ class TrainedMatcher:
         store; `products_dir` holds the files of the others in the archive's format (a pair naming a
         product neither has is refused)."""
         pairs = checked_pairs(pairs, label)
-        wanted = np.unique(pairs[KEYS].to_numpy(np.int64))
+        wanted = distinct_ids(pairs[KEYS].to_numpy(np.int64))
         held = self.catalog.holds(wanted)
         catalog_ids = wanted[held]
         if held.all():
@@ -94,7 +95,7 @@ class TrainedMatcher:
             Path(str(products_dir)),
             wanted[~held],
             self.encoders,
-            lambda known: check_known_ids(pairs, np.union1d(known, catalog_ids), label),
+            lambda known: check_known_ids(pairs, np.concatenate([known, catalog_ids]), label),
         )
         return self.score_read(pairs, joined(cards, self.catalog.products(catalog_ids)) if held.any() else cards)
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from matching.data import contract, raw
+from matching.data.ids import contains, distinct_ids
 from matching.data.products import build_products
 from matching.encoders.base import STATIC, UNFITTED, TextEncoder, encode_distinct, no_text_encoder
 from matching.encoders.lexical import LexicalEncoder
@@ -77,7 +78,7 @@ def new_products(
     missing = [f"{name}.parquet" for name in raw.PRODUCT_FILES if not raw.product_file_paths(raw_dir, name)]
     if missing:
         raise DataError(f"{raw_dir}: missing {', '.join(missing)}; {fix}")
-    wanted = np.unique(np.asarray(wanted, dtype=np.int64))
+    wanted = distinct_ids(np.asarray(wanted, dtype=np.int64))
     labels = (str(raw_dir / "attributes.parquet"), str(raw_dir / "text_and_bert.parquet"))
     attribute_columns = ("categories", "characteristic_attributes_mapping")
     attributes = raw.read_product_rows(raw_dir, "attributes", attribute_columns, wanted)
@@ -87,7 +88,7 @@ def new_products(
     text = raw.read_product_rows(raw_dir, "text_and_bert", ("name", "description", "name_bert_64"), wanted)
     table = build_products(attributes, known, wanted, text.select(["variantid", "name", "description"]), labels)
     text_ids = text.column("variantid").to_numpy().astype(np.int64)
-    without_text = len(np.setdiff1d(known, text_ids))
+    without_text = int((~contains(np.sort(text_ids), known)).sum())
     if without_text:  # prepare counts these in the data report; here a log line says so
         log.warning(
             f"{labels[1]}: {without_text} of {len(known)} products have no row; they are scored without "
@@ -126,7 +127,7 @@ def joined(first: NewProducts, second: NewProducts) -> NewProducts:
     """Both sets of products as one, sorted by id (what the features look ids up in); a product in
     both is kept once, as `first` has it."""
     first_ids = first.products["variantid"].to_numpy(np.int64)
-    second_kept = ~np.isin(second.products["variantid"].to_numpy(np.int64), first_ids)
+    second_kept = ~contains(np.sort(first_ids), second.products["variantid"].to_numpy(np.int64))
     products = pd.concat([first.products, second.products[second_kept]], ignore_index=True)
     products = products.sort_values("variantid", kind="stable", ignore_index=True)
     embeddings = {m: _stacked(first.embeddings[m], second.embeddings[m], first_ids) for m in first.embeddings}
@@ -143,7 +144,7 @@ def joined(first: NewProducts, second: NewProducts) -> NewProducts:
 def _stacked(first: dict[str, np.ndarray], second: dict[str, np.ndarray], first_ids: np.ndarray) -> dict:
     """Per-product arrays (a `variantid` array and rows aligned to it) of both, `second`'s rows of
     products `first` has left out, sorted by id."""
-    kept = ~np.isin(second["variantid"], first_ids)
+    kept = ~contains(np.sort(first_ids), second["variantid"])
     ids = np.concatenate([first["variantid"], second["variantid"][kept]])
     order = np.argsort(ids, kind="stable")
     return {name: np.concatenate([first[name], second[name][kept]])[order] for name in first}

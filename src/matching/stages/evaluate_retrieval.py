@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from matching import config, paths
+from matching.data.ids import distinct_ids
 from matching.io import write_json
 from matching.retrieval.candidates import catalog_rows, without_self
 from matching.retrieval.exact import exact_candidates
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     if vectors is None:
         _, vectors = read_catalog(layout, index.settings["blocks"])
     matches = true_matches(pd.read_parquet(layout.train_pairs))
-    candidates = np.unique(matches.query_id.to_numpy())
+    candidates = distinct_ids(matches.query_id.to_numpy())
     size = min(cfg.retrieval.eval_queries, len(candidates))
     queries = np.sort(np.random.default_rng(cfg.seed).choice(candidates, size, replace=False))
     figures = retrieval_recall(index, vectors, matches, queries, cfg.retrieval)

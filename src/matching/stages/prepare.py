@@ -12,14 +12,17 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from matching import config, paths
 from matching.data import contract, raw
 from matching.data.cleaning import check_both_classes, check_known_ids, clean_train_pairs, sample_pairs
+from matching.data.ids import distinct_ids
 from matching.data.products import build_products
 from matching.data.report import data_report, scan_vectors
 from matching.errors import DataError
 from matching.io import write_csv, write_json, write_parquet, write_table
+from matching.parallel import steps_side_by_side
 from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
@@ -42,22 +45,23 @@ def prepare(raw_dir: Path, sample: float, seed: int, layout: paths.Layout | None
     known = contract.check_ids(attributes, "variantid", str(raw_dir / "attributes.parquet"), unique=True)
     check_known_ids(train, known, str(raw_dir / "train.parquet"))
     check_known_ids(test, known, str(raw_dir / "test.parquet"))
-    keep = np.unique(
+    keep = distinct_ids(
         np.concatenate(
             [train[c].to_numpy() for c in ("variantid1", "variantid2")]
             + [test[c].to_numpy() for c in ("variantid1", "variantid2")]
         )
     )
-    text = raw.read_product_file(raw_dir, "text_and_bert", ("variantid", "name", "description"))
-    products = build_products(
-        attributes, known, keep, text, (str(raw_dir / "attributes.parquet"), str(raw_dir / "text_and_bert.parquet"))
-    )
-    del attributes, text
-    vectors = scan_vectors(
-        raw.iter_batches(raw_dir, "text_and_bert", ["variantid", "name_bert_64"]),
-        raw.iter_batches(raw_dir, "resnet", ["variantid", contract.MAIN_PHOTO, contract.EXTRA_PHOTOS]),
-        keep,
-    )
+    with steps_side_by_side() as steps:
+        # The products' JSON checks keep worker processes busy and leave this one waiting: the
+        # embedding files are checked meanwhile. On one thread the products come first.
+        built = steps.submit(products_table, raw_dir, attributes, known, keep)
+        vectors = scan_vectors(
+            raw.iter_batches(raw_dir, "text_and_bert", ["variantid", "name_bert_64"]),
+            raw.iter_batches(raw_dir, "resnet", ["variantid", contract.MAIN_PHOTO, contract.EXTRA_PHOTOS]),
+            keep,
+        )
+        products = built.result()
+    del attributes
 
     raw_rows = {"train": len(train_raw), "test": len(test), "products": int(len(known))}
     report, plot = data_report(train, test, products, vectors, raw_rows, cleaning)
@@ -70,6 +74,13 @@ def prepare(raw_dir: Path, sample: float, seed: int, layout: paths.Layout | None
         f"prepare: {len(train)} train pairs ({report['positive_share']:.1%} positive), {len(test)} test pairs, "
         f"{products.num_rows} products; cleaning {cleaning}"
     )
+
+
+def products_table(raw_dir: Path, attributes: pa.Table, known: np.ndarray, keep: np.ndarray) -> pa.Table:
+    """The products table of the products in `keep`, from the attribute table and the text file."""
+    text = raw.read_product_file(raw_dir, "text_and_bert", ("variantid", "name", "description"))
+    labels = (str(raw_dir / "attributes.parquet"), str(raw_dir / "text_and_bert.parquet"))
+    return build_products(attributes, known, keep, text, labels)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from matching import config, paths
 from matching.data.cleaning import unordered_key
+from matching.data.ids import contains, distinct_ids
 from matching.encoders.modalities import MODALITIES
 from matching.features.columns import KEYS, feature_columns
 from matching.features.fitted import FeatureTransforms
@@ -55,8 +56,8 @@ def catalog_tables(layout: paths.Layout, cfg: config.Config, ids: np.ndarray) ->
 
 def sampled_queries(pairs: pd.DataFrame, catalog_ids: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     """The train pairs' products the catalog holds, `limit` of them drawn by `seed` (sorted)."""
-    products = np.unique(pairs[KEYS].to_numpy(np.int64))
-    products = products[np.isin(products, catalog_ids)]
+    products = distinct_ids(pairs[KEYS].to_numpy(np.int64))
+    products = products[contains(np.sort(catalog_ids), products)]
     if limit is not None and len(products) > limit:
         products = np.sort(np.random.default_rng(seed).choice(products, limit, replace=False))
     return products
@@ -94,7 +95,7 @@ def calibrated(
     candidate_ids = candidates.candidate_id.to_numpy(np.int64)
     split = CalibrationSplit.draw(pairs, query_ids, candidate_ids, share, seed)
     held = split.held_rows
-    positives = split.held_matches(np.unique(query_ids[held]))
+    positives = split.held_matches(distinct_ids(query_ids[held]))
     if positives == 0:
         log.warning("retrieval.calibration_share: the held-out pairs hold no match; deciding out of fold")
         return None
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     asked = unordered_key(candidates.query_id.to_numpy(), candidates.candidate_id.to_numpy()).isin(pair_keys(test))
     candidates = candidates[~asked].reset_index(drop=True)
     target, known = labelled(candidates, pairs)
-    tables = catalog_tables(layout, cfg, np.unique(np.r_[queries, candidates.candidate_id.to_numpy()]))
+    tables = catalog_tables(layout, cfg, distinct_ids(np.r_[queries, candidates.candidate_id.to_numpy()]))
     features = candidate_features(candidates, tables, list(cfg.features.groups)).assign(target=target)
     columns = [c for c in feature_columns(features) if c != "target"]
     query_ids = candidates.query_id.to_numpy(np.int64)
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         "decided_on": decided_on,
         "decision_figures": decision,
         # `mutual` can only be seen where a query's best candidate was itself a query
-        "best_candidates_asked_share": float(np.isin(candidate_ids[is_best(query_ids, oof)], queries).mean()),
+        "best_candidates_asked_share": float(contains(np.sort(queries), candidate_ids[is_best(query_ids, oof)]).mean()),
     }
     chosen = decision[rule]
     CandidateModel(scoring, columns, rule, chosen["threshold"]).save(layout.candidate_model, summary)

@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from matching.data.ids import distinct_ids
 from matching.features.columns import KEYS
 from matching.io import write_csv
 from matching.matchers import cross_encoder
@@ -29,7 +30,7 @@ def train(inputs: TrainingInputs) -> str:
     # `auto` read once from the model's files, not again for each fold's fresh copy of the model
     settings = replace(settings, pooling=pretrained.model_pooling(settings.model, settings.pooling))
     products = pd.read_parquet(layout.products, columns=serialising.CARD_COLUMNS)
-    products = products[products.variantid.isin(np.unique(inputs.train[KEYS].to_numpy()))]
+    products = products[products.variantid.isin(distinct_ids(inputs.train[KEYS].to_numpy()))]
     serialisation = cross_encoder.serialisation_of(settings, serialising.key_order(products.attributes))
     cards = serialising.card_texts(
         products, serialisation["keys"], settings.attribute_count, settings.description_chars
