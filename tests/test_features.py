@@ -391,3 +391,34 @@ def test_attributes_parsed_in_worker_processes_are_numbered_as_in_one_pass(monke
     pd.testing.assert_frame_equal(chunked[0], whole[0])
     assert chunked[1].tolist() == whole[1].tolist() and chunked[2].tolist() == whole[2].tolist()
     assert chunked[3].equals(whole[3])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_codes_found_in_row_chunks_side_by_side_are_the_codes_of_one_pass(monkeypatch, threads):
+    import pyarrow as pa
+
+    from matching import parallel
+    from matching.features import parsing
+
+    texts = pa.array(
+        [
+            "Phone XR-200 black 64GB",
+            None,
+            "Cable 2.5 m, art. 1234-56",
+            "",
+            "A1 b22 C333 12345 0.75",
+            "Model xr200 / XR-200",
+            "9.99 rub",
+            "SKU_99ab",
+            "no codes here",
+            "RTX 4090 24GB GDDR6X",
+        ]
+    )
+    one_pass = parsing.parse_codes(texts)
+    monkeypatch.setattr(parsing, "CODE_CHUNK", 3)
+    monkeypatch.setattr(parallel, "THREADS", threads)
+    chunked = parsing.parse_codes(texts)
+    pd.testing.assert_frame_equal(chunked[0].frame, one_pass[0].frame)
+    np.testing.assert_array_equal(chunked[0].starts, one_pass[0].starts)
+    assert chunked[1].tolist() == one_pass[1].tolist() and chunked[2].tolist() == one_pass[2].tolist()
+    assert one_pass[1][0] == "64GB XR200" and one_pass[1][2] == "123456"  # separators gone, decimals left out

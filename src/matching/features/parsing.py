@@ -3,6 +3,7 @@ and the attribute, code and number rows they give (integer codes and offsets, ve
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from array import array
@@ -14,7 +15,7 @@ import pyarrow.compute as pc
 
 from matching.encoders.tfidf import UNICODE_SPACE
 from matching.features.arrays import ItemRows
-from matching.parallel import arrow_chunks, in_processes
+from matching.parallel import arrow_chunks, in_processes, ordered_map
 
 # A code is a run of word characters and - . / holding a digit, without the - . / at its ends (RE2 has no
 # lookarounds, so runs are split out and trimmed; Python's \w is [\pL\pN_]).
@@ -186,26 +187,36 @@ def parse_numbers(
         keyed = keyed[(keyed["quantity"] != "") & keyed["value"].notna()].drop_duplicates(["product", "quantity"])
         for quantity, group in keyed.groupby("quantity"):
             found[quantity][group["product"].to_numpy()] = group["value"].to_numpy(np.float32)
-    # Then the first number with a unit of the quantity in the name and attribute values: one RE2 scan a quantity.
-    for quantity in QUANTITIES:
-        units = [u for u, (q, _) in UNITS.items() if q == quantity]
-        match = pc.extract_regex(texts, number_unit_pattern(units))
-        number = pc.replace_substring(pc.struct_field(match, "number"), ",", ".").cast(pa.float64())
-        unit = pc.index_in(pc.utf8_lower(pc.struct_field(match, "unit")), pa.array(units))
-        number, unit = number.to_numpy(zero_copy_only=False), unit.to_numpy(zero_copy_only=False)
-        factor = np.array([UNITS[u][1] for u in units], dtype=np.float64)
-        fill = np.isnan(found[quantity]) & ~np.isnan(number)
-        found[quantity][fill] = number[fill] * factor[unit[fill].astype(np.int64)]
+    # Then the first number with a unit of the quantity in the name and attribute values: one RE2 scan a
+    # quantity, the quantities side by side.
+    for quantity, value in zip(QUANTITIES, ordered_map(functools.partial(_quantity_in_texts, texts), QUANTITIES)):
+        fill = np.isnan(found[quantity]) & ~np.isnan(value)
+        found[quantity][fill] = value[fill]
     return found
 
 
-def parse_codes(texts: pa.Array) -> tuple[ItemRows, np.ndarray, np.ndarray]:
-    """Letter-and-digit tokens (model numbers, articles) of each product's name and attribute values,
-    separators removed; all-digit tokens count from 4 digits on, decimals (prices) not at all.
-    Returns the rows (product, code), each product's distinct codes sorted and joined by spaces, and
-    each code's text."""
+def _quantity_in_texts(texts: pa.Array, quantity: str) -> np.ndarray:
+    """Each text's first number with a unit of `quantity`, in the quantity's base unit (NaN: none)."""
+    units = [u for u, (q, _) in UNITS.items() if q == quantity]
+    match = pc.extract_regex(texts, number_unit_pattern(units))
+    number = pc.replace_substring(pc.struct_field(match, "number"), ",", ".").cast(pa.float64())
+    unit = pc.index_in(pc.utf8_lower(pc.struct_field(match, "unit")), pa.array(units))
+    number, unit = number.to_numpy(zero_copy_only=False), unit.to_numpy(zero_copy_only=False)
+    factor = np.array([UNITS[u][1] for u in units], dtype=np.float64)
+    found = ~np.isnan(number)
+    value = np.full(len(number), np.nan)
+    value[found] = number[found] * factor[unit[found].astype(np.int64)]
+    return value
+
+
+CODE_CHUNK = 262_144  # texts whose code candidates one thread finds at once
+
+
+def _code_candidates(first_row_texts: tuple[int, pa.Array]) -> tuple[pa.Array, pa.Array]:
+    """(product row, code) of every letter-and-digit token of a run of texts, in text order."""
+    first_row, texts = first_row_texts
     runs = pc.split_pattern_regex(texts, CODE_RUN_SEPARATORS)
-    product = pc.list_parent_indices(runs)
+    product = pc.add(pc.list_parent_indices(runs), pa.scalar(first_row, pa.int64()))
     run = pc.utf8_trim(pc.list_flatten(runs), "-./")
     keep = pc.and_(
         pc.and_(pc.greater_equal(pc.utf8_length(run), 2), pc.match_substring_regex(run, r"\p{Nd}")),
@@ -214,7 +225,24 @@ def parse_codes(texts: pa.Array) -> tuple[ItemRows, np.ndarray, np.ndarray]:
     product, code = product.filter(keep), pc.replace_substring_regex(run.filter(keep), r"[\-./_]", "")
     length = pc.utf8_length(code)
     long_enough = pc.or_(pc.greater_equal(length, 4), pc.and_(pc.equal(length, 3), pc.invert(pc.utf8_is_digit(code))))
-    found = pa.table({"product": product.filter(long_enough), "code": code.filter(long_enough)})
+    return product.filter(long_enough), code.filter(long_enough)
+
+
+def parse_codes(texts: pa.Array) -> tuple[ItemRows, np.ndarray, np.ndarray]:
+    """Letter-and-digit tokens (model numbers, articles) of each product's name and attribute values,
+    separators removed; all-digit tokens count from 4 digits on, decimals (prices) not at all.
+    Returns the rows (product, code), each product's distinct codes sorted and joined by spaces, and
+    each code's text."""
+    # Each text's candidates depend on that text alone: row chunks side by side (Arrow's regex kernels
+    # run on the calling thread), in row order.
+    runs = ((start, texts.slice(start, CODE_CHUNK)) for start in range(0, len(texts), CODE_CHUNK))
+    chunks = list(ordered_map(_code_candidates, runs))
+    found = pa.table(
+        {
+            "product": pa.concat_arrays([product for product, _ in chunks]) if chunks else pa.array([], pa.int64()),
+            "code": pa.concat_arrays([code for _, code in chunks]) if chunks else pa.array([], texts.type),
+        }
+    )
     found = found.group_by(["product", "code"]).aggregate([]).sort_by([("product", "ascending"), ("code", "ascending")])
     encoded = pc.dictionary_encode(found["code"]).combine_chunks()  # codes numbered in order of first appearance
     product = found["product"].to_numpy().astype(np.int64)
