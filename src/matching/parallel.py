@@ -80,14 +80,15 @@ class _MeasuredPool(ProcessPoolExecutor):
         super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def arrow_chunks(values: pa.Array | pa.ChunkedArray, size: int) -> Iterator[tuple[int, pa.Array]]:
+def arrow_chunks(values: pa.Array | pa.ChunkedArray, size: int, copy: bool = True) -> Iterator[tuple[int, pa.Array]]:
     """(first row, rows) of each run of at most `size` rows of an Arrow column, runs cut within its
-    Arrow chunks, each a compact copy to send to a worker process: a slice pickles its parent's whole
-    buffers."""
+    Arrow chunks. With `copy`, each is a compact copy to send to a worker process (a slice pickles its
+    parent's whole buffers); threads can share slices."""
     row = 0
     for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
         for start in range(0, len(chunk), size):
-            yield row + start, pa.concat_arrays([chunk.slice(start, size)])
+            rows = chunk.slice(start, size)
+            yield row + start, pa.concat_arrays([rows]) if copy else rows
         row += len(chunk)
 
 

@@ -235,8 +235,7 @@ def parse_codes(texts: pa.Array) -> tuple[ItemRows, np.ndarray, np.ndarray]:
     each code's text."""
     # Each text's candidates depend on that text alone: row chunks side by side (Arrow's regex kernels
     # run on the calling thread), in row order.
-    runs = ((start, texts.slice(start, CODE_CHUNK)) for start in range(0, len(texts), CODE_CHUNK))
-    chunks = list(ordered_map(_code_candidates, runs))
+    chunks = list(ordered_map(_code_candidates, arrow_chunks(texts, CODE_CHUNK, copy=False)))
     found = pa.table(
         {
             "product": pa.concat_arrays([product for product, _ in chunks]) if chunks else pa.array([], pa.int64()),
