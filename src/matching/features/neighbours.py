@@ -18,6 +18,7 @@ import pandas as pd
 
 from matching.data.ids import positions
 from matching.features.columns import KEYS
+from matching.parallel import ordered_map
 
 # Similarities (higher: more alike) that are ranked, those of the groups that are on.
 SCORES = (
@@ -62,16 +63,23 @@ def neighbour_group(
     groups)."""
     n_pairs = len(pair_ids[0])
     product = np.concatenate(pair_ids)
-    out: dict[str, np.ndarray] = {}
-    for name in (s for s in SCORES if s in columns):
+
+    def ranked(name: str) -> dict[str, np.ndarray]:
         own = columns[name].astype(np.float64)
         score = np.concatenate([own, own])
         other, rank = best_of_others(product, score)
         missing = np.isnan(score)
+        ranked_columns = {}
         for side in (0, 1):
             part = slice(side * n_pairs, (side + 1) * n_pairs)
-            out[f"nbr_{name}_gap{side + 1}"] = np.where(missing[part], np.nan, score[part] - other[part])
-            out[f"nbr_{name}_rank{side + 1}"] = np.where(missing[part], np.nan, rank[part])
+            ranked_columns[f"nbr_{name}_gap{side + 1}"] = np.where(missing[part], np.nan, score[part] - other[part])
+            ranked_columns[f"nbr_{name}_rank{side + 1}"] = np.where(missing[part], np.nan, rank[part])
+        return ranked_columns
+
+    out: dict[str, np.ndarray] = {}
+    # One similarity per thread (its sort releases the GIL), columns in SCORES order.
+    for ranked_columns in ordered_map(ranked, [s for s in SCORES if s in columns]):
+        out.update(ranked_columns)
     _, index, counts = np.unique(product, return_inverse=True, return_counts=True)
     for side in (0, 1):
         out[f"nbr_pairs{side + 1}"] = np.where(known, counts[index[side * n_pairs : (side + 1) * n_pairs]], np.nan)

@@ -23,7 +23,7 @@ def photo_group(rows: list[np.ndarray], tables: ProductTables, chunk_photos: int
         return {**columns, "photo_count_absdiff": np.full(len(rows[0]), np.nan, dtype=np.float32)}
     ids, starts, counts, has_main = sets["variantid"], sets["starts"], sets["counts"], sets["has_main"]
     photos = sets["photos"]  # unit length, float16 (embed_photos.unit_half)
-    side_rows = [np.where(r >= 0, positions(ids, tables.ids[np.maximum(r, 0)]), -1) for r in rows]
+    side_rows = list(ordered_map(lambda r: np.where(r >= 0, positions(ids, tables.ids[np.maximum(r, 0)]), -1), rows))
     ka = np.where(side_rows[0] >= 0, counts[np.maximum(side_rows[0], 0)], 0)
     kb = np.where(side_rows[1] >= 0, counts[np.maximum(side_rows[1], 0)], 0)
     columns["photo_count_absdiff"] = np.where(

@@ -162,8 +162,7 @@ def product_tables(
     n = len(products)
     fit = transforms is None
     # Independent steps side by side while the attributes' JSON is parsed (in worker processes): the
-    # names and descriptions normalised and their vocabularies fitted (Arrow work, off the GIL). What
-    # needs the parsed attributes runs after, one step at a time.
+    # names and descriptions normalised and their vocabularies fitted (Arrow work, off the GIL).
     with steps_side_by_side() as pool:
         parsed = pool.submit(parse_attributes, arrow_strings(products["attributes"]))
         names_arrow = normalised(arrow_strings(products["name"]))
@@ -182,24 +181,30 @@ def product_tables(
         for level in CATEGORY_LEVELS:
             categories[level], category_names[level] = _category_codes(products[f"category_{level}"])
         attributes, key_text, value_text, attribute_text = parsed.result()
-        fitted = {name: vocabulary.result() for name, vocabulary in vocabularies.items()}
 
     texts = {"name": names_arrow, "attributes": attribute_text, "description": description.result()}
-    colours = _colours(attributes, key_text, value_text)
-    brands, brand_text = _brands(attributes, key_text, value_text, n)
     name_and_attributes = pc.binary_join_element_wise(names_arrow, attribute_text, " ")
-    codes, code_strings, code_texts = parse_codes(name_and_attributes)
-    if transforms is None:
-        transforms = FeatureTransforms(
-            {
-                name: fitted[name]
-                if name in fitted
-                else fit_text_vocabulary(texts[source], analyzer, ngrams, max_features, fit_sample, seed)
-                for name, (source, analyzer, ngrams) in TFIDF.items()
-            },
-            category_frequencies(categories, category_names),
-            _top_keys(attributes, categories["2"], category_names["2"], key_text),
-        )
+    # What needs the parsed attributes, side by side too: the Arrow scans for codes and numbers (off
+    # the GIL) beside the steps in Python here.
+    with steps_side_by_side() as pool:
+        code_items = pool.submit(parse_codes, name_and_attributes)
+        numbers = pool.submit(parse_numbers, name_and_attributes, attributes, key_text, value_text)
+        if fit:
+            for name, (source, analyzer, ngrams) in TFIDF.items():
+                if name not in vocabularies:
+                    vocabularies[name] = pool.submit(
+                        fit_text_vocabulary, texts[source], analyzer, ngrams, max_features, fit_sample, seed
+                    )
+        colours = ItemRows.of(_colours(attributes, key_text, value_text), n)
+        brands, brand_text = _brands(attributes, key_text, value_text, n)
+        attribute_rows = ItemRows.of(attributes, n)
+        if transforms is None:
+            transforms = FeatureTransforms(
+                {name: vocabularies[name].result() for name in TFIDF},
+                category_frequencies(categories, category_names),
+                _top_keys(attributes, categories["2"], category_names["2"], key_text),
+            )
+        codes, code_strings, code_texts = code_items.result()
     return ProductTables(
         ids=products["variantid"].to_numpy(np.int64),
         categories=categories,
@@ -209,14 +214,14 @@ def product_tables(
         name_lengths=pc.utf8_length(names_arrow).to_numpy().astype(np.float32),
         texts=texts,
         descriptions_present=products["description"].notna().to_numpy(np.float32),
-        attributes=ItemRows.of(attributes, n),
+        attributes=attribute_rows,
         top_keys=_coded_top_keys(transforms.top_keys, category_names["2"], key_text),
         codes=codes,
         name_numbers=name_numbers.result(),
         code_strings=code_strings,
         code_texts=code_texts,
-        numbers=parse_numbers(name_and_attributes, attributes, key_text, value_text),
-        colours=ItemRows.of(colours, n),
+        numbers=numbers.result(),
+        colours=colours,
         brands=brands,
         brand_text=brand_text,
         tfidf={name: Tfidf(transforms.tfidf[name], texts[source]) for name, (source, _, _) in TFIDF.items()},

@@ -23,7 +23,7 @@ from matching.features.pairs import pair_features
 from matching.features.products import ProductTables, product_tables
 from matching.io import write_parquet
 from matching.npz import StoredArrays, read_arrays
-from matching.parallel import release_freed_memory
+from matching.parallel import release_freed_memory, steps_side_by_side
 from matching.stage import run_stage
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,15 @@ def main(argv: list[str] | None = None) -> None:
     train, test = pd.read_parquet(layout.train_pairs), distinct_test_pairs(pd.read_parquet(layout.test_pairs))
     both = pair_features(pd.concat([train, test], ignore_index=True), tables, list(cfg.features.groups))
     train_features = both.iloc[: len(train)].astype({"target": train["target"].dtype})
-    write_parquet(both[KEYS + [c for c in SCORES if c in both]], layout.neighbour_candidates)
-    for features, out_path in (
-        (train_features, layout.train_features),
-        (both.iloc[len(train) :].drop(columns="target"), layout.test_features),
-    ):
-        write_parquet(features.reset_index(drop=True), out_path)
+    outputs = {
+        layout.train_features: train_features,
+        layout.test_features: both.iloc[len(train) :].drop(columns="target").reset_index(drop=True),
+        layout.neighbour_candidates: both[KEYS + [c for c in SCORES if c in both]],
+    }
+    with steps_side_by_side() as pool:  # a parquet file is encoded on one thread: the files side by side
+        for written in [pool.submit(write_parquet, frame, out_path) for out_path, frame in outputs.items()]:
+            written.result()
+    for out_path, features in list(outputs.items())[:2]:
         log.info(f"features: {len(features)} pairs x {len(feature_columns(features))} features -> {out_path}")
 
 
