@@ -175,8 +175,21 @@ def _params_with(dotted, value):
 )
 def test_a_bad_value_is_refused_with_its_key_and_what_is_allowed(key, value, message):
     with pytest.raises(ConfigError) as error:
-        config.from_dict(_params_with(key, value))
+        config.from_dict(_params_with(key, value), lightgbm=True)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_only_the_lightgbm_check_imports_lightgbm_and_it_refuses_what_the_plain_check_passes():
+    """Stages that never fit LightGBM read params without importing it; `check_params`, which every
+    stage follows, runs LightGBM's own check of the booster parameters."""
+    code = (
+        "import sys, yaml; from matching import config; params = yaml.safe_load(open('params.yaml'));"
+        "params['lightgbm']['num_leafs'] = 63; config.from_dict(params); print('lightgbm' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert result.stdout.strip() == "False"
+    with pytest.raises(ConfigError, match="lightgbm.num_leafs is 63; use a LightGBM parameter name"):
+        config.from_dict(_params_with("lightgbm.num_leafs", 63), lightgbm=True)
 
 
 def _leaves(node, prefix=""):

@@ -175,12 +175,25 @@ class LightGBM:
 
 
 def checked_booster(section: str, booster: dict[str, Any]) -> None:
-    """LightGBM parameters under `section` of params.yaml checked, the knobs converted in place: each
-    key a name LightGBM accepts (never a thread count), each value of its type and range."""
-    from lightgbm.basic import _ConfigAliases  # the names LightGBM accepts, aliases included
-
+    """LightGBM parameters under `section` of params.yaml checked without LightGBM: a mapping, each
+    value a number, a string or true/false, the knobs converted in place (type and range). LightGBM's
+    own names and values: `lightgbm_accepts`."""
     if not isinstance(booster, dict):
         fail(section, booster, "a mapping of LightGBM parameters")
+    for key, value in booster.items():
+        if not isinstance(value, (bool, int, float, str)):
+            fail(f"{section}.{key}", value, "a number, a string or true/false")
+        if key in BOOSTER_KNOBS:
+            hint, bounds = BOOSTER_KNOBS[key]
+            booster[key] = convert(value, hint, f"{section}.{key}", bounds)
+
+
+def lightgbm_accepts(section: str, booster: dict[str, Any]) -> None:
+    """Each key of `booster` a name LightGBM accepts (never a thread count) and the values that are
+    not knobs of LightGBM's own types and ranges. It imports LightGBM, which the stages that never fit
+    it do not pay for: `check_params`, which every stage follows, and the LightGBM fits ask for it."""
+    from lightgbm.basic import _ConfigAliases  # the names LightGBM accepts, aliases included
+
     aliases = _ConfigAliases._get_all_param_aliases()
     known = {name for names in aliases.values() for name in names}
     for key, value in booster.items():
@@ -192,11 +205,6 @@ def checked_booster(section: str, booster: dict[str, Any]) -> None:
             )
         if key not in known:
             fail(f"{section}.{key}", value, "a LightGBM parameter name (https://lightgbm.readthedocs.io)")
-        if not isinstance(value, (bool, int, float, str)):
-            fail(f"{section}.{key}", value, "a number, a string or true/false")
-        if key in BOOSTER_KNOBS:
-            hint, bounds = BOOSTER_KNOBS[key]
-            booster[key] = convert(value, hint, f"{section}.{key}", bounds)
     check_booster({k: v for k, v in booster.items() if k not in BOOSTER_KNOBS}, section)
 
 
@@ -291,12 +299,17 @@ class Config:
     cross_encoder: CrossEncoder
 
 
-def from_dict(params: dict) -> Config:
-    """The checked configuration of a params mapping; ConfigError on the first bad value."""
-    return section(Config, params, "")
+def from_dict(params: dict, lightgbm: bool = False) -> Config:
+    """The checked configuration of a params mapping; ConfigError on the first bad value. `lightgbm`:
+    the booster parameters through LightGBM's own check too (`lightgbm_accepts`)."""
+    cfg = section(Config, params, "")
+    if lightgbm:
+        lightgbm_accepts(LIGHTGBM, cfg.lightgbm.booster)
+        lightgbm_accepts("retrieval.booster", cfg.retrieval.booster)
+    return cfg
 
 
-def load(path: Path | str) -> Config:
+def load(path: Path | str, lightgbm: bool = False) -> Config:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: missing; run stages from the repository (or `make params` to write it)")
@@ -304,4 +317,4 @@ def load(path: Path | str) -> Config:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not YAML ({str(error).splitlines()[0]}); fix it or run `make params`") from None
-    return from_dict(params)
+    return from_dict(params, lightgbm)

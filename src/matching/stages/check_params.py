@@ -42,7 +42,7 @@ def warn_transformers_on_cpu(cfg: config.Config) -> None:
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     layout = paths.project()
-    cfg = config.load(layout.params)
+    cfg = config.load(layout.params, lightgbm=True)
     raw_dir = layout.raw_dir(cfg.data.raw_dir)
     if raw_dir.resolve() != layout.demo_raw.resolve():  # the demo's folder is generate_demo's output
         raw.check_layout(raw_dir)

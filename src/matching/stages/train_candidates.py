@@ -114,7 +114,7 @@ def calibrated(
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     layout = paths.project()
-    cfg = config.load(layout.params)
+    cfg = config.load(layout.params, lightgbm=True)
     retrieval = cfg.retrieval
     pairs = pd.read_parquet(layout.train_pairs)
     index = CatalogIndex.load(layout.retrieval_index)

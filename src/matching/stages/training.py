@@ -77,7 +77,7 @@ def run_matcher(
     test pairs' features too."""
     argparse.ArgumentParser(description=f"Stage train@{name}: cross-fit {name} on the pair features").parse_args(argv)
     layout = paths.project()
-    cfg = config.load(layout.params)
+    cfg = config.load(layout.params, lightgbm=True)  # LightGBM's own check too: a fit's cost dwarfs its import
     train = pd.read_parquet(layout.train_features, columns=None if features else META)
     test_features = pd.read_parquet(layout.test_features) if test else None
     left, right = train.variantid1.to_numpy(), train.variantid2.to_numpy()
