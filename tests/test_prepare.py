@@ -137,6 +137,23 @@ def test_distinct_ids_and_membership_by_sorting_agree_with_numpy(size):
     np.testing.assert_array_equal(contains(distinct, asked), np.isin(asked, ids))
 
 
+@pytest.mark.parametrize("shape", [(0,), (1,), (500,), (40, 3)])
+@pytest.mark.parametrize("ordered", [False, True])
+def test_positions_by_sorted_search_agree_with_a_search_per_id(shape, ordered):
+    from matching.data.ids import positions
+
+    rng = np.random.default_rng(len(shape))
+    catalog = np.sort(rng.choice(10_000, 300, replace=False)).astype(np.int64)
+    absent = rng.integers(-5, 10_005, size=shape)  # mostly absent: below, inside and above the catalog
+    asked = np.where(rng.random(shape) < 0.5, rng.choice(catalog, size=shape), absent)
+    asked = np.sort(asked, axis=None).reshape(shape) if ordered else asked
+    expected = np.array([np.flatnonzero(catalog == i)[0] if i in catalog else -1 for i in asked.ravel()], dtype=int)
+    got = positions(catalog, asked)
+    assert got.shape == asked.shape
+    np.testing.assert_array_equal(got.ravel(), expected)
+    np.testing.assert_array_equal(positions(catalog[:0], asked), np.full(shape, -1))
+
+
 def test_pairs_naming_an_unknown_product_are_refused_with_the_first_one():
     from matching.data.cleaning import check_known_ids
 

@@ -67,6 +67,18 @@ def test_a_write_leaves_another_running_writers_temporary_file_and_clears_a_dead
         other.kill()
 
 
+def test_an_atomic_write_has_the_usual_permissions_and_a_block_that_writes_nothing_is_refused(tmp_path):
+    with atomic_path(tmp_path / "scores.csv") as tmp:
+        assert not tmp.exists()  # the writer creates it: no truncation of a file that is there
+        tmp.write_text("done")
+    (tmp_path / "usual.csv").write_text("done")
+    assert (tmp_path / "scores.csv").stat().st_mode == (tmp_path / "usual.csv").stat().st_mode
+    with pytest.raises(StageError) as error, atomic_path(tmp_path / "empty.csv"):
+        pass
+    assert one_line(error).startswith(f"{tmp_path / 'empty.csv'}: the stage wrote nothing there")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "usual.csv"]
+
+
 @pytest.mark.parametrize("keep", [0.5, 0.0])
 def test_a_cut_array_file_is_refused(tmp_path, keep):
     write_arrays({"vectors": np.ones((1000, 8), np.float32), "ids": np.arange(1000)}, tmp_path / "a.npz")

@@ -47,11 +47,14 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs should read like any other file
+    # The name is reserved, the file left for the writer to create (with the usual permissions, where
+    # mkstemp's are 0600): ext4 writes a file opened with truncation out to disk when it is closed
+    # (auto_da_alloc), which for a large output costs a wait the page cache would otherwise absorb.
+    tmp_path.unlink()
     try:
         yield tmp_path
+        if not tmp_path.exists():
+            raise StageError(f"{path}: the stage wrote nothing there; rerun it, and report this if it recurs")
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
