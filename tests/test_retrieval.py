@@ -133,6 +133,25 @@ def test_the_index_adds_in_chunks_on_threads_what_faiss_adds_on_one_thread(monke
         assert bytes(faiss.serialize_index(chunked)) == bytes(faiss.serialize_index(one_thread))
 
 
+@pytest.mark.parametrize("subquantizers", [1, 3, 16, 32])
+def test_fast_scan_blocks_packed_by_one_gather_are_faiss_packing_block_by_block(subquantizers):
+    import faiss
+
+    from matching.retrieval.index import nibble_sources, packed_in_blocks
+
+    dims = 2 * subquantizers
+    index = faiss.index_factory(dims, f"IVF4,PQ{subquantizers}x4fs", faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.extract_index_ivf(index)  # a view into `index`, which must outlive it
+    packer = faiss.downcast_InvertedLists(ivf.invlists).packer
+    sources = nibble_sources(packer)
+    assert sources is not None
+    codes = np.random.default_rng(subquantizers).integers(0, 256, (3 * packer.nvec + 5, ivf.code_size), np.uint8)
+    codes[:, -1] &= 15 if subquantizers % 2 else 255  # an odd count leaves the last byte's high half empty
+    gathered = packed_in_blocks(codes, packer, sources)
+    assert gathered.shape == (4, packer.block_size)
+    np.testing.assert_array_equal(gathered, packed_in_blocks(codes, packer, None))
+
+
 def test_retrieval_vectors_are_the_same_bytes_in_chunks_on_any_thread_count(monkeypatch):
     from matching import parallel
     from matching.retrieval import vectors as vectors_module

@@ -64,11 +64,12 @@ def add_in_chunks(index: faiss.Index, vectors: np.ndarray) -> None:
     assert ivf.invlists is not None  # an IVF index owns its lists from the factory on
     invlists = faiss.downcast_InvertedLists(ivf.invlists)
     packer = getattr(invlists, "packer", None)  # fast-scan lists (BlockInvertedLists) hold codes packed in blocks
+    sources = None if packer is None else nibble_sources(packer)
     for list_no in np.flatnonzero(np.diff(bounds)):
         rows = order[bounds[list_no] : bounds[list_no + 1]].astype(np.int64)  # held: faiss reads its memory
         list_codes = codes[rows]
         if packer is not None:
-            list_codes = packed_in_blocks(list_codes, packer)
+            list_codes = packed_in_blocks(list_codes, packer, sources)
         invlists.add_entries(int(list_no), len(rows), faiss.swig_ptr(rows), faiss.swig_ptr(list_codes))
     ivf.ntotal = len(vectors)
     if isinstance(index, faiss.IndexRefine):  # the full vectors the candidates are re-ranked on
@@ -76,15 +77,55 @@ def add_in_chunks(index: faiss.Index, vectors: np.ndarray) -> None:
         index.ntotal = len(vectors)
 
 
-def packed_in_blocks(codes: np.ndarray, packer: faiss.CodePacker) -> np.ndarray:
-    """A list's codes in fast-scan blocks of `packer.nvec` products, the last one padded with zero codes."""
+def packed_in_blocks(codes: np.ndarray, packer: faiss.CodePacker, sources: np.ndarray | None) -> np.ndarray:
+    """A list's codes in fast-scan blocks of `packer.nvec` products, the last one padded with zero codes:
+    every block by one gather of half-bytes (`nibble_sources`), or block by block through faiss where
+    its packing is not a shuffle of half-bytes (`sources` None)."""
     blocks = -(-len(codes) // packer.nvec)
     flat = np.zeros((blocks * packer.nvec, codes.shape[1]), np.uint8)
     flat[: len(codes)] = codes
+    if sources is not None:
+        return _packed_nibbles(_nibbles(flat.reshape(blocks, -1)), sources)
     packed = np.empty((blocks, packer.block_size), np.uint8)
     for block in range(blocks):
         packer.pack_all(faiss.swig_ptr(flat[block * packer.nvec :]), faiss.swig_ptr(packed[block]))
     return packed
+
+
+def nibble_sources(packer: faiss.CodePacker) -> np.ndarray | None:
+    """For each half-byte of a packed block, the half-byte of the block's codes that faiss's packing puts
+    there (one past the last for a padding half-byte), read off faiss's own packing of probe blocks:
+    probe k holds in each half-byte the k-th hex digit of that half-byte's number. None if a random
+    block does not pack that way (a packer that does more than shuffle half-bytes)."""
+    count = packer.nvec * packer.code_size * 2
+
+    def packed(nibbles: np.ndarray) -> np.ndarray:
+        block = (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+        out = np.empty(packer.block_size, np.uint8)
+        packer.pack_all(faiss.swig_ptr(block), faiss.swig_ptr(out))
+        return _nibbles(out[None])[0, :-1].astype(np.int64)
+
+    number = np.arange(count)
+    sources = np.zeros(2 * packer.block_size, np.int64)
+    for digit in range(int(np.ceil(np.log2(count) / 4))):  # count: 64 and more
+        sources |= packed((number >> (4 * digit)) & 15) << (4 * digit)
+    sources[packed(np.full(count, 15)) == 0] = count  # half-bytes that hold no code's
+    probe = np.random.default_rng(0).integers(0, 256, (1, count // 2), dtype=np.uint8)
+    expected = np.empty(packer.block_size, np.uint8)
+    packer.pack_all(faiss.swig_ptr(probe), faiss.swig_ptr(expected))
+    return sources if np.array_equal(_packed_nibbles(_nibbles(probe), sources)[0], expected) else None
+
+
+def _nibbles(blocks: np.ndarray) -> np.ndarray:
+    """Each row's bytes as half-bytes (low, high), and a zero half-byte after them for the padding."""
+    halves = np.stack([blocks & 15, blocks >> 4], axis=-1).reshape(len(blocks), -1)
+    return np.concatenate([halves, np.zeros((len(blocks), 1), np.uint8)], axis=1)
+
+
+def _packed_nibbles(nibbles: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Rows of half-bytes gathered from `sources`, two a byte (low, high)."""
+    gathered = nibbles[:, sources]
+    return np.bitwise_or(gathered[:, 0::2], gathered[:, 1::2] << 4, order="C")  # faiss reads it row by row
 
 
 @dataclass
