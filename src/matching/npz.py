@@ -1,18 +1,38 @@
 """Named arrays in one uncompressed .npz: written chunk after chunk with fixed timestamps (equal arrays,
-equal bytes), read back memory-mapped without copying and without running code."""
+equal bytes), read back memory-mapped without copying and without running code.
+
+The zip is written here, byte for byte as `zipfile` writes it (stored members, zip64 local headers),
+so that a large array's bytes can go to the file from several threads at once while its checksum is
+computed: `zipfile` writes a member through one stream, copying it into the page cache and checking
+it one after the other.
+"""
 
 from __future__ import annotations
 
+import io
+import os
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from matching import THREADS
 from matching.errors import DataError
 from matching.io import atomic_path
+
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # every member's timestamp: equal arrays, equal bytes
+# The zip records after the members, signature and layout as zipfile packs them: a central directory
+# entry a member, then the zip64 end record and its locator (where zip64 is needed), then the end record.
+CENTRAL_ENTRY = (b"PK\001\002", struct.Struct("<4s4B4HL2L5H2L"))
+END_64 = (b"PK\x06\x06", struct.Struct("<4sQ2H2L4Q"))
+LOCATOR_64 = (b"PK\x06\x07", struct.Struct("<4sLQL"))
+END = (b"PK\005\006", struct.Struct("<4s4H2LH"))
+SIDE_BY_SIDE_BYTES = 64 * 2**20  # an array at least this large is written by several threads
 
 
 @dataclass
@@ -30,26 +50,116 @@ def write_arrays(arrays: Mapping[str, np.ndarray | list[np.ndarray] | Stream], p
     An array given as a list of chunks or a `Stream` is written chunk after chunk, stacked along the
     first axis, and never held whole. Entries carry a fixed timestamp: equal arrays, equal bytes.
     """
-    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, value in arrays.items():
-            if not isinstance(value, Stream):
-                chunks = [np.asarray(c) for c in (value if isinstance(value, list) else [value])]
-                value = Stream((sum(len(c) for c in chunks),) + chunks[0].shape[1:], chunks[0].dtype, chunks)
-            header = {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(value.dtype)),
-                "fortran_order": False,
-                "shape": tuple(value.shape),
-            }
-            written = 0
-            with archive.open(
-                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True
-            ) as handle:
-                np.lib.format.write_array_header_1_0(handle, header)
-                for chunk in value.chunks:
-                    handle.write(np.ascontiguousarray(chunk, dtype=value.dtype).data)
-                    written += len(chunk)
-            if written != value.shape[0]:
-                raise ValueError(f"{path}: array {name} got {written} rows, its header says {value.shape[0]}")
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        members = [_write_member(handle, name, value, path) for name, value in arrays.items()]
+        _write_directory(handle, members)
+
+
+def _write_member(
+    handle: io.BufferedWriter, name: str, value: np.ndarray | list[np.ndarray] | Stream, path: Path | str
+) -> zipfile.ZipInfo:
+    """One array as a stored member at the handle's position: its local header (rewritten with the
+    checksum and size once the data is out), the .npy header, the rows."""
+    if not isinstance(value, Stream):
+        chunks = [np.asarray(c) for c in (value if isinstance(value, list) else [value])]
+        value = Stream((sum(len(c) for c in chunks),) + chunks[0].shape[1:], chunks[0].dtype, chunks)
+    info = zipfile.ZipInfo(f"{name}.npy", date_time=FIXED_TIME)
+    info.external_attr = 0o600 << 16  # what zipfile gives a member written through ZipFile.open
+    info.CRC = info.compress_size = 0  # until the data is out
+    info.header_offset = handle.tell()
+    handle.write(info.FileHeader(zip64=True))
+    header = io.BytesIO()
+    descr = np.lib.format.dtype_to_descr(np.dtype(value.dtype))
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": tuple(value.shape)})
+    data_start = handle.tell()
+    handle.write(header.getvalue())
+    crc, rows = zlib.crc32(header.getvalue()), 0
+    for chunk in value.chunks:
+        chunk = np.ascontiguousarray(chunk, dtype=value.dtype)
+        crc = _write_data(handle, chunk.reshape(-1).view(np.uint8).data, crc)
+        rows += len(chunk)
+    if rows != value.shape[0]:
+        raise ValueError(f"{path}: array {name} got {rows} rows, its header says {value.shape[0]}")
+    end = handle.tell()
+    info.CRC, info.file_size, info.compress_size = crc, end - data_start, end - data_start
+    handle.seek(info.header_offset)
+    handle.write(info.FileHeader(zip64=True))
+    handle.seek(end)
+    return info
+
+
+def _write_data(handle: io.BufferedWriter, data: memoryview, crc: int) -> int:
+    """Write `data` at the handle's position and return the running checksum. A large block goes out in
+    MATCHING_THREADS parts side by side, the checksum computed beside them: the cost of a large write
+    is the kernel finding pages for it, which threads share out."""
+    if THREADS < 2 or len(data) < SIDE_BY_SIDE_BYTES:
+        handle.write(data)
+        return zlib.crc32(data, crc)
+    handle.flush()
+    start, step = handle.tell(), -(-len(data) // THREADS)
+
+    def write_part(first: int) -> None:
+        part, at = data[first : first + step], start + first
+        while len(part):
+            written = os.pwrite(handle.fileno(), part, at)
+            part, at = part[written:], at + written
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        writes = [pool.submit(write_part, first) for first in range(0, len(data), step)]
+        crc = zlib.crc32(data, crc)
+        for write in writes:
+            write.result()
+    handle.seek(start + len(data))
+    return crc
+
+
+def _write_directory(handle: io.BufferedWriter, members: list[zipfile.ZipInfo]) -> None:
+    """The central directory and the end records after the members, as `ZipFile.close` writes them
+    (zip64 fields only where a size, offset or count needs them)."""
+    start = handle.tell()
+    year, month, day, hour, minute, second = FIXED_TIME
+    dos_date, dos_time = (year - 1980) << 9 | month << 5 | day, hour << 11 | minute << 5 | second // 2
+    for info in members:
+        extra = [info.file_size, info.compress_size] if info.file_size > zipfile.ZIP64_LIMIT else []
+        sizes = [0xFFFFFFFF] * 2 if extra else [info.compress_size, info.file_size]
+        offset = info.header_offset
+        if offset > zipfile.ZIP64_LIMIT:
+            extra.append(offset)
+            offset = 0xFFFFFFFF
+        extra_data = struct.pack("<HH" + "Q" * len(extra), 1, 8 * len(extra), *extra) if extra else b""
+        name = info.filename.encode("ascii")
+        handle.write(
+            CENTRAL_ENTRY[1].pack(
+                CENTRAL_ENTRY[0],
+                info.create_version,
+                info.create_system,
+                info.extract_version,
+                info.reserved,
+                info.flag_bits,
+                info.compress_type,
+                dos_time,
+                dos_date,
+                info.CRC,
+                *sizes,
+                len(name),
+                len(extra_data),
+                0,  # comment length
+                0,  # disk number
+                info.internal_attr,
+                info.external_attr,
+                offset,
+            )
+            + name
+            + extra_data
+        )
+    end = handle.tell()
+    count, size = len(members), end - start
+    if count > zipfile.ZIP_FILECOUNT_LIMIT or start > zipfile.ZIP64_LIMIT or size > zipfile.ZIP64_LIMIT:
+        end64 = (44, 45, 45, 0, 0, count, count, size, start)  # record size, versions, disks, counts, size, offset
+        handle.write(END_64[1].pack(END_64[0], *end64))
+        handle.write(LOCATOR_64[1].pack(LOCATOR_64[0], 0, end, 1))
+        count, size, start = min(count, 0xFFFF), min(size, 0xFFFFFFFF), min(start, 0xFFFFFFFF)
+    handle.write(END[1].pack(END[0], 0, 0, count, count, size, start, 0))
 
 
 class StoredArrays(Mapping):
