@@ -2,7 +2,8 @@
 
 In a repository the pipeline has run in (`benchmarks/scale.py --keep REPO` builds one at the real
 volumes), reruns each stage of `--stages` alone (`dvc repro --force --single-item`) with
-`MATCHING_THREADS` at each count of `--threads`, `--repeat` times, in that order one after another.
+`MATCHING_THREADS` at each count of `--threads`, `--repeat` times, in that order one after another,
+each run once the page cache is written back (`sync`).
 Reads each run's own timing line (`stage NAME: S s, peak memory G GiB`) and the stage's output hashes
 from dvc.lock, and records the median seconds per thread count, the speed-up over the first count and
 whether every run wrote the same bytes (`benchmarks/results/stage_threads/<--name>.json`). `--update`
@@ -48,7 +49,10 @@ def output_hashes(repo: Path, stage: str) -> dict[str, str]:
 
 
 def timed_stage(repo: Path, stage: str, threads: int) -> dict:
-    """One forced run of `stage` on `threads` threads: its seconds, peak GiB and output hashes."""
+    """One forced run of `stage` on `threads` threads: its seconds, peak GiB and output hashes. The page
+    cache is written back first: the kernel slows a writer down while earlier runs' outputs (and DVC's
+    cache copies of them) are still waiting for the disk, which would time the disk, not the stage."""
+    os.sync()
     env = {**USER_ENV, "MATCHING_THREADS": str(threads), "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         ["dvc", "repro", "--force", "--single-item", stage], cwd=repo, env=env, capture_output=True, text=True
