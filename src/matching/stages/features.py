@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     with steps_side_by_side() as pool:  # a parquet file is encoded on one thread: the files side by side
         for written in [pool.submit(write_parquet, frame, out_path) for out_path, frame in outputs.items()]:
             written.result()
-    for out_path, features in list(outputs.items())[:2]:
+    for out_path in (layout.train_features, layout.test_features):
+        features = outputs[out_path]
         log.info(f"features: {len(features)} pairs x {len(feature_columns(features))} features -> {out_path}")
 
 
