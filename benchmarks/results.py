@@ -10,6 +10,7 @@ import io
 import json
 import os
 import platform
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 from matching import cpu_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The line each stage ends with (matching.stage): its wall time and peak memory.
+STAGE_LINE = re.compile(r"^stage (?P<stage>.+?): (?P<seconds>[\d.]+) s, peak memory (?P<gib>[\d.]+) GiB$", re.M)
 
 
 def machine() -> dict:

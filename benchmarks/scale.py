@@ -30,10 +30,9 @@ import yaml
 # (MATCHING_THREADS, OMP_WAIT_POLICY), and the stages must set their own, as in a user's `dvc repro`.
 USER_ENV = dict(os.environ)
 from matching import compose_params  # noqa: E402
-from results import run_recorded  # noqa: E402
+from results import STAGE_LINE, run_recorded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGE_LINE = re.compile(r"^stage (?P<stage>.+?): (?P<seconds>[\d.]+) s, peak memory (?P<gib>[\d.]+) GiB$", re.M)
 
 
 def run(args: list[str], cwd: Path, log: Path | None = None) -> str:

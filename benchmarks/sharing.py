@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import run_recorded  # noqa: E402
-from scale import STAGE_LINE, run, scratch_repo  # noqa: E402
+from results import STAGE_LINE, run_recorded  # noqa: E402
+from scale import run, scratch_repo  # noqa: E402
 
 STAGES = ["features", "train@lightgbm", "train@siamese", "train@pairwise"]
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from results import RESULTS, machine, record
-from scale import STAGE_LINE, USER_ENV
+from results import RESULTS, STAGE_LINE, machine, record
+from scale import USER_ENV
 
 CPU_STAGES = [
     "prepare",

@@ -219,6 +219,44 @@ def stage_threads_table() -> str:
     return markdown(header, rows)
 
 
+def stage_cores_table() -> str:
+    """`stage_commands.py` (gpu_checks.sh volume): the CPU stages on a machine with more cores, each beside
+    its seconds on the most threads of `stage_threads.py`'s full-size record, and whether its bytes were
+    the reference dvc.lock's."""
+    reference = next((r for r in records("stage_threads") if r["name"] == "cpu_full_size_demo"), None)
+    before = {
+        stage: figures["seconds"][max(figures["seconds"], key=int)]
+        for stage, figures in (reference["results"]["stages"] if reference else {}).items()
+    }
+
+    def beside(seconds: float, there: float | None) -> list[str]:
+        return (
+            [f"{seconds:.1f}", "", ""]
+            if there is None
+            else [f"{seconds:.1f}", f"{there:.1f}", f"{there / max(seconds, 0.05):.2f}x"]
+        )
+
+    rows = []
+    for record in records("stage_commands"):
+        cores, cpu = record["machine"]["cores"], record["machine"]["cpu"]  # the CPU's figures, on a GPU machine too
+        label = f"{record['name']} ({cores} cores of {cpu}, {record['results']['threads']} threads)"
+        stages = record["results"]["stages"]
+        for stage, figures in stages.items():
+            same = figures.get("same_as_lock")
+            bytes_cell = "" if same is None else "yes" if all(same.values()) else "no"
+            rows.append(
+                [label, stage, *beside(figures["seconds"], before.get(stage)), f"{figures['peak_gib']:.2f}", bytes_cell]
+            )
+        compared = [stage for stage in stages if stage in before]
+        if compared:
+            here, there = sum(stages[s]["seconds"] for s in compared), sum(before[s] for s in compared)
+            rows.append([label, "those stages together", *beside(here, there), "", ""])
+    if not rows:
+        return "No record yet: `bash benchmarks/gpu_checks.sh volume` on a lent GPU machine writes one.\n"
+    header = ["record", "stage", "seconds", "seconds in cpu_full_size_demo", "faster", "peak GiB", "same bytes"]
+    return markdown(header, rows)
+
+
 def catalog_speed_table() -> str:
     """`catalog_speed.py`: finding and scoring against a repository's catalog, a row a record and command."""
     header = ["record", "catalog products", "command", "work", "load s", "after loading s", "wall s", "peak GiB"]
@@ -323,6 +361,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "catalog_speed": catalog_speed_table,
     "decision_rules": decision_rules_table,
     "stage_threads": stage_threads_table,
+    "stage_cores": stage_cores_table,
 }
 
 
