@@ -10,6 +10,8 @@ models' speed. For each modality:
   model alone, fixed   random ids at (batch, max_length) through the model: sequences/s
   model alone, real    random ids in exactly the batches the pipeline made (shapes and masks), on the device
   pipeline             the stage's encoder on the distinct texts: tokenizing, batching, copies, model
+  host alone           the pipeline's host work without the model, on --processes tokenizer processes
+                       (a GPU's pool): ordering the texts, handing blocks out, tokenizing, batching
   distil               the model distilled into static token vectors (the distill stage)
   static, N threads    the texts through the static encoder (the embed_text stage's path)
 
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from encoder_speed import build_model
+from matching import THREADS
 from matching.demo.generator import DemoSize, plan, product_batches
 from matching.encoders.texts import attributes_text, clean_description
 from results import record
@@ -103,6 +106,40 @@ def model_alone(encoder, batches: list[np.ndarray], device: str, repeats: int = 
     return (time.perf_counter() - start) / repeats
 
 
+def host_side(encoder, texts: list[str], budget: int, processes: int) -> dict:
+    """The transformer path's host work alone, no model: ordering the texts and checking the tokenizer,
+    handing every block to `processes` tokenizer processes, their tokenizing, and cutting (and, for a
+    GPU, pinning) the padded batches. Seconds of each step, one after another."""
+    import concurrent.futures
+
+    from matching.encoders import transformer
+
+    lower = bool(getattr(encoder[0], "do_lower_case", False))
+    pool = transformer.tokenizer_pool(encoder, lower, processes)
+    assert pool is not None
+    with pool:
+        list(pool.map(abs, range(2 * processes)))  # started, as the encoder's pool is before it runs
+        on_gpu = encoder.device.type == "cuda"
+        start = time.perf_counter()
+        batches = transformer.Batches(encoder.tokenizer, texts, encoder.max_seq_length, budget, on_gpu, lower, pool)
+        blocks = batches.blocks(transformer.BLOCK_TEXTS)
+        ordered = time.perf_counter()
+        batches.submit(blocks)
+        submitted = time.perf_counter()
+        concurrent.futures.wait(list(batches.futures.values()))
+        tokenized = time.perf_counter()
+        for block in blocks:
+            batches.block(*block)
+        cut = time.perf_counter()
+    return {
+        "processes": processes,
+        "order_seconds": ordered - start,
+        "submit_seconds": submitted - ordered,
+        "tokenize_seconds": tokenized - submitted,
+        "batch_seconds": cut - tokenized,
+    }
+
+
 def measure(modality: str, texts: list[str], args, scratch: Path) -> dict:
     from matching.encoders import transformer
     from matching.encoders.static import distill, static_encoder
@@ -155,6 +192,10 @@ def measure(modality: str, texts: list[str], args, scratch: Path) -> dict:
         for name, seconds in rows:
             print(f"{name:<44}{seconds:>9.1f}{len(texts) / seconds:>10.0f}{tokens / seconds:>12.0f}")
         print(f"pipeline at {alone / pipeline:.0%} of the model-alone rate", flush=True)
+        host = host_side(encoder, texts, args.batch_size * max_length, args.processes)
+        figures["host"] = host
+        steps = ", ".join(f"{key.removesuffix('_seconds')} {host[key]:.1f} s" for key in host if key != "processes")
+        print(f"host work alone, {args.processes} tokenizer processes: {steps}", flush=True)
         del encoder
     if args.no_static:
         return figures
@@ -182,6 +223,9 @@ def main() -> None:
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--batch-size", type=int, default=64, help="embed.*.batch_size: tokens a batch / max_length")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="static encoder threads to time")
+    parser.add_argument(
+        "--processes", type=int, default=THREADS, help="tokenizer processes of the host-alone run (a GPU's pool)"
+    )
     parser.add_argument("--no-transformer", action="store_true", help="only distil and the static encoder")
     parser.add_argument("--no-static", action="store_true", help="only the transformer path")
     parser.add_argument("--name", default="latest", help="the record's name under benchmarks/results/encoder_rates/")

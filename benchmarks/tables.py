@@ -315,7 +315,8 @@ def retrieval_table() -> str:
 
 def encoder_rates_table() -> str:
     """The text encoders at volume (benchmarks/encoder_rates.py): the transformer path against the model
-    alone on the same batches, the distillation, and the static encoder by threads."""
+    alone on the same batches and against its host work alone, the distillation, and the static encoder
+    by threads."""
     rows = []
     for record in records("encoder_rates"):
         for modality, figures in record["results"].items():
@@ -325,10 +326,13 @@ def encoder_rates_table() -> str:
                 for key, seconds in figures.items()
                 if key.startswith("static_seconds_")
             )
-            transformer = ["", "", "", ""]
+            transformer = ["", "", "", "", ""]
             if "pipeline_seconds" in figures:
+                host = figures.get("host")
+                host_seconds = sum(v for k, v in host.items() if k.endswith("_seconds")) if host else 0
                 transformer = [
                     f"{texts / figures['model_alone_seconds']:,.0f}",
+                    f"{texts / host_seconds:,.0f} ({host['processes']} processes)" if host else "",
                     f"{texts / figures['pipeline_seconds']:,.0f}",
                     f"{figures['pipeline_seconds']:.0f}",
                     f"{figures['model_alone_seconds'] / figures['pipeline_seconds']:.0%}",
@@ -343,7 +347,8 @@ def encoder_rates_table() -> str:
                     ", ".join(f"{seconds:.0f} s on {threads}" for threads, seconds in static),
                 ]
             )
-    header = ["machine", "texts of", "distinct texts", "model alone, texts/s", "pipeline, texts/s", "pipeline, s"]
+    header = ["machine", "texts of", "distinct texts", "model alone, texts/s", "host work alone, texts/s"]
+    header += ["pipeline, texts/s", "pipeline, s"]
     header.append("pipeline / model alone")
     return markdown([*header, "distil, s", "static encoding, by threads"], rows)
 

@@ -12,7 +12,6 @@ from conftest import LAYOUT, REPO, prepare_with
 from matching import config
 from matching.device import resolve_device
 from matching.encoders import texts as embed_text
-from matching.encoders import tokens
 from matching.encoders.base import encode_distinct
 from matching.encoders.lexical import lexical_encoder
 from matching.encoders.photos import pool_photo_sets
@@ -188,14 +187,16 @@ def test_blocks_tokenized_in_worker_processes_give_the_same_vectors(tiny_bert, m
     from matching.encoders import transformer
 
     texts = [f"товар номер {i} " + "слово " * (i % 7) for i in range(40)]
+    # prepared in the processes as here: cut to max_length * TOKEN_CHARS characters, stripped, lowercased
+    texts += ["  Смартфон SAMSUNG  ", "ОЧЕНЬ " * 40 + "длинное описание", "\tПробелы\n"]
     monkeypatch.setattr(transformer, "BLOCK_TEXTS", 16)
     settings = dict(model=str(tiny_bert), device="cpu", batch_size=2, max_length=16)
     alone = sentence_transformer_encoder(**settings)(texts)
     pools = []
+    original = transformer.tokenizer_pool
 
     def two_processes(encoder, lower):
-        serialised = encoder.tokenizer.backend_tokenizer.to_str()
-        pools.append(tokens.TextTokenizer(serialised, encoder.max_seq_length, 0, lower, by_words=True).pool(2))
+        pools.append(original(encoder, lower, processes=2))
         return pools[-1]
 
     monkeypatch.setattr(transformer, "tokenizer_pool", two_processes)

@@ -51,9 +51,7 @@ def test_a_tokenizer_that_reads_words_in_context_is_run_on_whole_texts(serialise
 def test_worker_processes_give_the_ids_the_calling_process_gives(serialised):
     tokenize = tokens.TextTokenizer(serialised, 12, 1000, False, None, sample=TEXTS)
     with tokenize.pool(2) as pool:
-        parts = list(
-            pool.map(tokens.worker_tokenize, [tokenize.arrow(TEXTS[:100]), tokenize.arrow(TEXTS[100:])], [True] * 2)
-        )
+        parts = list(pool.map(tokens.worker_tokenize, [TEXTS[:100], TEXTS[100:]], [True] * 2))
     alone = tokenize(TEXTS)
     assert np.array_equal(np.concatenate([ids for ids, _ in parts]), alone[0])
     assert np.array_equal(np.concatenate([lengths for _, lengths in parts]), alone[1])

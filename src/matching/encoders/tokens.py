@@ -106,8 +106,7 @@ class TextTokenizer:
         self.by_words = by_words
 
     def arrow(self, texts: Sequence[str]) -> pa.Array:
-        """The texts `prepared`, as an Arrow array: what a worker process is sent (its strings' buffers
-        travel whole, not one Python string at a time)."""
+        """The texts `prepared`, as an Arrow array (what the word path splits with Arrow's kernels)."""
         return pa.array(prepared(texts, self.cut, self.lower), pa.large_string())
 
     def __call__(self, texts: Sequence[str] | pa.Array, by_words: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +133,8 @@ def _start_worker(serialised: str, max_length: int, cut: int, lower: bool, by_wo
     _WORKER = TextTokenizer(serialised, max_length, cut, lower, by_words)
 
 
-def worker_tokenize(texts: pa.Array, by_words: bool) -> tuple[np.ndarray, np.ndarray]:
+def worker_tokenize(texts: list[str], by_words: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The pool's tokenizer on texts as they came (`prepared` here, beside the other processes)."""
     assert _WORKER is not None, "run in a TextTokenizer.pool process"
     return _WORKER(texts, by_words)
 

@@ -86,8 +86,8 @@ class Batches:
     def __init__(
         self, tokenizer, texts: Sequence[str], max_length: int, budget: int, pin: bool, lower: bool, pool=None
     ):
-        self.order = np.argsort([len(text) for text in texts], kind="stable")
-        self.texts = [texts[i] for i in self.order]  # in the blocks' order
+        self.order = np.argsort(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+        self.texts = [texts[i] for i in self.order.tolist()]  # in the blocks' order (a list's index is an int)
         sample = self.texts[:: max(1, len(texts) // SAMPLE_TEXTS)]
         serialised = tokenizer.backend_tokenizer.to_str()
         self.tokenize = TextTokenizer(serialised, max_length, max_length * TOKEN_CHARS, lower, None, sample)
@@ -98,10 +98,12 @@ class Batches:
         self.futures: dict[tuple[int, int], Future] = {}
 
     def submit(self, blocks: list[tuple[int, int]]) -> None:
-        """Hand these blocks to the worker processes now (no pool: nothing to do)."""
+        """Hand these blocks to the worker processes now (no pool: nothing to do), as they are: the
+        pool's own thread sends them and the processes prepare them, so that this one starts the model
+        sooner."""
         if self.pool is not None:
             for start, stop in blocks:
-                texts = self.tokenize.arrow(self.texts[start:stop])
+                texts = self.texts[start:stop]
                 self.futures[start, stop] = self.pool.submit(worker_tokenize, texts, self.tokenize.by_words)
 
     def block(self, start: int, stop: int) -> list[tuple]:
@@ -152,13 +154,17 @@ def prefetched(make, items: list, depth: int = 2):
     worker.join()
 
 
-def tokenizer_pool(encoder, lower: bool) -> Executor | None:
-    """For a GPU, worker processes that tokenize blocks of texts, started once for every call of the
-    encoder; on a CPU (or one thread) none: the model needs every core, tokenizing little of them."""
-    if encoder.device.type != "cuda" or THREADS < 2:
-        return None
+def tokenizer_pool(encoder, lower: bool, processes: int | None = None) -> Executor | None:
+    """For a GPU, `MATCHING_THREADS` worker processes (or `processes`, on any device) that tokenize
+    blocks of texts as `Batches` does, started once for every call of the encoder; on a CPU (or one
+    thread) none: the model needs every core, tokenizing little of them."""
+    if processes is None:
+        if encoder.device.type != "cuda" or THREADS < 2:
+            return None
+        processes = THREADS
+    max_length = encoder.max_seq_length
     serialised = encoder.tokenizer.backend_tokenizer.to_str()
-    return TextTokenizer(serialised, encoder.max_seq_length, 0, lower, by_words=True).pool(THREADS)
+    return TextTokenizer(serialised, max_length, max_length * TOKEN_CHARS, lower, by_words=True).pool(processes)
 
 
 def log_estimate(model: str, device: str, done: int, seconds: float, remaining: int) -> None:
