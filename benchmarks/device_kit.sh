@@ -11,11 +11,12 @@
 #   volume/      for the full-size stages: faiss's wheel (the index stage), params.yaml composed for
 #                `-S demo=full`, and REFERENCE_LOCK's dvc.lock if given (a full-size run's, to compare bytes)
 #
-# The kit is larger than one call carries: each phase carries the folders it reads.
+# The kit is larger than one call carries: each phase carries the folders it reads. The first two fit
+# one lent machine's 15 minutes with its start (a cut run keeps the stages it finished):
 #   REFERENCE_LOCK=FULL_SIZE_REPO/dvc.lock bash benchmarks/device_kit.sh    # then, with the device tool:
-#   run(command="bash benchmarks/gpu_checks.sh encoders", carry=[".device-kit/wheels"], timeout_s=420)
+#   run(command="bash benchmarks/gpu_checks.sh encoders", carry=[".device-kit/wheels"], timeout_s=300)
 #   run(command="bash benchmarks/gpu_checks.sh volume", carry=[".device-kit/wheels", ".device-kit/volume"],
-#       timeout_s=540)
+#       timeout_s=480)
 #   run(command="bash benchmarks/gpu_checks.sh offers", carry=[".device-kit/wheels", ".device-kit/minilm",
 #       ".device-kit/benchmarks"], timeout_s=540)
 #
