@@ -10,6 +10,7 @@ models' speed. For each modality:
   model alone, fixed   random ids at (batch, max_length) through the model: sequences/s
   model alone, real    random ids in exactly the batches the pipeline made (shapes and masks), on the device
   pipeline             the stage's encoder on the distinct texts: tokenizing, batching, copies, model
+                       (and its vectors against SentenceTransformer.encode on a sample)
   host alone           the pipeline's host work without the model, on --processes tokenizer processes
                        (a GPU's pool): ordering the texts, handing blocks out, tokenizing, batching
   distil               the model distilled into static token vectors (the distill stage)
@@ -106,6 +107,16 @@ def model_alone(encoder, batches: list[np.ndarray], device: str, repeats: int = 
     return (time.perf_counter() - start) / repeats
 
 
+def agreement(encoder, texts: list[str], vectors: np.ndarray, size: int = 2000) -> float:
+    """The least cosine between the pipeline's vectors and SentenceTransformer's own `encode` of the same
+    model, on a sample of the texts: the pipeline's batching, copies and ordering change no vector."""
+    rows = np.random.default_rng(0).choice(len(texts), size=min(size, len(texts)), replace=False)
+    plain = encoder.encode([texts[i] for i in rows], batch_size=64, convert_to_tensor=True).float().cpu().numpy()
+    ours = vectors[rows]
+    cosine = (plain * ours).sum(1) / np.linalg.norm(plain, axis=1) / np.linalg.norm(ours, axis=1)
+    return float(cosine.min())
+
+
 def host_side(encoder, texts: list[str], budget: int, processes: int) -> dict:
     """The transformer path's host work alone, no model: ordering the texts and checking the tokenizer,
     handing every block to `processes` tokenizer processes, their tokenizing, and cutting (and, for a
@@ -166,7 +177,7 @@ def measure(modality: str, texts: list[str], args, scratch: Path) -> dict:
         shapes.clear()
         synchronise(args.device)
         start = time.perf_counter()
-        encode(texts)
+        vectors = encode(texts)
         synchronise(args.device)
         pipeline = time.perf_counter() - start
         transformer.Batches.block = original  # type: ignore[method-assign]
@@ -192,6 +203,8 @@ def measure(modality: str, texts: list[str], args, scratch: Path) -> dict:
         for name, seconds in rows:
             print(f"{name:<44}{seconds:>9.1f}{len(texts) / seconds:>10.0f}{tokens / seconds:>12.0f}")
         print(f"pipeline at {alone / pipeline:.0%} of the model-alone rate", flush=True)
+        cosine = figures["min_cosine_to_sentence_transformers"] = agreement(encoder, texts, vectors)
+        print(f"cosine to SentenceTransformer.encode, the least of a sample of the texts: {cosine:.4f}")
         host = host_side(encoder, texts, args.batch_size * max_length, args.processes)
         figures["host"] = host
         steps = ", ".join(f"{key.removesuffix('_seconds')} {host[key]:.1f} s" for key in host if key != "processes")

@@ -189,7 +189,8 @@ def sentence_transformer_encoder(
     """Distinct texts through a SentenceTransformer's modules, in batches of similar length.
 
     A batch holds at most `batch_size x max_length` tokens, so short texts go in large batches. On a GPU
-    the batches are pinned and copied without waiting, and the vectors stay there until a block ends.
+    the batches are pinned and copied without waiting, and the vectors stay there until a block ends,
+    then come back while the next block runs.
     With `cache_dir`, every finished block is saved there, so a run that is killed resumes where it
     stopped; the folder is keyed by model, settings and texts, and removed once all are encoded.
     `source` names where the model was set, for the error a model that does not load gets.
@@ -221,14 +222,32 @@ def sentence_transformer_encoder(
         for number, path in enumerate(saved):
             if number not in todo and path is not None:
                 vectors[batches.rows(blocks[number])] = np.load(path, allow_pickle=False)
+        started = time.perf_counter()
+
+        def finish(number: int, host, copied) -> None:
+            """A block's vectors in place, and saved, once their copy from the device has arrived."""
+            if copied is not None:
+                copied.synchronize()
+            rows = batches.rows(blocks[number])
+            vectors[rows] = host.numpy()
+            if number == todo[0] and len(todo) > 1:
+                rest = sum(len(batches.rows(blocks[later])) for later in todo[1:])
+                log_estimate(model, encoder.device.type, len(rows), time.perf_counter() - started, rest)
+            path = saved[number]
+            if path is not None:
+                with atomic_path(path) as tmp:
+                    with open(tmp, "wb") as handle:
+                        np.save(handle, vectors[rows], allow_pickle=False)
+
+        pending = None  # the last block whose vectors are on their way to the host
         try:
             with torch.inference_mode(), tqdm(total=len(texts), desc=f"encode {model}", unit="text") as progress:
                 progress.update(len(texts) - sum(len(batches.rows(blocks[number])) for number in todo))
-                started = time.perf_counter()
                 batches.submit([blocks[number] for number in todo])
                 for number, block in zip(todo, prefetched(lambda n: batches.block(*blocks[n]), todo)):
-                    rows = batches.rows(blocks[number])
-                    out = torch.empty((len(rows), dimension), dtype=torch.float32, device=encoder.device)
+                    out = torch.empty(
+                        (len(batches.rows(blocks[number])), dimension), dtype=torch.float32, device=encoder.device
+                    )
                     for at, ids, mask in block:
                         features = {
                             "input_ids": ids.to(encoder.device, non_blocking=True),
@@ -237,18 +256,20 @@ def sentence_transformer_encoder(
                         at = at.to(encoder.device, non_blocking=True)
                         out[at] = encoder(features)["sentence_embedding"].float()
                         progress.update(len(at))
-                    vectors[rows] = out.cpu().numpy()
-                    if number == todo[0] and len(todo) > 1:
-                        seconds = time.perf_counter() - started
-                        rest = sum(len(batches.rows(blocks[later])) for later in todo[1:])
-                        log_estimate(model, encoder.device.type, len(rows), seconds, rest)
-                    path = saved[number]
-                    if path is not None:
-                        with atomic_path(path) as tmp:
-                            with open(tmp, "wb") as handle:
-                                np.save(handle, vectors[rows], allow_pickle=False)
+                    # The block's copy to the host (pinned) is queued behind its batches, and the block
+                    # before it is put in place (and saved) once these are queued: the device does not
+                    # wait while the host does that. On a CPU the copy is the block itself.
+                    host = out.to("cpu", non_blocking=True)
+                    copied = torch.cuda.Event() if on_gpu else None
+                    if copied is not None:
+                        copied.record()
+                    previous, pending = pending, (number, host, copied)
+                    if previous is not None:
+                        finish(*previous)
         finally:
             batches.close()
+            if pending is not None:  # stopped too: its vectors are computed, so saved for a resumed run
+                finish(*pending)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         return vectors
