@@ -118,18 +118,21 @@ def agreement(encoder, texts: list[str], vectors: np.ndarray, size: int = 2000) 
 
 
 def host_side(encoder, texts: list[str], budget: int, processes: int) -> dict:
-    """The transformer path's host work alone, no model: ordering the texts and checking the tokenizer,
-    handing every block to `processes` tokenizer processes, their tokenizing, and cutting (and, for a
-    GPU, pinning) the padded batches. Seconds of each step, one after another."""
+    """The transformer path's host work alone, no model: starting `processes` tokenizer processes (once
+    an encoder), then ordering the texts and checking the tokenizer, handing every block to the
+    processes, their tokenizing, and cutting (and, for a GPU, pinning) the padded batches. Seconds of
+    each step, one after another."""
     import concurrent.futures
 
     from matching.encoders import transformer
 
     lower = bool(getattr(encoder[0], "do_lower_case", False))
+    begun = time.perf_counter()
     pool = transformer.tokenizer_pool(encoder, lower, processes)
     assert pool is not None
     with pool:
-        list(pool.map(abs, range(2 * processes)))  # started, as the encoder's pool is before it runs
+        list(pool.map(abs, range(2 * processes)))  # every process started and holding the tokenizer
+        started = time.perf_counter() - begun  # once an encoder, beside its first call's ordering
         on_gpu = encoder.device.type == "cuda"
         start = time.perf_counter()
         batches = transformer.Batches(encoder.tokenizer, texts, encoder.max_seq_length, budget, on_gpu, lower, pool)
@@ -144,6 +147,7 @@ def host_side(encoder, texts: list[str], budget: int, processes: int) -> dict:
         cut = time.perf_counter()
     return {
         "processes": processes,
+        "pool_start_seconds": started,
         "order_seconds": ordered - start,
         "submit_seconds": submitted - ordered,
         "tokenize_seconds": tokenized - submitted,

@@ -329,7 +329,9 @@ def encoder_rates_table() -> str:
             transformer = ["", "", "", "", ""]
             if "pipeline_seconds" in figures:
                 host = figures.get("host")
-                host_seconds = sum(v for k, v in host.items() if k.endswith("_seconds")) if host else 0
+                # the steps of each call (the pool starts once an encoder)
+                steps = ("order_seconds", "submit_seconds", "tokenize_seconds", "batch_seconds")
+                host_seconds = sum(host[step] for step in steps) if host else 0
                 transformer = [
                     f"{texts / figures['model_alone_seconds']:,.0f}",
                     f"{texts / host_seconds:,.0f} ({host['processes']} processes)" if host else "",

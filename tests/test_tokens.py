@@ -69,3 +69,22 @@ def test_padded_batches_hold_each_texts_ids_within_the_budget(serialised):
             count = int(mask[row].sum())
             assert batch[row, :count].tolist() == expected[text] and not batch[row, count:].any()
             assert not mask[row, count:].any()
+
+
+def test_a_pool_reads_its_tokenizer_from_a_file_removed_with_the_pool(serialised, tmp_path, monkeypatch):
+    import gc
+    import tempfile
+
+    # A spawned process's arguments go through a pipe the parent fills while the child starts: the
+    # tokenizer's megabytes go through a file instead, and nothing of it stays behind.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    tokenize = tokens.TextTokenizer(serialised, 12, 1000, False, True)
+    pool = tokenize.pool(1)
+    (folder,) = tmp_path.glob("matching-tokenizer-*")
+    assert (folder / "tokenizer.json").read_text(encoding="utf-8") == tokenize.serialised
+    ids, lengths = pool.submit(tokens.worker_tokenize, TEXTS, True).result()
+    assert np.array_equal(ids, tokenize(TEXTS)[0]) and np.array_equal(lengths, tokenize(TEXTS)[1])
+    pool.shutdown()
+    del pool
+    gc.collect()
+    assert not folder.exists()

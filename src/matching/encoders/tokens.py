@@ -13,6 +13,9 @@ worker process starts quickly.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from itertools import chain
@@ -119,18 +122,26 @@ class TextTokenizer:
 
     def pool(self, processes: int) -> Executor:
         """`processes` processes, each holding this tokenizer (started afresh: the parent may hold a GPU);
-        `worker_tokenize` runs it there."""
-        settings = (self.serialised, self.max_length, self.cut, self.lower, True)
-        return spawned_pool(processes, _start_worker, settings)
+        `worker_tokenize` runs it there. They read it from a file, removed with the pool: a spawned
+        process's arguments go through a pipe that the parent fills while the child starts, so a
+        tokenizer's megabytes there would start the processes one after another."""
+        folder = tempfile.mkdtemp(prefix="matching-tokenizer-")
+        path = os.path.join(folder, "tokenizer.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(self.serialised)
+        pool = spawned_pool(processes, _start_worker, (path, self.max_length, self.cut, self.lower, True))
+        weakref.finalize(pool, shutil.rmtree, folder, True)
+        return pool
 
 
 _WORKER: TextTokenizer | None = None  # a worker process's tokenizer
 
 
-def _start_worker(serialised: str, max_length: int, cut: int, lower: bool, by_words: bool) -> None:
+def _start_worker(path: str, max_length: int, cut: int, lower: bool, by_words: bool) -> None:
     global _WORKER
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread a process: the processes share the cores
-    _WORKER = TextTokenizer(serialised, max_length, cut, lower, by_words)
+    with open(path, encoding="utf-8") as handle:
+        _WORKER = TextTokenizer(handle.read(), max_length, cut, lower, by_words)
 
 
 def worker_tokenize(texts: list[str], by_words: bool) -> tuple[np.ndarray, np.ndarray]:

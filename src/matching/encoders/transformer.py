@@ -164,7 +164,10 @@ def tokenizer_pool(encoder, lower: bool, processes: int | None = None) -> Execut
         processes = THREADS
     max_length = encoder.max_seq_length
     serialised = encoder.tokenizer.backend_tokenizer.to_str()
-    return TextTokenizer(serialised, max_length, max_length * TOKEN_CHARS, lower, by_words=True).pool(processes)
+    pool = TextTokenizer(serialised, max_length, max_length * TOKEN_CHARS, lower, by_words=True).pool(processes)
+    for _ in range(processes):  # each starts now (one a task), beside the caller's work before its first block
+        pool.submit(int)
+    return pool
 
 
 def log_estimate(model: str, device: str, done: int, seconds: float, remaining: int) -> None:
