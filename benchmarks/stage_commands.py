@@ -130,6 +130,7 @@ def main() -> None:
     figures: dict[str, dict] = {}
     with ThreadPoolExecutor(args.threads) as pool:
         for name in chosen(stages, args.stages):
+            os.sync()  # the last stage's outputs on disk first, as stage_threads.py times a stage
             start = time.perf_counter()
             command = stages[name]["cmd"].replace("python ", f"{sys.executable} ", 1)
             result = subprocess.run(command, shell=True, cwd=args.root, env=env, capture_output=True, text=True)
