@@ -124,3 +124,27 @@ def test_every_data_dep_is_an_output_of_another_stage():
                 and any(dep == out or dep.startswith(out + "/") or out.startswith(dep + "/") for out in paths)
             ]
             assert producers, f"{name} depends on {dep}, which no stage declares as an output"
+
+
+def test_dvc_lock_records_the_code_and_params_as_they_are():
+    """After a change to a stage's code or params, `dvc repro` rewrites dvc.lock, and that is committed
+    with it: else a fresh clone's `dvc status` lists the stage, and its first `dvc repro` changes dvc.lock.
+    (Outputs a fresh clone lacks are not what this checks.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    stale = {
+        f"{stage}: {path}"
+        for stage, entries in json.loads(status.stdout).items()
+        for entry in entries
+        if isinstance(entry, dict)
+        for path in entry.get("changed deps", {})
+        if path.startswith("src/") or path == "params.yaml"
+    }
+    assert not stale, f"run dvc repro and commit dvc.lock; changed since it was written: {sorted(stale)}"
