@@ -252,7 +252,7 @@ def stage_cores_table() -> str:
             here, there = sum(stages[s]["seconds"] for s in compared), sum(before[s] for s in compared)
             rows.append([label, "those stages together", *beside(here, there), "", ""])
     if not rows:
-        return "No record yet: `bash benchmarks/gpu_checks.sh volume` on a lent GPU machine writes one.\n"
+        return "No record yet: `bash benchmarks/gpu_checks.sh volume` on a GPU machine writes one.\n"
     header = ["record", "stage", "seconds", "seconds in cpu_full_size_demo", "faster", "peak GiB", "same bytes"]
     return markdown(header, rows)
 
