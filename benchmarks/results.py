@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from matching import cpu_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -31,6 +33,12 @@ def machine() -> dict:
         if torch.cuda.is_available():
             described["gpu"] = torch.cuda.get_device_name(0)
     return described
+
+
+def locked_outputs(lock: Path) -> dict[str, dict[str, str]]:
+    """Each stage of a dvc.lock and its outputs' hashes, as `dvc repro` recorded them."""
+    stages = yaml.safe_load(lock.read_text())["stages"]
+    return {name: {out["path"]: out.get("md5", "") for out in stage.get("outs", [])} for name, stage in stages.items()}
 
 
 def record(script: str, name: str, results: dict, out: Path | None = None) -> Path:

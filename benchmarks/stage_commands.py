@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from results import STAGE_LINE, record
+from results import STAGE_LINE, locked_outputs, record
 
 ROOT = Path(__file__).resolve().parents[1]
 _REFERENCE = re.compile(r"\$\{([^}]+)\}")
@@ -99,12 +99,6 @@ def output_hash(path: Path, pool: ThreadPoolExecutor) -> str:
     return hashlib.md5(listing).hexdigest() + ".dir"
 
 
-def locked_hashes(lock: Path) -> dict[str, str]:
-    """Each output path of a dvc.lock and its hash."""
-    stages = yaml.safe_load(lock.read_text())["stages"]
-    return {out["path"]: out.get("md5", "") for stage in stages.values() for out in stage.get("outs", [])}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True, help="the pipeline folder to make (or go on in)")
@@ -119,7 +113,7 @@ def main() -> None:
     shutil.copy(args.params, args.root / "params.yaml")
     params = yaml.safe_load(args.params.read_text())
     stages = expanded_stages(yaml.safe_load((ROOT / "dvc.yaml").read_text()), params)
-    locked = locked_hashes(args.lock) if args.lock else {}
+    locked = {p: h for outs in locked_outputs(args.lock).values() for p, h in outs.items()} if args.lock else {}
     env = {
         **os.environ,
         "MATCHING_THREADS": str(args.threads),

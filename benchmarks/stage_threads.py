@@ -26,9 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-from results import RESULTS, STAGE_LINE, machine, record
+from results import RESULTS, STAGE_LINE, locked_outputs, machine, record
 from scale import USER_ENV
 
 CPU_STAGES = [
@@ -40,12 +38,6 @@ CPU_STAGES = [
     "features",
     "index",
 ]
-
-
-def output_hashes(repo: Path, stage: str) -> dict[str, str]:
-    """Each output of `stage` and its hash, as dvc.lock holds them after the stage ran."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"][stage]
-    return {out["path"]: out.get("md5") or out.get("hash", "") for out in lock.get("outs", [])}
 
 
 def timed_stage(repo: Path, stage: str, threads: int) -> dict:
@@ -60,7 +52,11 @@ def timed_stage(repo: Path, stage: str, threads: int) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"{stage} on {threads} threads failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     line = [m for m in STAGE_LINE.finditer(result.stdout + result.stderr)][-1]
-    return {"seconds": float(line["seconds"]), "peak_gib": float(line["gib"]), "outs": output_hashes(repo, stage)}
+    return {
+        "seconds": float(line["seconds"]),
+        "peak_gib": float(line["gib"]),
+        "outs": locked_outputs(repo / "dvc.lock")[stage],
+    }
 
 
 def main() -> None:
