@@ -71,17 +71,18 @@ class _Tee(io.TextIOBase):
         self.terminal.flush()
 
 
-def run_recorded(script: str, main: Callable[[], None]) -> None:
-    """Run a script's `main` and record what it printed (its tables) as `printed`, under the name in the
-    environment variable RESULT_NAME (default `latest`). A run that fails records nothing; a worker
-    process the script starts for itself (`--library` here) is not recorded."""
+def run_recorded(script: str, main: Callable[[], dict | None]) -> None:
+    """Run a script's `main` and record what it printed (its tables) as `printed`, with the figures it
+    returns, if any (for a generated table), under the name in the environment variable RESULT_NAME
+    (default `latest`). A run that fails records nothing; a worker process the script starts for itself
+    (`--library` here) is not recorded."""
     if "--library" in sys.argv:
         main()
         return
     tee = _Tee(sys.stdout)
     with contextlib.redirect_stdout(tee):
-        main()
-    path = record(script, os.environ.get("RESULT_NAME", "latest"), {"printed": tee.kept.getvalue()})
+        figures = main() or {}
+    path = record(script, os.environ.get("RESULT_NAME", "latest"), {"printed": tee.kept.getvalue(), **figures})
     print(f"-> {path}")
 
 

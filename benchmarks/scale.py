@@ -8,8 +8,11 @@ to do.
 
     python benchmarks/scale.py                        # 2,252,569 products, 1,218,136 pairs
     python benchmarks/scale.py --fraction 0.1 --matchers lightgbm siamese pairwise
-    python benchmarks/scale.py --matchers lightgbm siamese pairwise --set encoder=static \
-        embed.attributes.model=FOLDER embed.descriptions.model=FOLDER    # the seed's models, distilled
+    python benchmarks/scale.py --matchers lightgbm siamese pairwise --set encoder=static --seed-shapes
+        # the real configuration's DAG with the seed's models distilled (random weights of their shapes)
+
+`--seed-shapes` builds random-weight models of the seed's shapes and vocabularies (they run at the real
+models' speed; the hub is out of reach) and points embed.*.model at them.
 """
 
 from __future__ import annotations
@@ -77,6 +80,22 @@ def scratch_repo(root: Path, fraction: float | None, matchers: list[str], overri
     run(["dvc", "config", "cache.type", "hardlink,copy"], root)
 
 
+def seed_shaped_models(folder: Path) -> list[str]:
+    """Random-weight models of the seed's text encoders' shapes and full vocabularies in `folder` (their
+    tokenizers learnt on a small demo's texts), as the overrides that select them."""
+    from encoder_rates import MODALITIES, generated_texts
+    from encoder_speed import build_model
+
+    texts = generated_texts(50_000, len(os.sched_getaffinity(0)))
+    overrides = []
+    for modality, (arch, _) in MODALITIES.items():
+        model = folder / modality
+        if not (model / "st").exists():  # a kept repository's models are reused
+            build_model(model, arch, texts[modality][:100_000], full_vocabulary=True)
+        overrides.append(f"embed.{modality}.model={model / 'st'}")
+    return overrides
+
+
 def sweep_point(root: Path, setting: str) -> str:
     """Wall time of `dvc exp run -S setting` on the finished pipeline (what it reruns, and each stage's line)."""
     run(["git", "config", "user.name", "benchmark"], root)  # dvc exp run commits the experiment
@@ -90,7 +109,7 @@ def sweep_point(root: Path, setting: str) -> str:
     return f"{'dvc exp run -S ' + setting:<28}{seconds:>9.1f}\n{lines}"
 
 
-def main() -> None:
+def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fraction", type=float, default=1.0, help="of the real volumes (1.0: all of them)")
     parser.add_argument("--matchers", nargs="+", default=["lightgbm"], help="train stages to run")
@@ -98,6 +117,11 @@ def main() -> None:
     parser.add_argument("--until", nargs="+", default=[], help="run only these stages and what they need")
     parser.add_argument(
         "--set", nargs="+", default=[], metavar="KEY=VALUE", help="Hydra overrides, e.g. encoder=static"
+    )
+    parser.add_argument(
+        "--seed-shapes",
+        action="store_true",
+        help="embed.*.model: random-weight models of the seed's shapes (with --set encoder=static or transformer)",
     )
     parser.add_argument(
         "--sweep",
@@ -109,9 +133,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = args.keep or Path(scratch) / "repo"
         log = root / "repro.log"
+        models = seed_shaped_models(root.with_name(f"{root.name}-seed-shapes")) if args.seed_shapes else []
         if not (root / ".dvc").exists():  # a kept repo goes on where its last run stopped
             root.mkdir(parents=True, exist_ok=True)
-            scratch_repo(root, args.fraction, args.matchers, args.set)
+            scratch_repo(root, args.fraction, args.matchers, [*args.set, *models])
         start = time.perf_counter()
         try:
             run(["dvc", "repro", *args.until], root, log)
@@ -126,13 +151,16 @@ def main() -> None:
         output = log.read_text()
         report = yaml.safe_load((root / "metrics" / "data_report.json").read_text())
     products, pairs = report["rows"]["products"], report["rows"]["train_pairs"] + report["rows"]["test_pairs"]
+    settings = ", ".join([*args.set, *(["embed.*.model: random weights of the seed's shapes"] if models else [])])
     print(
         f"{args.fraction:g} of the real volumes: {report['raw_rows']['products']} products in the files; "
         f"{products} products and {pairs} pairs after prepare; matchers {', '.join(args.matchers)}"
-        + (f"; {' '.join(args.set)}" if args.set else "")
+        + (f"; {settings}" if settings else "")
     )
     print(f"{'stage':<28}{'wall s':>9}{'peak RSS GiB':>14}{'rows/s':>12}  rows")
     stages = {match["stage"]: match for match in STAGE_LINE.finditer(output)}  # a resumed run: the last of each
+    figures: dict = {"fraction": args.fraction, "products": products, "pairs": pairs}
+    figures.update(matchers=args.matchers, settings=settings, stages={})
     for stage, match in stages.items():
         seconds = float(match["seconds"])
         rows, unit = (
@@ -141,10 +169,13 @@ def main() -> None:
             else (products, "products")
         )
         print(f"{stage:<28}{seconds:>9.1f}{float(match['gib']):>14.2f}{rows / max(seconds, 0.05):>12,.0f}  {unit}")
+        figures["stages"][stage] = {"seconds": seconds, "peak_gib": float(match["gib"])}
     runs = [float(x) for x in re.findall(r"^dvc repro took ([\d.]+) s$", output, re.M)]
     print(f"{'dvc repro, whole DAG':<28}{sum(runs):>9.1f}" + (f"  (in {len(runs)} runs)" if len(runs) > 1 else ""))
     print(f"{'dvc repro, nothing to do':<28}{noop:>9.1f}")
     print(sweep, end="")
+    # A resumed run's seconds include the stages it reran; the table shows only a run in one go.
+    return {**figures, "repro_seconds": runs, "noop_seconds": noop}
 
 
 if __name__ == "__main__":

@@ -198,6 +198,29 @@ def decision_rules_table() -> str:
     return markdown([*header, "best candidates asked themselves"], rows)
 
 
+def scale_table() -> str:
+    """`scale.py`: every stage of a whole `dvc repro` at a demo's volume, a table a record; a run resumed
+    after a stop is left out (its wall time counts stages twice)."""
+    parts = []
+    for record in records("scale"):
+        results = record["results"]
+        if len(results.get("repro_seconds", [])) != 1:
+            continue
+        stages = results["stages"]
+        rows = [[stage, f"{f['seconds']:.1f}", f"{f['peak_gib']:.2f}"] for stage, f in stages.items()]
+        rows.append(["every stage", f"{sum(f['seconds'] for f in stages.values()):.1f}", ""])
+        rows.append(["`dvc repro`, the whole DAG", f"{results['repro_seconds'][0]:.1f}", ""])
+        rows.append(["`dvc repro` again, nothing to do", f"{results['noop_seconds']:.1f}", ""])
+        rows.append(["largest peak", "", f"{max(f['peak_gib'] for f in stages.values()):.2f}"])
+        settings = f"; {results['settings']}" if results["settings"] else ""
+        parts.append(
+            f"`{record['name']}`: {results['products']:,} products and {results['pairs']:,} pairs after prepare, "
+            f"matchers {', '.join(results['matchers'])}{settings}; {machine_of(record)}, {record['date']}.\n\n"
+            + markdown(["stage", "wall s", "peak GiB"], rows)
+        )
+    return "\n".join(parts) or "No record yet: `python benchmarks/scale.py` writes one.\n"
+
+
 def stage_threads_table() -> str:
     """`stage_threads.py`: each CPU stage on one thread and on more, a row a record and stage."""
     rows = []
@@ -367,6 +390,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "catalog_choices": catalog_choices_table,
     "catalog_speed": catalog_speed_table,
     "decision_rules": decision_rules_table,
+    "scale": scale_table,
     "stage_threads": stage_threads_table,
     "stage_cores": stage_cores_table,
 }

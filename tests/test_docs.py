@@ -92,3 +92,53 @@ def test_a_benchmark_run_is_recorded_with_its_command_machine_date_and_what_it_p
     assert record["results"]["printed"] == "| k | recall |\n| 20 | 0.93 |\n"
     assert record["machine"]["cores"] >= 1 and record["date"][:2] == "20"
     assert (tmp_path / "probe" / "probe_run.json").exists()
+
+
+def test_a_benchmark_that_returns_figures_has_them_recorded_beside_what_it_printed(tmp_path, monkeypatch):
+    import results
+
+    monkeypatch.setattr(results, "RESULTS", tmp_path)
+    monkeypatch.setenv("RESULT_NAME", "figures_run")
+
+    def main() -> dict:
+        print("stage  wall s")
+        return {"stages": {"prepare": {"seconds": 4.0, "peak_gib": 1.5}}}
+
+    results.run_recorded("probe", main)
+    (record,) = results.records("probe")
+    assert record["results"] == {"printed": "stage  wall s\n", "stages": {"prepare": {"seconds": 4.0, "peak_gib": 1.5}}}
+
+
+def test_the_scale_table_shows_a_run_in_one_go_with_its_totals_and_leaves_out_a_resumed_one(monkeypatch):
+    def run(name: str, repro_seconds: list[float]) -> dict:
+        stages = {"prepare": {"seconds": 90.5, "peak_gib": 6.0}, "features": {"seconds": 200.0, "peak_gib": 7.6}}
+        return {
+            "name": name,
+            "date": "2026-12-05",
+            "machine": {"cpu": "EPYC", "cores": 2},
+            "results": {
+                "products": 2_251_125,
+                "pairs": 1_211_647,
+                "matchers": ["lightgbm", "siamese"],
+                "settings": "encoder=static",
+                "stages": stages,
+                "repro_seconds": repro_seconds,
+                "noop_seconds": 1.4,
+            },
+        }
+
+    monkeypatch.setattr(tables, "records", lambda script: [run("resumed", [100.0, 300.0]), run("whole", [301.2])])
+    text = tables.scale_table()
+    assert "`resumed`" not in text
+    assert text.startswith("`whole`: 2,251,125 products and 1,211,647 pairs after prepare, matchers lightgbm, siamese;")
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()[4:]]
+    assert rows == [
+        ["prepare", "90.5", "6.00"],
+        ["features", "200.0", "7.60"],
+        ["every stage", "290.5", ""],
+        ["`dvc repro`, the whole DAG", "301.2", ""],
+        ["`dvc repro` again, nothing to do", "1.4", ""],
+        ["largest peak", "", "7.60"],
+    ]
+    monkeypatch.setattr(tables, "records", lambda script: [run("resumed", [100.0, 300.0])])
+    assert tables.scale_table().startswith("No record yet")
