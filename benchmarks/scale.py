@@ -86,14 +86,12 @@ def seed_shaped_models(folder: Path) -> list[str]:
     from encoder_rates import MODALITIES, generated_texts
     from encoder_speed import build_model
 
-    texts = generated_texts(50_000, len(os.sched_getaffinity(0)))
-    overrides = []
-    for modality, (arch, _) in MODALITIES.items():
-        model = folder / modality
-        if not (model / "st").exists():  # a kept repository's models are reused
-            build_model(model, arch, texts[modality][:100_000], full_vocabulary=True)
-        overrides.append(f"embed.{modality}.model={model / 'st'}")
-    return overrides
+    missing = [modality for modality in MODALITIES if not (folder / modality / "st").exists()]  # kept ones reused
+    if missing:
+        texts = generated_texts(50_000, len(os.sched_getaffinity(0)))
+        for modality in missing:
+            build_model(folder / modality, MODALITIES[modality][0], texts[modality][:100_000], full_vocabulary=True)
+    return [f"embed.{modality}.model={folder / modality / 'st'}" for modality in MODALITIES]
 
 
 def sweep_point(root: Path, setting: str) -> str:
@@ -159,8 +157,8 @@ def main() -> dict:
     )
     print(f"{'stage':<28}{'wall s':>9}{'peak RSS GiB':>14}{'rows/s':>12}  rows")
     stages = {match["stage"]: match for match in STAGE_LINE.finditer(output)}  # a resumed run: the last of each
-    figures: dict = {"fraction": args.fraction, "products": products, "pairs": pairs}
-    figures.update(matchers=args.matchers, settings=settings, stages={})
+    figures: dict = {"fraction": args.fraction, "products": products, "pairs": pairs, "matchers": args.matchers}
+    figures.update(settings=settings, stages={})
     for stage, match in stages.items():
         seconds = float(match["seconds"])
         rows, unit = (
