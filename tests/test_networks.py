@@ -1,15 +1,20 @@
 """The networks' product matrix (one row per product, blocks scaled, missing vectors masked) and fitting loop."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from torch import nn
 
 from matching.config import Network
 from matching.errors import DataError
+from matching.features.columns import feature_columns
+from matching.io import write_parquet
 from matching.matchers.crossfit import InnerSplit
 from matching.matchers.fitting import FitOptions, FoldRows, fit_network
 from matching.matchers.networks import product_blocks
+from matching.matchers.pairwise import feature_matrix
 from matching.npz import StoredArrays, write_arrays
+from matching.stages.training import read_feature_matrix
 
 
 def test_product_blocks_from_mapped_files_match_the_in_memory_build(tmp_path):
@@ -134,3 +139,25 @@ def test_an_epoch_arranged_on_the_host_is_cut_into_batches_in_the_arranged_order
     assert [len(rows) for rows in batches] == [8] * (len(fit) // 8) + ([len(fit) % 8] if len(fit) % 8 else [])
     np.testing.assert_array_equal(np.concatenate(batches), arranged[0])
     np.testing.assert_array_equal(np.sort(arranged[0]), np.sort(fit))
+
+
+def test_the_feature_matrix_read_a_column_at_a_time_equals_the_frames_copy_byte_for_byte(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 1000
+    frame = pd.DataFrame(
+        {
+            "variantid1": np.arange(n),
+            "variantid2": np.arange(n) + n,
+            "target": rng.integers(0, 2, n).astype(np.int8),
+            "category": rng.choice(["a", "b"], n),
+            "wide": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),  # float64, rounded to float32
+            "narrow": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)).astype(np.float32),
+            "count": rng.integers(0, 1 << 30, n),
+        }
+    )
+    write_parquet(frame, tmp_path / "train.parquet")
+    read = read_feature_matrix(tmp_path / "train.parquet")
+    assert read.columns == ["wide", "narrow", "count"] == feature_columns(frame)
+    expected = feature_matrix(frame, read.columns)
+    assert read.values.dtype == np.float32 and np.isnan(read.values).sum() > 0
+    assert read.values.tobytes() == expected.tobytes()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from matching.config import Network
-from matching.features.columns import feature_columns
+from matching.features.columns import FeatureMatrix
 from matching.matchers.crossfit import InnerSplit
 from matching.matchers.fitting import FoldRows, fit_network, set_determinism
 from matching.matchers.networks import (
@@ -79,22 +79,17 @@ def build(architecture: dict) -> PairClassifier:
     )
 
 
-def pair_features(pairs: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
-    """The feature matrix: `columns` (a saved model's, by name) or every feature column of `pairs`."""
-    return pairs[columns or feature_columns(pairs)].to_numpy(np.float32, copy=True)
+def feature_matrix(pairs: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The float32 matrix of `columns` (a saved model's features, by name) of a pair feature frame."""
+    return pairs[columns].to_numpy(np.float32, copy=True)
 
 
 def pair_scorer(
-    model: PairClassifier,
-    blocks: ProductBlocks,
-    pairs: pd.DataFrame,
-    device: torch.device,
-    features: np.ndarray | None = None,
+    model: PairClassifier, blocks: ProductBlocks, pairs: pd.DataFrame, device: torch.device, features: np.ndarray
 ):
-    """Logits and scores for rows of `pairs`; `features` (`pair_features(pairs)`, computed once by a fit
-    that scores every fold) spares a copy of the feature matrix a fold."""
+    """Logits and scores for rows of `pairs`, whose feature matrix (float32, a row a pair) is `features`."""
     values, mask, left, right = pair_tensors(blocks, pairs, device)
-    feature_rows = torch.from_numpy(pair_features(pairs) if features is None else features).to(device)
+    feature_rows = torch.from_numpy(features).to(device)
 
     def logit(rows: np.ndarray, swap: bool = False) -> torch.Tensor:
         a, b = (right[rows], left[rows]) if swap else (left[rows], right[rows])
@@ -109,12 +104,19 @@ def pair_scorer(
 
 
 def fit_pairwise(
-    blocks: ProductBlocks, pairs: pd.DataFrame, settings: Network, seed: int, inner: InnerSplit, curves: list
+    blocks: ProductBlocks,
+    pairs: pd.DataFrame,
+    settings: Network,
+    seed: int,
+    inner: InnerSplit,
+    curves: list,
+    pair_features: FeatureMatrix,
 ):
+    """Cross-fitting of the network on `pairs` (keys and target) and their `pair_features`, row by row."""
     device, target, target_tensor, architecture = fit_inputs(blocks, pairs, settings)
-    features = pair_features(pairs)
+    features = pair_features.values
     architecture["n_features"] = features.shape[1]
-    architecture["features"] = feature_columns(pairs)  # scoring takes the columns by name
+    architecture["features"] = pair_features.columns  # scoring takes the columns by name
     loss_fn = nn.BCEWithLogitsLoss()
 
     def fit_predict(train: np.ndarray, valid: np.ndarray, fold: int):

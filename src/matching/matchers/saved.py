@@ -133,7 +133,7 @@ class SavedModels:
         ids = distinct_ids(features[KEYS].to_numpy(np.int64))
         blocks = networks.product_blocks(embeddings_of(embeddings, ids), architecture["norms"])
         rows, cpu = np.arange(len(features)), torch.device("cpu")
-        extra = {"features": pairwise.pair_features(features, architecture["features"])} if name == PAIRWISE else {}
+        extra = {"features": pairwise.feature_matrix(features, architecture["features"])} if name == PAIRWISE else {}
         with torch.inference_mode():
             return [NETWORK_MODULES[name].pair_scorer(m, blocks, features, cpu, **extra)[1](rows) for m in folds]
 

@@ -51,7 +51,7 @@ def train(inputs: TrainingInputs) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_matcher(NAME, train, argv, features=False)
+    run_matcher(NAME, train, argv, features="none")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
         NAME,
         lambda inputs: train_network(NAME, siamese.fit_siamese, inputs.cfg.siamese, inputs),
         argv,
-        features=False,  # the siamese tower sees the products alone
+        features="none",  # the siamese tower sees the products alone
     )
 
 

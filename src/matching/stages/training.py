@@ -13,13 +13,16 @@ import argparse
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from dvclive import Live
 
 from matching import config, paths
-from matching.features.columns import KEYS, META
+from matching.features.columns import KEYS, META, FeatureMatrix, feature_columns
 from matching.io import write_parquet
 from matching.live import stage_live
 from matching.matchers.crossfit import InnerSplit
@@ -38,6 +41,7 @@ class TrainingInputs:
     test: pd.DataFrame | None  # the test pairs' features, for a matcher that cannot be saved
     fold: np.ndarray
     inner: InnerSplit
+    features: FeatureMatrix | None = None  # the train pairs' features as one matrix, for a matcher that asks
 
     def write_scores(self, name: str, oof: np.ndarray, test_scores: np.ndarray | None = None) -> None:
         """The matcher's out-of-fold scores (with target, category and fold), and test scores if given."""
@@ -64,24 +68,37 @@ def log_curves(layout: paths.Layout, name: str, curves: list[list[dict]]) -> Non
                 live.next_step()
 
 
+def read_feature_matrix(path: Path) -> FeatureMatrix:
+    """A feature file's model inputs as one float32 matrix, filled a column at a time: read as a frame
+    and copied out, the features would be held two or three times over for a moment."""
+    file = pq.ParquetFile(path)
+    columns = feature_columns(file.schema_arrow.names)
+    values = np.empty((file.metadata.num_rows, len(columns)), np.float32)
+    for j, column in enumerate(columns):
+        values[:, j] = file.read(columns=[column]).column(0).to_numpy()  # nulls come as NaN
+    return FeatureMatrix(values, columns)
+
+
 def run_matcher(
     name: str,
     train_matcher: Callable[[TrainingInputs], str],
     argv: list[str] | None,
-    features: bool = True,
+    features: Literal["frame", "matrix", "none"] = "frame",
     test: bool = False,
 ) -> None:
-    """A train stage's main: read what every matcher reads, train, print the matcher's summary. A matcher
-    that reads no pair features (`features=False`) gets the pairs' keys, target and category alone
-    (the feature columns are 0.6 GB at full volume, beside a 5 GB product matrix); `test` reads the
-    test pairs' features too."""
+    """A train stage's main: read what every matcher reads, train, print the matcher's summary. The
+    train frame holds the pair features (`features="frame"`) or the pairs' keys, target and category
+    alone: a matcher that reads no pair features (`"none"`) or takes them as one float32 matrix
+    (`"matrix"`, in `TrainingInputs.features`) spares the memory of the feature columns, 0.6 GB at full
+    volume beside a 5 GB product matrix. `test` reads the test pairs' features too."""
     argparse.ArgumentParser(description=f"Stage train@{name}: cross-fit {name} on the pair features").parse_args(argv)
     layout = paths.project()
     cfg = config.load(layout.params, lightgbm=True)  # LightGBM's own check too: a fit's cost dwarfs its import
-    train = pd.read_parquet(layout.train_features, columns=None if features else META)
+    train = pd.read_parquet(layout.train_features, columns=None if features == "frame" else META)
+    matrix = read_feature_matrix(layout.train_features) if features == "matrix" else None
     test_features = pd.read_parquet(layout.test_features) if test else None
     left, right = train.variantid1.to_numpy(), train.variantid2.to_numpy()
     fold = make_folds(left, right, cfg.train.n_folds, cfg.seed, cfg.train.folds)
     inner = InnerSplit(left, right, cfg.train.folds, cfg.train.inner_valid_share, cfg.seed)
-    summary = train_matcher(TrainingInputs(layout, cfg, train, test_features, fold, inner))
+    summary = train_matcher(TrainingInputs(layout, cfg, train, test_features, fold, inner, matrix))
     log.info(f"train {name} ({cfg.train.folds} folds): {summary}")
