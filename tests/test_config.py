@@ -317,7 +317,7 @@ def test_small_work_runs_on_one_thread_and_large_work_on_all():
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
 def test_a_bad_thread_count_is_refused_in_one_line(value):
     result = _thread_settings({"MATCHING_THREADS": value})
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: MATCHING_THREADS is {value!r}; use a whole number of threads >= 1 "
         f"(this machine: {len(os.sched_getaffinity(0))} cores)"

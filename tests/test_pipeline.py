@@ -123,6 +123,12 @@ def test_the_find_command_ranks_and_decides_each_querys_candidates_whichever_que
         whole[["query_id", "candidate_id", "rank", "predicted_match"]]
     )
     np.testing.assert_allclose(part.match_probability, whole.match_probability, rtol=0, atol=1e-6)
+    # More candidates than the catalog has: at most every other catalog product, no allocation of k rows.
+    catalog = len(np.load(repo / "data" / "retrieval" / "ids.npy"))
+    pd.DataFrame({"variantid": queries.head(2)}).to_csv(tmp_path / "two.csv", index=False)
+    run(["matching-find", str(tmp_path / "two.csv"), "--k", str(10**9), "--output", str(tmp_path / "all.csv")], repo)
+    counts = pd.read_csv(tmp_path / "all.csv").groupby("query_id").size()
+    assert len(counts) == 2 and (counts > 5).all() and (counts <= catalog - 1).all()
     # A query the catalog lacks: one line naming it, exit status 2, nothing written.
     pd.DataFrame({"variantid": [int(queries.iloc[0]), 999]}).to_csv(tmp_path / "unknown.csv", index=False)
     bad = run(

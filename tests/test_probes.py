@@ -15,6 +15,7 @@ from torch import nn
 
 from matching import paths
 from matching.data import contract
+from matching.data.raw import read_id_file
 from matching.encoders.base import no_text_encoder
 from matching.encoders.modalities import MODALITIES, TEXT_MODALITIES
 from matching.errors import DataError, StageError
@@ -49,6 +50,46 @@ def test_an_output_that_names_a_folder_is_refused(tmp_path):
     with pytest.raises(StageError) as error, atomic_path(tmp_path):
         pass
     assert one_line(error) == f"{tmp_path}: is a folder; give the path of a file to write"
+
+
+def test_an_output_inside_a_file_is_refused_in_one_line(tmp_path):
+    (tmp_path / "scores").write_text("a file, not a folder")
+    with pytest.raises(StageError) as error, atomic_path(tmp_path / "scores" / "out.csv"):
+        pass
+    assert one_line(error).startswith(f"{tmp_path}/scores/out.csv: cannot be written (")
+    assert one_line(error).endswith("); give a path in a writable folder")
+
+
+def test_an_ids_file_that_is_a_folder_or_holds_an_integer_beyond_64_bits_is_refused_in_one_line(tmp_path):
+    folder = tmp_path / "pairs.csv"
+    folder.mkdir()
+    with pytest.raises(DataError) as error:
+        read_id_file(folder, ("variantid1", "variantid2"))
+    assert one_line(error) == f"{folder}: is a folder; give a parquet or CSV file with columns variantid1, variantid2"
+    wide = tmp_path / "wide.csv"
+    wide.write_text("variantid1,variantid2\n7,8\n9,-99999999999999999999\n")
+    with pytest.raises(DataError) as error:
+        read_id_file(wide, ("variantid1", "variantid2"))
+    assert one_line(error) == (
+        f"{wide}: column variantid2 holds -99999999999999999999 at row 1, beyond the 64-bit ids this pipeline "
+        "stores; renumber the ids"
+    )
+    # An id up to 2**64 - 1 is read; check_ids refuses it with its own line (above the int64 range).
+    wide.write_text(f"variantid1,variantid2\n7,{2**64 - 1}\n")
+    assert read_id_file(wide, ("variantid1", "variantid2")).variantid2.tolist() == [2**64 - 1]
+
+
+def test_a_stage_out_of_memory_ends_in_one_line_and_status_2(capsys):
+    from matching import stage
+
+    def main(_argv):
+        raise MemoryError
+
+    with pytest.raises(SystemExit) as exit_:
+        stage.run_stage(main)
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and message.startswith("error: out of memory (")
 
 
 def test_a_write_leaves_another_running_writers_temporary_file_and_clears_a_dead_ones(tmp_path):

@@ -8,6 +8,15 @@ variable, not a param that would rerun stages.
 
 import os
 import platform
+import sys
+from typing import NoReturn
+
+
+def _refuse(message: str) -> NoReturn:
+    """A bad setting read at import, before a stage's entry point runs: one line and exit status 2, as
+    `matching.stage.run_stage` ends bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _thread_count() -> int:
@@ -16,9 +25,7 @@ def _thread_count() -> int:
     if not value:
         return cores
     if not value.isdigit() or int(value) < 1:
-        raise SystemExit(
-            f"error: MATCHING_THREADS is {value!r}; use a whole number of threads >= 1 (this machine: {cores} cores)"
-        )
+        _refuse(f"MATCHING_THREADS is {value!r}; use a whole number of threads >= 1 (this machine: {cores} cores)")
     return int(value)
 
 
@@ -28,7 +35,7 @@ THREADS = _thread_count()
 def _small_work_rows() -> int:
     value = os.environ.get("MATCHING_SMALL_WORK_ROWS", "100000").strip()
     if not value.isdigit():
-        raise SystemExit(f"error: MATCHING_SMALL_WORK_ROWS is {value!r}; use a whole number of rows >= 0")
+        _refuse(f"MATCHING_SMALL_WORK_ROWS is {value!r}; use a whole number of rows >= 0")
     return int(value)
 
 

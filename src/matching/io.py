@@ -40,11 +40,14 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise StageError(f"{path}: is a folder; give the path of a file to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run that was killed mid-write
-        if not _writer_alive(stale):  # another run writing the same output keeps its own file
-            stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run that was killed mid-write
+            if not _writer_alive(stale):  # another run writing the same output keeps its own file
+                stale.unlink(missing_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:  # a parent that is a file, a read-only or full disk
+        raise StageError(f"{path}: cannot be written ({error.strerror}); give a path in a writable folder") from None
     os.close(fd)
     tmp_path = Path(tmp)
     # The name is reserved, the file left for the writer to create (with the usual permissions, where

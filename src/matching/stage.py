@@ -74,6 +74,13 @@ def run_stage(main: Callable[[list[str] | None], None]) -> None:
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except MemoryError:
+        print(
+            f"error: out of memory ({peak_memory_gib():.1f} GiB held at the peak); free memory, or ask for less "
+            "(fewer rows, a smaller --k or batch)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     peak_gib = peak_memory_gib()  # its worker processes (Python string work, tokenising) included
     spec = getattr(sys.modules["__main__"], "__spec__", None)  # `python -m matching.x` runs as __main__
     module = (spec.name if spec else main.__module__).removesuffix(".__main__").removesuffix(".command")

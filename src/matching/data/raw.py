@@ -216,11 +216,27 @@ def read_pairs(raw_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def read_id_file(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     """A parquet or CSV file of ids (CSV by its suffix); one line if it is missing or unreadable."""
-    if not path.exists():
-        raise DataError(f"{path}: no such file; give a parquet or CSV file with columns {', '.join(columns)}")
-    if path.suffix == ".csv":
-        try:
-            return pd.read_csv(path)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-            raise DataError(f"{path}: not a readable CSV file ({error}); write it as CSV or parquet") from None
-    return read_table(path, columns).to_pandas()
+    if not path.is_file():
+        found = "is a folder" if path.is_dir() else "no such file"
+        raise DataError(f"{path}: {found}; give a parquet or CSV file with columns {', '.join(columns)}")
+    if path.suffix != ".csv":
+        return read_table(path, columns).to_pandas()
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{path}: not a readable CSV file ({error}); write it as CSV or parquet") from None
+    for column in columns:
+        if column in frame and frame[column].dtype == object:
+            _refuse_wide_integers(frame[column], f"{path}: column {column}")
+    return frame
+
+
+def _refuse_wide_integers(values: pd.Series, label: str) -> None:
+    """pandas reads a CSV integer beyond 64 bits as a Python int, which no id column can hold."""
+    wide = values.map(lambda value: isinstance(value, int) and not -(2**63) <= value < 2**64).to_numpy(bool)
+    if wide.any():
+        row = int(wide.argmax())
+        raise DataError(
+            f"{label} holds {values.iloc[row]} at row {row}, beyond the 64-bit ids this pipeline stores; "
+            "renumber the ids"
+        )

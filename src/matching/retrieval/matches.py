@@ -66,8 +66,9 @@ class CatalogMatcher:
 
     def nearest(self, query_ids: np.ndarray, vectors: np.ndarray, k: int | None = None) -> pd.DataFrame:
         """The k nearest catalog products to each vector, never the product of the query's own id."""
-        k = k or self.cfg.retrieval.k
-        found, scores = self.index.search(vectors, k + 1, self.cfg.retrieval.probes, self.cfg.retrieval.rerank)
+        k = min(k or self.cfg.retrieval.k, len(self.index.ids))  # no query has more candidates than the catalog
+        searched = min(k + 1, len(self.index.ids))
+        found, scores = self.index.search(vectors, searched, self.cfg.retrieval.probes, self.cfg.retrieval.rerank)
         return candidate_table(query_ids, *without_self(query_ids, found, scores, k))
 
     def find(self, query_ids: np.ndarray, k: int | None = None, label: str = "queries") -> pd.DataFrame:
