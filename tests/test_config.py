@@ -217,6 +217,18 @@ def test_every_leaf_of_conf_refuses_a_wrong_type_in_one_line(key, value):
     assert str(error.value).startswith(f"params.yaml: {key} is {wrong!r}; use ") and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "key", [key for key, value in _every_leaf_of_conf() if isinstance(value, int) and not isinstance(value, bool)]
+)
+def test_every_integer_leaf_refuses_a_count_the_c_libraries_cannot_hold(key):
+    """LightGBM, faiss and torch take counts as 32-bit C ints: a larger one would overflow inside them."""
+    with pytest.raises(ConfigError) as error:
+        config.from_dict(_params_with(key, schema.INT_MAX + 1))
+    message = str(error.value)
+    assert message.startswith(f"params.yaml: {key} is {schema.INT_MAX + 1}; use an integer ") and "\n" not in message
+    assert 0 < int(re.search(r"<= (\d+)$", message).group(1)) <= schema.INT_MAX
+
+
 def test_a_missing_key_is_named():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     del params["train"]["n_folds"]

@@ -79,17 +79,32 @@ def test_an_ids_file_that_is_a_folder_or_holds_an_integer_beyond_64_bits_is_refu
     assert read_id_file(wide, ("variantid1", "variantid2")).variantid2.tolist() == [2**64 - 1]
 
 
-def test_a_stage_out_of_memory_ends_in_one_line_and_status_2(capsys):
+@pytest.mark.parametrize("failure", ["numpy", "torch"])
+def test_a_stage_out_of_memory_ends_in_one_line_and_status_2(capsys, failure):
+    import torch
+
     from matching import stage
 
     def main(_argv):
-        raise MemoryError
+        if failure == "numpy":
+            np.empty((2**40, 2**20), np.float32)
+        torch.empty(2**62, dtype=torch.uint8)
 
     with pytest.raises(SystemExit) as exit_:
         stage.run_stage(main)
     assert exit_.value.code == 2
     message = capsys.readouterr().err
     assert message.count("\n") == 1 and message.startswith("error: out of memory (")
+
+
+def test_a_stage_error_that_is_not_about_memory_still_raises():
+    from matching import stage
+
+    def main(_argv):
+        raise RuntimeError("a bug, not a full memory")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        stage.run_stage(main)
 
 
 def test_a_write_leaves_another_running_writers_temporary_file_and_clears_a_dead_ones(tmp_path):

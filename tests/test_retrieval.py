@@ -109,6 +109,18 @@ def test_the_index_is_saved_in_faiss_format_and_the_same_vectors_give_the_same_b
         CatalogIndex.load(tmp_path / "nowhere")
 
 
+def test_probes_and_reranking_beyond_the_index_search_the_whole_index_instead_of_overflowing():
+    from matching.retrieval.index import CatalogIndex
+    from matching.schema import INT_MAX
+
+    ids, vectors = clustered_catalog()
+    index = CatalogIndex.build(ids, vectors, 8, "PQ8x4fs,RFlat", seed=1, settings={"blocks": ["names"]})
+    whole = index.search(vectors[:20], 5, probes=8, rerank=-(-len(ids) // 5))  # every list, every product re-ranked
+    beyond = index.search(vectors[:20], 5, probes=INT_MAX, rerank=INT_MAX)
+    np.testing.assert_array_equal(beyond[0], whole[0])
+    np.testing.assert_array_equal(beyond[1], whole[1])
+
+
 @pytest.mark.parametrize("encoding", ["PQ8x4fs,RFlat", "PQ4x4fs", "Flat", "SQ8"])
 def test_the_index_adds_in_chunks_on_threads_what_faiss_adds_on_one_thread(monkeypatch, encoding):
     import faiss

@@ -13,6 +13,10 @@ from typing import Any, Literal, Union
 
 from matching.errors import ConfigError
 
+# The largest integer a param may hold: LightGBM, faiss and torch take counts as 32-bit C ints, and a
+# larger one overflows inside them (a crash, not an error).
+INT_MAX = 2**31 - 1
+
 
 def positive(maximum: float | None = None) -> dict:
     return {"min": 1, "max": maximum}
@@ -73,12 +77,15 @@ def convert(value: Any, hint: Any, key: str, bounds: dict) -> Any:
         fail(key, value, _describe(hint))
     value = hint(value)
     low, high = bounds.get("min"), bounds.get("max")
-    if (low is not None and (value < low or bounds.get("low_open") and value == low)) or (
-        high is not None and (value > high or bounds.get("high_open") and value == high)
-    ):
-        low_text = f"> {low}" if bounds.get("low_open") else f">= {low}"
-        high_text = f" and {'<' if bounds.get('high_open') else '<='} {high}" if high is not None else ""
-        fail(key, value, f"{_describe(hint)} {low_text}{high_text}")
+    named_high = high is not None
+    if hint is int and high is None:
+        high = INT_MAX
+    too_high = high is not None and (value > high or bounds.get("high_open") and value == high)
+    if (low is not None and (value < low or bounds.get("low_open") and value == low)) or too_high:
+        texts = [f"> {low}" if bounds.get("low_open") else f">= {low}"] if low is not None else []
+        # the implicit INT_MAX is named only to a value above it
+        texts += [f"{'<' if bounds.get('high_open') else '<='} {high}"] if named_high or too_high else []
+        fail(key, value, f"{_describe(hint)} {' and '.join(texts)}")
     return value
 
 

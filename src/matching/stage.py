@@ -74,7 +74,10 @@ def run_stage(main: Callable[[list[str] | None], None]) -> None:
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except MemoryError:
+    except (MemoryError, RuntimeError) as error:
+        # torch reports a failed allocation on the CPU as a RuntimeError of its allocator
+        if isinstance(error, RuntimeError) and "can't allocate memory" not in str(error):
+            raise
         print(
             f"error: out of memory ({peak_memory_gib():.1f} GiB held at the peak); free memory, or ask for less "
             "(fewer rows, a smaller --k or batch)",

@@ -163,9 +163,10 @@ class CatalogIndex:
         NaN where fewer than k were found). An index that re-ranks takes rerank x k candidates to it."""
         faiss.omp_set_num_threads(THREADS)
         space = faiss.ParameterSpace()
-        space.set_index_parameter(self.index, "nprobe", probes)
-        if isinstance(self.index, faiss.IndexRefine):
-            space.set_index_parameter(self.index, "k_factor_rf", rerank)
+        ivf = faiss.try_extract_index_ivf(self.index)  # more lists than it has would overflow inside faiss
+        space.set_index_parameter(self.index, "nprobe", min(probes, ivf.nlist) if ivf is not None else probes)
+        if isinstance(self.index, faiss.IndexRefine):  # more than every product is every product, not a crash
+            space.set_index_parameter(self.index, "k_factor_rf", min(rerank, -(-self.index.ntotal // k)))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         # A chunk at a time: the re-ranking keeps rerank x k candidates a query (19,000 queries at k = 51:
         # 1.5 GB at once).
