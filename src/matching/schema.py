@@ -77,14 +77,14 @@ def convert(value: Any, hint: Any, key: str, bounds: dict) -> Any:
         fail(key, value, _describe(hint))
     value = hint(value)
     low, high = bounds.get("min"), bounds.get("max")
-    named_high = high is not None
-    if hint is int and high is None:
-        high = INT_MAX
-    too_high = high is not None and (value > high or bounds.get("high_open") and value == high)
-    if (low is not None and (value < low or bounds.get("low_open") and value == low)) or too_high:
-        texts = [f"> {low}" if bounds.get("low_open") else f">= {low}"] if low is not None else []
-        # the implicit INT_MAX is named only to a value above it
-        texts += [f"{'<' if bounds.get('high_open') else '<='} {high}"] if named_high or too_high else []
+    low_open, high_open = bounds.get("low_open"), bounds.get("high_open")
+    if hint is int and high is None and value > INT_MAX:  # the implicit limit, named only to a value above it
+        high, high_open = INT_MAX, False
+    too_low = low is not None and (value < low or low_open and value == low)
+    too_high = high is not None and (value > high or high_open and value == high)
+    if too_low or too_high:
+        texts = [f"> {low}" if low_open else f">= {low}"] if low is not None else []
+        texts += [f"< {high}" if high_open else f"<= {high}"] if high is not None else []
         fail(key, value, f"{_describe(hint)} {' and '.join(texts)}")
     return value
 
